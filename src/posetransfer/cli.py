@@ -1,0 +1,50 @@
+"""The `posetransfer` console script: a thin dispatcher over `posetransfer.commands`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from posetransfer import __version__
+from posetransfer.commands import COMMANDS
+from posetransfer.errors import InputError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="posetransfer",
+        description="Pose-guided person image generation (PATN / APATN).",
+        epilog="Run `posetransfer COMMAND --help` for the options and an example of each command.",
+    )
+    parser.add_argument("--version", action="version", version=f"posetransfer {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"posetransfer.commands.{name}")
+        except ModuleNotFoundError as e:
+            if e.name == f"posetransfer.commands.{name}":
+                continue  # not built yet
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 1
+    try:
+        return int(args.func(args) or 0)
+    except InputError as e:
+        print(f"posetransfer {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"posetransfer {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,22 @@
+"""Subcommands of the `posetransfer` console script, one module each.
+
+Every module defines ``register(subparsers)``, which adds its parser (with an example in the
+epilog) and sets ``func`` to a ``run(args) -> int`` that does the work by calling an importable
+function. Modules import torch and friends inside ``run`` so that ``posetransfer --help`` is fast.
+"""
+
+# Order in which the subcommands are listed by `posetransfer --help`.
+COMMANDS: tuple[str, ...] = (
+    "demo",
+    "synthetic",
+    "prepare",
+    "pairs",
+    "train",
+    "generate",
+    "evaluate",
+    "keypoints",
+    "transfer",
+    "app",
+    "attention",
+    "bench",
+)

@@ -1,0 +1,346 @@
+"""Everything about the 18-joint pose: layout, limbs, heatmaps, flipping, drawing and file formats.
+
+Keypoints are integer (y, x) pairs in image coordinates, shape (18, 2) (``kps``), with -1 in
+both coordinates for a missing joint. The joint order is OpenPose COCO-18 (see `JOINT_NAMES`),
+which is the order of the public Market-1501 and DeepFashion annotation files.
+
+File formats (as distributed with the public splits):
+- annotation CSV: separator ``:``, header ``name:keypoints_y:keypoints_x``, each coordinate
+  field a JSON list of 18 ints.
+- pairs CSV: comma-separated, header ``from,to``, image file names.
+- OpenPose JSON (``*_keypoints.json``): ``people[i].pose_keypoints_2d`` = 18 x (x, y, confidence).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+from posetransfer.errors import InputError, require_file, where
+
+N_JOINTS = 18
+MISSING = -1
+
+JOINT_NAMES: tuple[str, ...] = (
+    "nose", "neck",
+    "right_shoulder", "right_elbow", "right_wrist",
+    "left_shoulder", "left_elbow", "left_wrist",
+    "right_hip", "right_knee", "right_ankle",
+    "left_hip", "left_knee", "left_ankle",
+    "right_eye", "left_eye", "right_ear", "left_ear",
+)  # fmt: skip
+
+# The 19 limbs drawn for a skeleton, as 0-based joint-index pairs.
+LIMBS: tuple[tuple[int, int], ...] = (
+    (1, 2), (1, 5), (2, 3), (3, 4), (5, 6), (6, 7), (1, 8), (8, 9), (9, 10), (1, 11),
+    (11, 12), (12, 13), (1, 0), (0, 14), (14, 16), (0, 15), (15, 17), (2, 16), (5, 17),
+)  # fmt: skip
+
+# Joint i of a horizontally flipped person is joint FLIP_PERM[i] of the original.
+FLIP_PERM: tuple[int, ...] = (0, 1, 5, 6, 7, 2, 3, 4, 11, 12, 13, 8, 9, 10, 15, 14, 17, 16)
+
+# The public splits drop images missing any of these (r-shoulder, l-shoulder, r-hip, l-hip).
+TORSO_JOINTS: tuple[int, ...] = (2, 5, 8, 11)
+
+# Joints whose extent defines the head box of PCKh (nose, neck, eyes, ears).
+HEAD_JOINTS: tuple[int, ...] = (0, 1, 14, 15, 16, 17)
+
+# One colour per limb for drawing (OpenPose-like rainbow), RGB.
+LIMB_COLORS: tuple[tuple[int, int, int], ...] = (
+    (255, 0, 0), (255, 85, 0), (255, 170, 0), (255, 255, 0), (170, 255, 0), (85, 255, 0),
+    (0, 255, 0), (0, 255, 85), (0, 255, 170), (0, 255, 255), (0, 170, 255), (0, 85, 255),
+    (0, 0, 255), (85, 0, 255), (170, 0, 255), (255, 0, 255), (255, 0, 170), (255, 0, 85),
+    (200, 200, 200),
+)  # fmt: skip
+
+ANNOTATION_HEADER = ("name", "keypoints_y", "keypoints_x")
+PAIRS_HEADER = ("from", "to")
+
+
+# --------------------------------------------------------------------------------------------
+# Keypoint arrays
+
+
+def visible(kps: np.ndarray) -> np.ndarray:
+    """Boolean mask of the joints present in ``kps`` (..., 18, 2)."""
+    kps = np.asarray(kps)
+    return (kps[..., 0] != MISSING) & (kps[..., 1] != MISSING)
+
+
+def flip_keypoints(kps: np.ndarray, width: int) -> np.ndarray:
+    """Keypoints of the horizontally mirrored image: x -> width - 1 - x, left and right swapped."""
+    kps = np.asarray(kps)
+    out = kps[..., FLIP_PERM, :].copy()
+    vis = visible(out)
+    out[..., 1] = np.where(vis, width - 1 - out[..., 1], MISSING)
+    return out
+
+
+def keypoints_to_heatmaps(
+    keypoints: np.ndarray | torch.Tensor | Sequence,
+    height: int,
+    width: int,
+    sigma: float = 6.0,
+    legacy_uint8: bool = False,
+) -> torch.Tensor:
+    """Render keypoints as one Gaussian heatmap channel per joint.
+
+    Channel i is ``exp(-((y - y_i)^2 + (x - x_i)^2) / (2 sigma^2))``, all zeros where joint i is
+    missing (-1). Joints outside the image still contribute their Gaussian tail, as in the
+    authors' code.
+
+    Args:
+        keypoints: (18, 2) or (B, 18, 2) integer (y, x) coordinates, -1 for missing.
+        height: heatmap height in pixels.
+        width: heatmap width in pixels.
+        sigma: Gaussian standard deviation in pixels (6 in the paper).
+        legacy_uint8: reproduce the authors' DeepFashion heatmaps, which were stored as uint8:
+            every value below 1 truncates to 0, leaving a single 1 at each joint's pixel. Their
+            released DeepFashion checkpoint was trained on these.
+
+    Returns:
+        float32 tensor (18, H, W) or (B, 18, H, W).
+    """
+    kps = torch.as_tensor(np.asarray(keypoints), dtype=torch.float32)
+    single = kps.dim() == 2
+    if single:
+        kps = kps.unsqueeze(0)
+    if kps.dim() != 3 or kps.shape[-2:] != (N_JOINTS, 2):
+        raise ValueError(f"keypoints must be (18, 2) or (B, 18, 2), got {tuple(kps.shape)}")
+    present = (kps[..., 0] != MISSING) & (kps[..., 1] != MISSING)  # [B, 18]
+    if legacy_uint8:
+        # Truncation keeps only exp(0) = 1, i.e. the joint's own pixel when it lies in the image.
+        maps = torch.zeros(kps.shape[0], N_JOINTS, height, width)
+        y, x = kps[..., 0].long(), kps[..., 1].long()
+        inside = present & (y >= 0) & (y < height) & (x >= 0) & (x < width)
+        b, j = inside.nonzero(as_tuple=True)
+        maps[b, j, y[b, j], x[b, j]] = 1.0
+    else:
+        ys = torch.arange(height, dtype=torch.float32).view(1, 1, height, 1)
+        xs = torch.arange(width, dtype=torch.float32).view(1, 1, 1, width)
+        dy2 = (ys - kps[..., 0, None, None]) ** 2  # [B, 18, H, 1]
+        dx2 = (xs - kps[..., 1, None, None]) ** 2  # [B, 18, 1, W]
+        maps = torch.exp(-(dy2 + dx2) / (2 * sigma**2))
+        maps = maps * present[..., None, None]
+    return maps[0] if single else maps
+
+
+# --------------------------------------------------------------------------------------------
+# Drawing
+
+
+def draw_skeleton(
+    kps: np.ndarray,
+    height: int,
+    width: int,
+    background: np.ndarray | Image.Image | None = None,
+    thickness: int | None = None,
+) -> np.ndarray:
+    """Draw the 19 limbs and the joints of ``kps`` as an RGB uint8 image (H, W, 3).
+
+    Args:
+        kps: (18, 2) (y, x) keypoints, -1 missing.
+        height: output height.
+        width: output width.
+        background: optional image to draw over (resized to H x W); black otherwise.
+        thickness: line width in pixels; defaults to about 1/40 of the image height.
+    """
+    if background is None:
+        canvas = Image.new("RGB", (width, height))
+    else:
+        bg = background if isinstance(background, Image.Image) else Image.fromarray(background)
+        canvas = bg.convert("RGB").resize((width, height))
+    draw = ImageDraw.Draw(canvas)
+    t = thickness or max(1, round(height / 40))
+    kps = np.asarray(kps)
+    vis = visible(kps)
+    for (a, b), color in zip(LIMBS, LIMB_COLORS):
+        if vis[a] and vis[b]:
+            draw.line([(kps[a, 1], kps[a, 0]), (kps[b, 1], kps[b, 0])], fill=color, width=t)
+    r = max(1, t)
+    for i in np.flatnonzero(vis):
+        y, x = kps[i]
+        draw.ellipse([x - r, y - r, x + r, y + r], fill=LIMB_COLORS[i % len(LIMB_COLORS)])
+    return np.asarray(canvas)
+
+
+# --------------------------------------------------------------------------------------------
+# Annotation CSV
+
+
+def _parse_coords(text: str, path: Path, row: int, column: str) -> list[int]:
+    try:
+        values = json.loads(text)
+    except json.JSONDecodeError:
+        raise InputError(f"{where(path, row)}: {column} is not a JSON list: {text.strip()[:60]!r}")
+    if not isinstance(values, list):
+        raise InputError(f"{where(path, row)}: {column} is not a list: {text.strip()[:60]!r}")
+    if len(values) != N_JOINTS:
+        raise InputError(f"{where(path, row)}: {column} has {len(values)} joints, expected 18")
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, int | float) or float(v) != int(v):
+            raise InputError(f"{where(path, row)}: {column} holds a non-integer value {v!r}")
+    return [int(v) for v in values]
+
+
+def read_annotations(
+    path: str | Path, image_dir: str | Path | None = None
+) -> dict[str, np.ndarray]:
+    """Read an annotation CSV (``name:keypoints_y:keypoints_x``) into ``{name: kps (18, 2)}``.
+
+    Args:
+        path: the annotation file.
+        image_dir: if given, every annotated name must exist in this folder.
+
+    Raises:
+        InputError: naming the file and row, for a missing header, a row without three fields,
+            a coordinate list that is not 18 integers, a repeated name, or an unknown image.
+    """
+    path = require_file(path, "annotation file")
+    out: dict[str, np.ndarray] = {}
+    with path.open(newline="") as f:
+        lines = f.read().splitlines()
+    if not lines or tuple(c.strip() for c in lines[0].split(":")) != ANNOTATION_HEADER:
+        raise InputError(f"{where(path, 1)}: expected the header 'name:keypoints_y:keypoints_x'")
+    for row, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        fields = line.split(":")
+        if len(fields) != 3:
+            raise InputError(
+                f"{where(path, row)}: expected 3 ':'-separated fields, found {len(fields)}"
+            )
+        name = fields[0].strip()
+        ys = _parse_coords(fields[1], path, row, "keypoints_y")
+        xs = _parse_coords(fields[2], path, row, "keypoints_x")
+        if name in out:
+            raise InputError(f"{where(path, row)}: image {name!r} is annotated twice")
+        kps = np.stack([ys, xs], axis=1).astype(np.int64)
+        kps[~visible(kps)] = MISSING  # a joint is missing as a whole
+        out[name] = kps
+    if image_dir is not None:
+        image_dir = Path(image_dir)
+        for row, name in enumerate(out, start=2):
+            if not (image_dir / name).is_file():
+                raise InputError(f"{where(path, row)}: image {name!r} not found in {image_dir}")
+    return out
+
+
+def format_coords(values: Iterable[int]) -> str:
+    return "[" + ", ".join(str(int(v)) for v in values) + "]"
+
+
+def write_annotations(path: str | Path, annotations: Mapping[str, np.ndarray]) -> Path:
+    """Write ``{name: kps (18, 2)}`` as an annotation CSV in the public format."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [":".join(ANNOTATION_HEADER)]
+    for name, kps in annotations.items():
+        kps = np.asarray(kps)
+        if kps.shape != (N_JOINTS, 2):
+            raise ValueError(f"keypoints of {name!r} have shape {kps.shape}, expected (18, 2)")
+        lines.append(f"{name}: {format_coords(kps[:, 0])}: {format_coords(kps[:, 1])}")
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("\n".join(lines) + "\n")
+    tmp.replace(path)
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# Pairs CSV
+
+
+def read_pairs(path: str | Path, known: Iterable[str] | None = None) -> list[tuple[str, str]]:
+    """Read a pairs CSV (``from,to``) into a list of (condition name, target name).
+
+    Args:
+        path: the pairs file.
+        known: if given, the image names allowed (e.g. the annotation file's keys); a pair
+            naming any other image raises InputError with its row.
+    """
+    path = require_file(path, "pairs file")
+    known_set = set(known) if known is not None else None
+    pairs: list[tuple[str, str]] = []
+    with path.open(newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if header is None or tuple(h.strip() for h in header[-2:]) != PAIRS_HEADER:
+            raise InputError(f"{where(path, 1)}: expected the header 'from,to'")
+        n_cols = len(header)  # some exports carry a leading index column
+        for row, fields in enumerate(reader, start=2):
+            if not fields or not "".join(fields).strip():
+                continue
+            if len(fields) != n_cols:
+                raise InputError(f"{where(path, row)}: expected {n_cols} fields, found {len(fields)}")
+            src, tgt = fields[-2].strip(), fields[-1].strip()
+            if not src or not tgt:
+                raise InputError(f"{where(path, row)}: empty image name")
+            if known_set is not None:
+                for name in (src, tgt):
+                    if name not in known_set:
+                        raise InputError(
+                            f"{where(path, row)}: image {name!r} is not in the annotation file"
+                        )
+            pairs.append((src, tgt))
+    return pairs
+
+
+def write_pairs(path: str | Path, pairs: Iterable[tuple[str, str]]) -> Path:
+    """Write (from, to) pairs as a pairs CSV with header ``from,to``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(PAIRS_HEADER)
+        writer.writerows(pairs)
+    tmp.replace(path)
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# OpenPose JSON
+
+
+def read_openpose_json(
+    path: str | Path, person: int = 0, min_confidence: float = 0.05
+) -> np.ndarray:
+    """Read one person's COCO-18 keypoints from an OpenPose ``*_keypoints.json`` file.
+
+    Args:
+        path: the JSON file OpenPose wrote with ``--write_json`` (model COCO, 18 joints).
+        person: index into ``people``.
+        min_confidence: joints with a lower confidence (OpenPose writes 0 for undetected ones)
+            are marked missing.
+
+    Returns:
+        (18, 2) int64 (y, x) keypoints, rounded to the nearest pixel, -1 for missing.
+    """
+    path = require_file(path, "OpenPose JSON file")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputError(f"{path}: not valid JSON ({e})")
+    people = data.get("people") if isinstance(data, dict) else None
+    if not people:
+        raise InputError(f"{path}: no 'people' in this OpenPose file")
+    if not 0 <= person < len(people):
+        raise InputError(f"{path}: person {person} requested, the file has {len(people)}")
+    flat = people[person].get("pose_keypoints_2d") or people[person].get("pose_keypoints")
+    if flat is None:
+        raise InputError(f"{path}: person {person} has no 'pose_keypoints_2d'")
+    if len(flat) != N_JOINTS * 3:
+        raise InputError(
+            f"{path}: pose_keypoints_2d has {len(flat) // 3} joints; expected 18 (COCO model; "
+            "BODY_25 output is not supported)"
+        )
+    arr = np.asarray(flat, dtype=np.float64).reshape(N_JOINTS, 3)
+    kps = np.stack([np.round(arr[:, 1]), np.round(arr[:, 0])], axis=1).astype(np.int64)
+    kps[arr[:, 2] < min_confidence] = MISSING
+    return kps
