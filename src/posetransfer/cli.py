@@ -32,11 +32,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 1
+    if extra and not getattr(args, "accepts_overrides", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
+        if getattr(args, "accepts_overrides", False):
+            from posetransfer.config import cli_overrides
+
+            args.overrides = cli_overrides(extra)
         return int(args.func(args) or 0)
     except InputError as e:
         print(f"posetransfer {args.command}: error: {e}", file=sys.stderr)

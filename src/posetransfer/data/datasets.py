@@ -1,0 +1,134 @@
+"""The paired dataset: condition image, target image and both poses as heatmaps.
+
+Reads the public layout of Market-1501 and DeepFashion (and of the synthetic set, which mirrors
+it): an image folder, an annotation CSV and a pairs CSV. Heatmaps are computed on the fly from the
+keypoints; no precomputed heatmap files are needed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset
+
+from posetransfer.errors import InputError, require_dir
+from posetransfer.pose import keypoints_to_heatmaps, read_annotations, read_pairs
+
+
+def load_image(path: Path, height: int | None = None, width: int | None = None) -> np.ndarray:
+    """Read an RGB image as uint8 (H, W, 3); InputError if unreadable, truncated or of wrong size."""
+    try:
+        with Image.open(path) as im:
+            im.load()
+            arr = np.array(im.convert("RGB"))
+    except FileNotFoundError:
+        raise InputError(f"image not found: {path}")
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+        raise InputError(f"{path}: unreadable or truncated image ({e})")
+    if height is not None and arr.shape[:2] != (height, width):
+        raise InputError(
+            f"{path}: image is {arr.shape[0]}x{arr.shape[1]} (HxW), expected {height}x{width}"
+        )
+    return arr
+
+
+def image_to_tensor(arr: np.ndarray) -> torch.Tensor:
+    """uint8 (H, W, 3) -> float [3, H, W] in [-1, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).float() / 127.5 - 1.0
+
+
+def tensor_to_image(t: torch.Tensor) -> np.ndarray:
+    """float [3, H, W] in [-1, 1] -> uint8 (H, W, 3), rounded as the authors' saving code."""
+    arr = ((t.detach().float().cpu().clamp(-1, 1) + 1.0) * 127.5).permute(1, 2, 0).numpy()
+    return np.round(arr).astype(np.uint8)
+
+
+class PairDataset(Dataset):
+    """Pairs (condition, target) of one person, with both poses as heatmaps.
+
+    Each item is a dict with ``src_img``, ``tgt_img`` [3, H, W] in [-1, 1], ``src_pose``,
+    ``tgt_pose`` [18, H, W] heatmaps, ``src_kps``, ``tgt_kps`` (18, 2) and ``src_name``,
+    ``tgt_name``. Items are in the pairs file's order; training shuffles with a sampler.
+
+    Args:
+        image_dir: folder of the images.
+        annotations: annotation CSV (``name:keypoints_y:keypoints_x``).
+        pairs: pairs CSV (``from,to``).
+        height: expected image height; other sizes raise InputError naming the file.
+        width: expected image width.
+        sigma: heatmap Gaussian sigma.
+        legacy_heatmaps: the authors' uint8-truncated DeepFashion heatmaps.
+        check_files: check up front that every image named in a pair exists.
+    """
+
+    def __init__(
+        self,
+        image_dir: str | Path,
+        annotations: str | Path,
+        pairs: str | Path,
+        height: int,
+        width: int,
+        sigma: float = 6.0,
+        legacy_heatmaps: bool = False,
+        check_files: bool = True,
+    ):
+        self.image_dir = require_dir(image_dir, "image folder")
+        self.height, self.width = height, width
+        self.sigma, self.legacy_heatmaps = sigma, legacy_heatmaps
+        self.annotations = read_annotations(annotations)
+        self.pairs = read_pairs(pairs, known=self.annotations)
+        if not self.pairs:
+            raise InputError(f"{pairs}: holds no pairs")
+        if check_files:
+            names = {n for pair in self.pairs for n in pair}
+            missing = sorted(n for n in names if not (self.image_dir / n).is_file())
+            if missing:
+                raise InputError(
+                    f"{pairs}: {len(missing)} image(s) named in pairs are missing from "
+                    f"{self.image_dir}, e.g. {', '.join(missing[:3])}"
+                )
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index: int) -> dict:
+        src_name, tgt_name = self.pairs[index]
+        src_kps = self.annotations[src_name]
+        tgt_kps = self.annotations[tgt_name]
+        return {
+            "src_img": image_to_tensor(self._image(src_name)),
+            "tgt_img": image_to_tensor(self._image(tgt_name)),
+            "src_pose": self._heatmaps(src_kps),
+            "tgt_pose": self._heatmaps(tgt_kps),
+            "src_kps": torch.from_numpy(src_kps),
+            "tgt_kps": torch.from_numpy(tgt_kps),
+            "src_name": src_name,
+            "tgt_name": tgt_name,
+        }
+
+    def _image(self, name: str) -> np.ndarray:
+        return load_image(self.image_dir / name, self.height, self.width)
+
+    def _heatmaps(self, kps: np.ndarray) -> torch.Tensor:
+        return keypoints_to_heatmaps(
+            kps, self.height, self.width, self.sigma, legacy_uint8=self.legacy_heatmaps
+        )
+
+
+def dataset_from_config(data_cfg, split: str, check_files: bool = True) -> PairDataset:
+    """The train or test PairDataset described by a `DataConfig`."""
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be train or test, got {split!r}")
+    return PairDataset(
+        image_dir=data_cfg.path(f"{split}_dir"),
+        annotations=data_cfg.path(f"{split}_annotations"),
+        pairs=data_cfg.path(f"{split}_pairs"),
+        height=data_cfg.height,
+        width=data_cfg.width,
+        sigma=data_cfg.sigma,
+        legacy_heatmaps=data_cfg.legacy_heatmaps,
+        check_files=check_files,
+    )

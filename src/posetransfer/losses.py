@@ -1,0 +1,173 @@
+"""Losses of PATN training (SPEC section 6): adversarial, L1, perceptual, and the image pool.
+
+`GeneratorLoss` and `DiscriminatorLoss` return named terms (a dict of scalars) so that training
+can log each of them; the total is under ``"total"``.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from posetransfer.errors import InputError
+
+VGG19_FILE = "vgg19-dcbb9e9d.pth"  # torchvision's IMAGENET1K_V1 weights
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class GANLoss(nn.Module):
+    """BCE on sigmoid outputs (Market) or least squares (DeepFashion), element-wise, averaged."""
+
+    def __init__(self, mode: str = "bce"):
+        super().__init__()
+        if mode not in ("bce", "lsgan"):
+            raise ValueError(f"GAN mode must be bce or lsgan, got {mode!r}")
+        self.mode = mode
+
+    def forward(self, prediction: torch.Tensor, target_is_real: bool) -> torch.Tensor:
+        target = torch.full_like(prediction, 1.0 if target_is_real else 0.0)
+        if self.mode == "bce":
+            return F.binary_cross_entropy(prediction, target)
+        return F.mse_loss(prediction, target)
+
+
+def vgg_weights_path(path: str | Path | None) -> Path:
+    """The VGG19 weights file: the given path, or torchvision's file in torch's hub cache."""
+    if path is not None:
+        p = Path(path).expanduser()
+        if not p.is_file():
+            raise InputError(f"loss.vgg_weights: file not found: {p}")
+        return p
+    p = Path(torch.hub.get_dir()) / "checkpoints" / VGG19_FILE
+    if not p.is_file():
+        raise InputError(
+            f"the perceptual loss needs torchvision's ImageNet VGG19 weights, not found at {p}. "
+            "On a machine with internet run: python -c \"import torchvision; "
+            "torchvision.models.vgg19(weights='IMAGENET1K_V1')\" (or download "
+            f"{VGG19_FILE} from torchvision and pass --loss.vgg_weights PATH). To train without "
+            "the perceptual term, say so explicitly with --loss.lambda_perceptual 0."
+        )
+    return p
+
+
+class PerceptualLoss(nn.Module):
+    """L1 between VGG19 features up to relu1_2 (layers 0..3) of generated and real images.
+
+    Inputs in [-1, 1] are mapped to [0, 1] and ImageNet-normalised, as the authors' code does.
+    The VGG weights are frozen and never substituted: a missing file is an error.
+    """
+
+    def __init__(self, weights: str | Path | None = None):
+        super().__init__()
+        import torchvision
+
+        path = vgg_weights_path(weights)
+        try:
+            sd = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:
+            raise InputError(f"{path}: not a readable VGG19 weights file ({e})")
+        vgg = torchvision.models.vgg19()
+        try:
+            vgg.load_state_dict(sd)
+        except RuntimeError as e:
+            raise InputError(f"{path}: not torchvision VGG19 weights ({str(e).splitlines()[0]})")
+        self.features = vgg.features[:4].eval()
+        for p in self.features.parameters():
+            p.requires_grad_(False)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+
+    def forward(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        def feats(x):
+            return self.features(((x + 1) / 2 - self.mean) / self.std)
+
+        return F.l1_loss(feats(fake), feats(real).detach())
+
+
+class ImagePool:
+    """A buffer of earlier generated inputs for the discriminators (Shrivastava et al.).
+
+    Once full, each query returns, with probability 1/2 per image, a stored image (replaced by the
+    new one) instead of the new one. Size 0 returns the input unchanged.
+    """
+
+    def __init__(self, size: int, seed: int = 0):
+        self.size = size
+        self.images: list[torch.Tensor] = []
+        self.rng = random.Random(seed)
+
+    def query(self, images: torch.Tensor) -> torch.Tensor:
+        if self.size == 0:
+            return images
+        out = []
+        for img in images.detach():
+            if len(self.images) < self.size:
+                self.images.append(img.clone())
+                out.append(img)
+            elif self.rng.random() < 0.5:
+                i = self.rng.randrange(self.size)
+                out.append(self.images[i].clone())
+                self.images[i] = img.clone()
+            else:
+                out.append(img)
+        return torch.stack(out)
+
+    def state_dict(self) -> dict:
+        return {"size": self.size, "images": [t.cpu() for t in self.images],
+                "rng": self.rng.getstate()}
+
+    def load_state_dict(self, state: dict, device: torch.device | str = "cpu") -> None:
+        self.size = state["size"]
+        self.images = [t.to(device) for t in state["images"]]
+        self.rng.setstate(state["rng"])
+
+
+class GeneratorLoss(nn.Module):
+    """lambda_gan * (L_G(D_S) + L_G(D_A)) / 2 + lambda_l1 * L1 + lambda_perceptual * L_VGG."""
+
+    def __init__(self, loss_cfg):
+        super().__init__()
+        self.cfg = loss_cfg
+        self.gan = GANLoss(loss_cfg.gan_mode)
+        self.perceptual = (
+            PerceptualLoss(loss_cfg.vgg_weights) if loss_cfg.lambda_perceptual > 0 else None
+        )
+
+    def forward(self, fake, batch, d_app=None, d_shape=None) -> dict[str, torch.Tensor]:
+        cfg = self.cfg
+        terms: dict[str, torch.Tensor] = {}
+        total = fake.new_zeros(())
+        if cfg.lambda_gan > 0:
+            g_shape = self.gan(d_shape(torch.cat([fake, batch["tgt_pose"]], 1)), True)
+            g_app = self.gan(d_app(torch.cat([fake, batch["src_img"]], 1)), True)
+            terms["G_gan_shape"], terms["G_gan_app"] = g_shape, g_app
+            total = total + cfg.lambda_gan * (g_shape + g_app) / 2
+        if cfg.lambda_l1 > 0:
+            terms["G_l1"] = F.l1_loss(fake, batch["tgt_img"])
+            total = total + cfg.lambda_l1 * terms["G_l1"]
+        if self.perceptual is not None:
+            terms["G_perceptual"] = self.perceptual(fake, batch["tgt_img"])
+            total = total + cfg.lambda_perceptual * terms["G_perceptual"]
+        terms["G_total"] = total
+        return terms
+
+
+def discriminator_step(
+    gan: GANLoss, disc: nn.Module, real: torch.Tensor, fake: torch.Tensor, lambda_gan: float
+) -> dict[str, torch.Tensor]:
+    """Back-propagate 0.5 * lambda_gan * (L(D(real), real) + L(D(fake), fake)) into ``disc``.
+
+    Real and fake go through separate forward passes, each followed by its backward: BatchNorm
+    statistics stay apart (as in the authors' code) and DistributedDataParallel sees one forward
+    per backward. Returns the two terms (detached) for logging.
+    """
+    real_loss = 0.5 * lambda_gan * gan(disc(real), True)
+    real_loss.backward()
+    fake_loss = 0.5 * lambda_gan * gan(disc(fake.detach()), False)
+    fake_loss.backward()
+    return {"real": real_loss.detach(), "fake": fake_loss.detach()}

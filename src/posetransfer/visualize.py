@@ -1,0 +1,81 @@
+"""Images people look at: sample grids and per-pair strips."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from posetransfer.pose import draw_skeleton
+
+
+def skeleton_image(kps: np.ndarray, height: int, width: int) -> np.ndarray:
+    """The pose drawn on black, uint8 (H, W, 3)."""
+    return draw_skeleton(np.asarray(kps), height, width)
+
+
+def hstack(images: Sequence[np.ndarray], gap: int = 2, fill: int = 255) -> np.ndarray:
+    """Images of one height side by side with a white gap."""
+    h = images[0].shape[0]
+    sep = np.full((h, gap, 3), fill, np.uint8)
+    parts: list[np.ndarray] = []
+    for i, im in enumerate(images):
+        if i:
+            parts.append(sep)
+        parts.append(im)
+    return np.concatenate(parts, axis=1)
+
+
+def vstack(rows: Sequence[np.ndarray], gap: int = 2, fill: int = 255) -> np.ndarray:
+    w = max(r.shape[1] for r in rows)
+    padded = [np.pad(r, ((0, 0), (0, w - r.shape[1]), (0, 0)), constant_values=fill) for r in rows]
+    sep = np.full((gap, w, 3), fill, np.uint8)
+    parts: list[np.ndarray] = []
+    for i, r in enumerate(padded):
+        if i:
+            parts.append(sep)
+        parts.append(r)
+    return np.concatenate(parts, axis=0)
+
+
+def save_png(image: np.ndarray, path: str | Path) -> Path:
+    """Save a uint8 image atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    Image.fromarray(image).save(tmp, format="PNG")
+    tmp.replace(path)
+    return path
+
+
+def sample_grid(
+    src_imgs: Sequence[np.ndarray],
+    tgt_kps: Sequence[np.ndarray],
+    fakes: Sequence[np.ndarray],
+    tgt_imgs: Sequence[np.ndarray],
+    columns: int = 2,
+) -> np.ndarray:
+    """Rows of (condition, target pose, generated, ground truth), laid out in ``columns`` groups."""
+    h, w = src_imgs[0].shape[:2]
+    cells = [
+        hstack([s, skeleton_image(k, h, w), f, t])
+        for s, k, f, t in zip(src_imgs, tgt_kps, fakes, tgt_imgs)
+    ]
+    rows_per_col = -(-len(cells) // columns)
+    cols = [vstack(cells[i : i + rows_per_col]) for i in range(0, len(cells), rows_per_col)]
+    hmax = max(c.shape[0] for c in cols)
+    cols = [np.pad(c, ((0, hmax - c.shape[0]), (0, 0), (0, 0)), constant_values=255) for c in cols]
+    return hstack(cols, gap=8)
+
+
+def pair_strip(
+    src_img: np.ndarray, src_kps: np.ndarray, tgt_img: np.ndarray, tgt_kps: np.ndarray,
+    fake: np.ndarray,
+) -> np.ndarray:
+    """condition | condition pose | target | target pose | generated, as one image."""
+    h, w = src_img.shape[:2]
+    return hstack(
+        [src_img, skeleton_image(src_kps, h, w), tgt_img, skeleton_image(tgt_kps, h, w), fake]
+    )
