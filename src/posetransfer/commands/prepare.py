@@ -1,0 +1,109 @@
+"""`posetransfer prepare`: turn a Market-1501 or DeepFashion download into the public layout."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+EXAMPLE = """\
+examples:
+  posetransfer prepare market --source ~/Downloads/Market-1501-v15.09.15.zip --out data/market \\
+      --annotations-dir ~/Downloads/market-annotations
+  posetransfer prepare fashion --source ~/Downloads/img.zip --out data/fashion \\
+      --train-list fashion_data/train.lst --test-list fashion_data/test.lst \\
+      --annotations-dir ~/Downloads/fashion-annotations
+  posetransfer prepare market --out data/market --check     # check an existing root only
+
+Writes ROOT/train and ROOT/test, copies the annotation/pairs CSVs found in --annotations-dir
+(default: ROOT, then the source folder and the folder holding the source) into ROOT, checks the
+images against them and writes ROOT/prepare-report.json. Missing images are reported, not fatal.
+A re-run resumes: complete outputs are kept. See docs/datasets.md.
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "prepare",
+        help="build the train/test layout from a Market-1501 or DeepFashion download",
+        description=(
+            "Build ROOT/train and ROOT/test from Market-1501's archive (bounding_box_train/test,\n"
+            "128x64, copied as they are) or DeepFashion In-shop's img/ tree (listed images\n"
+            "cropped to 256x176 and renamed to the public flattened names), copy the public\n"
+            "annotation and pairs CSVs when found, and check the images against them."
+        ),
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("dataset", choices=("market", "fashion"), help="which dataset")
+    p.add_argument(
+        "--source",
+        metavar="PATH",
+        help="Market-1501-v15.09.15.zip or its folder; for fashion img.zip, img/ or its parent",
+    )
+    p.add_argument("--out", required=True, metavar="ROOT", help="dataset root to write")
+    p.add_argument(
+        "--annotations-dir",
+        metavar="DIR",
+        help="folder of the annotation/pairs CSVs (default: ROOT, the source, its parent)",
+    )
+    p.add_argument("--train-list", metavar="FILE", help="fashion: the authors' train.lst")
+    p.add_argument("--test-list", metavar="FILE", help="fashion: the authors' test.lst")
+    p.add_argument(
+        "--split-from-annotations",
+        action="store_true",
+        help="fashion: take each split's image names from its annotation CSV instead of lists",
+    )
+    p.add_argument(
+        "--jpeg-quality", type=int, default=95, help="fashion: JPEG quality of the crops (95)"
+    )
+    p.add_argument("--workers", type=int, default=None, help="threads (default: Python's)")
+    p.add_argument("--check", action="store_true", help="only check ROOT; needs no --source")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from posetransfer.data.prepare import (
+        REPORT_NAME,
+        check_layout,
+        prepare_fashion,
+        prepare_market,
+    )
+    from posetransfer.errors import InputError
+
+    fashion_only = {
+        "--train-list": args.train_list,
+        "--test-list": args.test_list,
+        "--split-from-annotations": args.split_from_annotations,
+    }
+    if args.dataset == "market":
+        for flag, value in fashion_only.items():
+            if value:
+                raise InputError(f"{flag} is for `prepare fashion` only")
+    if args.workers is not None and args.workers < 1:
+        raise InputError(f"--workers must be at least 1, got {args.workers}")
+    progress = not args.no_progress
+    if args.check:
+        report = check_layout(args.out, args.dataset, workers=args.workers, progress=progress)
+        path = report.write()
+    else:
+        if args.source is None:
+            raise InputError("--source is required (or --check to check ROOT only)")
+        common = dict(annotations_dir=args.annotations_dir, workers=args.workers)
+        if args.dataset == "market":
+            report = prepare_market(args.source, args.out, progress=progress, **common)
+        else:
+            report = prepare_fashion(
+                args.source,
+                args.out,
+                train_list=args.train_list,
+                test_list=args.test_list,
+                split_from_annotations=args.split_from_annotations,
+                jpeg_quality=args.jpeg_quality,
+                progress=progress,
+                **common,
+            )
+        path = Path(args.out) / REPORT_NAME
+    print(report.summary())
+    print(f"report: {path}")
+    return 0

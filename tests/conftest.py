@@ -1,0 +1,36 @@
+"""Shared fixtures: a tiny synthetic dataset made once per session, tiny configs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_root(tmp_path_factory) -> Path:
+    """A small synthetic dataset in the public Market layout (4 train ids, 2 test ids)."""
+    from posetransfer.data.synthetic import SyntheticConfig, make_synthetic_dataset
+
+    root = tmp_path_factory.mktemp("synthetic")
+    cfg = SyntheticConfig(n_train_ids=4, n_test_ids=2, images_per_id=3, max_test_pairs=8)
+    return make_synthetic_dataset(root, cfg, progress=False)
+
+
+def tiny_overrides(root: Path, runs: Path, **extra) -> list[str]:
+    """Overrides turning the synthetic config into a seconds-long CPU run."""
+    base = {
+        "data.root": root,
+        "data.num_workers": 0,
+        "model.generator": "patn_tiny",
+        "train.batch_size": 2,
+        "train.iterations": 4,
+        "train.decay_start": 2,
+        "train.runs_dir": runs,
+        "train.log_every": 2,
+        "train.sample_every": 2,
+        "train.checkpoint_every": 2,
+        "train.progress": False,
+    }
+    base.update(extra)
+    return [f"{k}={v}" for k, v in base.items()]

@@ -1,0 +1,120 @@
+from pathlib import Path
+
+import pytest
+import torch
+
+from posetransfer.errors import InputError
+from posetransfer.models import PATN, count_parameters, create_generator, load_original_patn
+from posetransfer.models.discriminators import appearance_discriminator, shape_discriminator
+from posetransfer.models.original import convert_original_state_dict
+from posetransfer.pose import keypoints_to_heatmaps
+
+REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
+if not REFERENCE.is_dir():  # CI clones next to shared/ too; allow an override
+    REFERENCE = Path("/work/shared/reference")
+
+
+def reference(name):
+    path = REFERENCE / f"patn_{name}_ngf8.pt"
+    if not path.is_file():
+        pytest.skip(f"reference fixture {path} not available")
+    return path, torch.load(path, weights_only=False)
+
+
+def test_paper_parameter_counts():
+    assert count_parameters(PATN(norm="batch")) == 41_365_763
+    assert count_parameters(PATN(norm="instance")) == 41_358_019
+    model = PATN(norm="batch")
+    assert count_parameters(model.blocks[0]) == 2_360_832
+    assert count_parameters(model.blocks[1]) == 4_720_640
+
+
+def test_discriminator_parameter_counts():
+    assert count_parameters(shape_discriminator(norm="batch")) == 3_977_408
+    assert count_parameters(appearance_discriminator(norm="batch")) == 3_930_368
+
+
+@pytest.mark.parametrize("name, legacy", [("market", False), ("fashion", True)])
+def test_parity_with_the_authors_model(name, legacy):
+    path, ref = reference(name)
+    model = load_original_patn(path, norm=ref["config"]["norm"])
+    h, w = ref["P1"].shape[2:]
+    src = keypoints_to_heatmaps(ref["keypoints_P1"], h, w, legacy_uint8=legacy)
+    tgt = keypoints_to_heatmaps(ref["keypoints_P2"], h, w, legacy_uint8=legacy)
+    if "BP1" in ref:  # our heatmaps are the ones the authors' model was fed
+        assert (src - ref["BP1"]).abs().max() < 1e-6
+        assert (tgt - ref["BP2"]).abs().max() < 1e-6
+    with torch.no_grad():
+        out = model(ref["P1"], src, tgt)
+    assert (out - ref["output"]).abs().max() < 1e-4
+    assert not model.training
+
+
+def test_import_handles_dataparallel_and_stray_running_stats():
+    path, ref = reference("fashion")
+    sd = {"module." + k: v for k, v in ref["state_dict"].items()}
+    sd["module.model.stream1_down.2.running_mean"] = torch.zeros(8)  # old InstanceNorm checkpoints
+    sd["module.model.stream1_down.2.running_var"] = torch.ones(8)
+    model = load_original_patn(sd, norm="instance")
+    h, w = ref["P1"].shape[2:]
+    src = keypoints_to_heatmaps(ref["keypoints_P1"], h, w, legacy_uint8=True)
+    tgt = keypoints_to_heatmaps(ref["keypoints_P2"], h, w, legacy_uint8=True)
+    with torch.no_grad():
+        assert (model(ref["P1"], src, tgt) - ref["output"]).abs().max() < 1e-4
+
+
+def test_import_of_a_model_without_dropout_layers():
+    path, ref = reference("market")
+    shifted = {}
+    for k, v in ref["state_dict"].items():  # rename as a no-dropout checkpoint would be laid out
+        parts = k.split(".")
+        if ".att." in k and int(parts[4]) >= 5:
+            parts[4] = str(int(parts[4]) - 1)
+        shifted[".".join(parts)] = v
+    ours = convert_original_state_dict(shifted)
+    assert ours.keys() == convert_original_state_dict(ref["state_dict"]).keys()
+
+
+def test_import_rejects_wrong_norm_and_other_architectures(tmp_path):
+    path, ref = reference("market")
+    with pytest.raises(InputError, match="batch norm, but norm='instance'"):
+        load_original_patn(path, norm="instance")
+    d = tmp_path / "latest_net_netD_PB.pth"
+    torch.save(shape_discriminator().state_dict(), d)
+    with pytest.raises(InputError, match="not an authors' PATN generator"):
+        load_original_patn(d)
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(InputError, match="junk.pth: not a readable PyTorch checkpoint"):
+        load_original_patn(junk)
+    truncated = dict(ref["state_dict"])
+    truncated.pop("model.stream1_up.7.bias")
+    with pytest.raises(InputError, match="missing: decoder.7.bias"):
+        load_original_patn(truncated)
+
+
+@pytest.mark.parametrize("name", ["patn_tiny", "patn_small"])
+def test_generator_shapes_gradients_and_eval_determinism(name):
+    torch.manual_seed(0)
+    g = create_generator(name)
+    img = torch.rand(2, 3, 32, 16) * 2 - 1
+    src, tgt = torch.rand(2, 18, 32, 16), torch.rand(2, 18, 32, 16)
+    out, masks = g(img, src, tgt, return_masks=True)
+    assert out.shape == img.shape and out.abs().max() <= 1
+    assert len(masks) == len(g.blocks) and all(0 <= m.min() and m.max() <= 1 for m in masks)
+    out.mean().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in g.parameters())
+    g.eval()
+    with torch.no_grad():
+        assert torch.equal(g(img, src, tgt), g(img, src, tgt))
+
+
+def test_generator_checks_input_shapes():
+    g = create_generator("patn_tiny")
+    with pytest.raises(ValueError, match="source_heatmaps must be"):
+        g(torch.zeros(1, 3, 32, 16), torch.zeros(1, 17, 32, 16), torch.zeros(1, 18, 32, 16))
+
+
+def test_unknown_generator_name():
+    with pytest.raises(KeyError, match="unknown generator 'nope'"):
+        create_generator("nope")

@@ -1,0 +1,142 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from posetransfer.errors import InputError
+from posetransfer.pose import (
+    FLIP_PERM,
+    JOINT_NAMES,
+    draw_skeleton,
+    flip_keypoints,
+    keypoints_to_heatmaps,
+    read_annotations,
+    read_openpose_json,
+    read_pairs,
+    write_annotations,
+    write_pairs,
+)
+
+
+def kps_example():
+    kps = np.stack([np.arange(18) * 6 + 10, np.arange(18) % 7 * 5 + 20], axis=1)
+    kps[16] = -1
+    return kps
+
+
+def test_heatmap_is_the_spec_gaussian():
+    kps = kps_example()
+    maps = keypoints_to_heatmaps(kps, 128, 64, sigma=6.0)
+    assert maps.shape == (18, 128, 64) and maps.dtype == torch.float32
+    y0, x0 = kps[3]
+    yy, xx = np.mgrid[0:128, 0:64]
+    expected = np.exp(-((yy - y0) ** 2 + (xx - x0) ** 2) / (2 * 6.0**2))
+    np.testing.assert_allclose(maps[3].numpy(), expected, rtol=1e-5, atol=1e-7)
+    assert maps[16].abs().sum() == 0  # missing joint
+
+
+def test_heatmap_batch_matches_single():
+    kps = np.stack([kps_example(), kps_example()[::-1]])
+    batch = keypoints_to_heatmaps(kps, 32, 24)
+    assert batch.shape == (2, 18, 32, 24)
+    assert torch.equal(batch[1], keypoints_to_heatmaps(kps[1], 32, 24))
+
+
+def test_legacy_heatmap_is_one_pixel_per_joint():
+    kps = kps_example()
+    kps[5] = [200, 10]  # outside the image: nothing survives the truncation
+    maps = keypoints_to_heatmaps(kps, 128, 64, legacy_uint8=True)
+    gauss = keypoints_to_heatmaps(kps, 128, 64)
+    truncated = gauss.numpy().astype(np.uint8).astype(np.float32)
+    np.testing.assert_array_equal(maps.numpy(), truncated)
+    assert maps[3, kps[3, 0], kps[3, 1]] == 1 and maps[3].sum() == 1
+    assert maps[5].sum() == 0 and maps[16].sum() == 0
+
+
+def test_flip_swaps_sides_and_mirrors_x():
+    kps = kps_example()
+    flipped = flip_keypoints(kps, 64)
+    right_shoulder, left_shoulder = JOINT_NAMES.index("right_shoulder"), JOINT_NAMES.index("left_shoulder")
+    assert flipped[right_shoulder, 1] == 63 - kps[left_shoulder, 1]
+    assert flipped[right_shoulder, 0] == kps[left_shoulder, 0]
+    assert (flip_keypoints(flipped, 64) == kps).all()
+    assert sorted(FLIP_PERM) == list(range(18))
+
+
+def test_annotation_roundtrip(tmp_path):
+    ann = {"0001_c1s1_000001_00.jpg": kps_example(), "0002_c1s1_000001_00.jpg": kps_example() + 1}
+    path = write_annotations(tmp_path / "a.csv", ann)
+    assert path.read_text().splitlines()[0] == "name:keypoints_y:keypoints_x"
+    back = read_annotations(path)
+    assert list(back) == list(ann)
+    for k in ann:
+        np.testing.assert_array_equal(back[k], ann[k])
+
+
+def test_reads_the_public_format_with_spaces(tmp_path):
+    ys, xs = list(range(18)), [-1] + list(range(17))
+    p = tmp_path / "market-annotation-test.csv"
+    p.write_text(f"name:keypoints_y:keypoints_x\n0002_c1s1_000451_03.jpg: {ys}: {xs}\n")
+    kps = read_annotations(p)["0002_c1s1_000451_03.jpg"]
+    assert (kps[0] == -1).all()  # a joint with one -1 coordinate is missing as a whole
+    assert kps[1].tolist() == [1, 0]
+
+
+@pytest.mark.parametrize(
+    "row, message",
+    [
+        ("a.jpg: [1, 2]: [1, 2]", "row 2: keypoints_y has 2 joints"),
+        ("a.jpg: [1.5" + ", 1" * 17 + "]: [1" + ", 1" * 17 + "]", "row 2: keypoints_y holds a non-integer"),
+        ("a.jpg: [1" + ", 1" * 17 + "]", "row 2: expected 3"),
+        ("a.jpg: oops: [1]", "row 2: keypoints_y is not a JSON list"),
+    ],
+)
+def test_bad_annotation_rows_name_file_and_row(tmp_path, row, message):
+    p = tmp_path / "bad.csv"
+    p.write_text("name:keypoints_y:keypoints_x\n" + row + "\n")
+    with pytest.raises(InputError, match=message) as e:
+        read_annotations(p)
+    assert "bad.csv" in str(e.value)
+
+
+def test_annotation_names_checked_against_images(tmp_path):
+    p = write_annotations(tmp_path / "a.csv", {"missing.jpg": kps_example()})
+    with pytest.raises(InputError, match="row 2: image 'missing.jpg' not found"):
+        read_annotations(p, image_dir=tmp_path)
+
+
+def test_pairs_roundtrip_and_unknown_names(tmp_path):
+    p = write_pairs(tmp_path / "p.csv", [("a.jpg", "b.jpg"), ("b.jpg", "a.jpg")])
+    assert p.read_text().splitlines()[0] == "from,to"
+    assert read_pairs(p, known={"a.jpg", "b.jpg"}) == [("a.jpg", "b.jpg"), ("b.jpg", "a.jpg")]
+    with pytest.raises(InputError, match="p.csv, row 2: image 'a.jpg' is not in the annotation"):
+        read_pairs(p, known={"b.jpg"})
+
+
+def test_pairs_missing_header(tmp_path):
+    p = tmp_path / "p.csv"
+    p.write_text("a.jpg,b.jpg\n")
+    with pytest.raises(InputError, match="header 'from,to'"):
+        read_pairs(p)
+
+
+def test_openpose_json(tmp_path):
+    flat = []
+    for i in range(18):
+        flat += [10.4 + i, 50.6 + 2 * i, 0.0 if i == 7 else 0.9]
+    p = tmp_path / "x_keypoints.json"
+    p.write_text(json.dumps({"version": 1.3, "people": [{"pose_keypoints_2d": flat}]}))
+    kps = read_openpose_json(p)
+    assert kps[0].tolist() == [51, 10]  # (y, x), rounded
+    assert kps[7].tolist() == [-1, -1]
+    p.write_text(json.dumps({"people": [{"pose_keypoints_2d": [0.0] * 75}]}))
+    with pytest.raises(InputError, match="BODY_25"):
+        read_openpose_json(p)
+
+
+def test_draw_skeleton_draws_limbs():
+    img = draw_skeleton(kps_example(), 128, 64)
+    assert img.shape == (128, 64, 3) and img.dtype == np.uint8
+    assert (img.sum(-1) > 0).sum() > 100
+    assert draw_skeleton(np.full((18, 2), -1), 128, 64).sum() == 0
