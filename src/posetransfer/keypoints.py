@@ -1,0 +1,438 @@
+"""Keypoint detection on photos: MediaPipe BlazePose mapped to the 18 COCO joints.
+
+The detector is MediaPipe's legacy ``solutions.pose.Pose`` graph (mediapipe 0.10.21, the
+``[keypoints]`` extra), run with ``static_image_mode=True`` and ``model_complexity=1``: the only
+configuration whose model ships inside the wheel, so it runs offline. It finds **one** person per
+image (the most prominent) and returns 33 landmarks with a visibility score each. They map to the
+OpenPose COCO-18 joints of the datasets as follows (BlazePose index in brackets)::
+
+    nose [0]  neck = midpoint of the shoulders [11, 12], only when both are visible
+    right shoulder/elbow/wrist [12, 14, 16]   left shoulder/elbow/wrist [11, 13, 15]
+    right hip/knee/ankle [24, 26, 28]         left hip/knee/ankle [23, 25, 27]
+    right eye [5]  left eye [2]  right ear [8]  left ear [7]
+
+"Left" and "right" are the person's own sides, as in the datasets: in a frontal view the
+person's right shoulder appears at the smaller x.
+
+A joint counts as found when its visibility is at least ``min_confidence`` (default
+`DEFAULT_MIN_CONFIDENCE` = 0.5, the value MediaPipe itself uses to decide whether to draw a
+landmark) and it lies inside the image; otherwise it is missing (-1). The neck's confidence is the
+smaller of the two shoulders'.
+
+Small images (Market-1501's 128x64 crops) are upscaled to at least ``upscale_to`` pixels high
+before detection, keeping the aspect ratio; the landmarks are normalised to the image, so they map
+back to the original pixels exactly.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from posetransfer.errors import InputError
+from posetransfer.pose import (
+    JOINT_NAMES,
+    MISSING,
+    N_JOINTS,
+    TORSO_JOINTS,
+    draw_skeleton,
+    write_annotations,
+)
+
+DEFAULT_MIN_CONFIDENCE = 0.5
+DEFAULT_UPSCALE_TO = 256
+N_LANDMARKS = 33
+
+# BlazePose landmark feeding each COCO-18 joint; None for the neck, which is derived.
+COCO_FROM_BLAZEPOSE: tuple[int | None, ...] = (
+    0, None, 12, 14, 16, 11, 13, 15, 24, 26, 28, 23, 25, 27, 5, 2, 8, 7,
+)  # fmt: skip
+NECK_JOINT = 1
+NECK_LANDMARKS = (11, 12)  # left and right shoulder
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+MISSING_MEDIAPIPE = "keypoint extraction needs mediapipe: pip install 'posetransfer[keypoints]'"
+
+
+# --------------------------------------------------------------------------------------------
+# Landmarks -> COCO-18
+
+
+def landmarks_from_result(result: Any) -> np.ndarray | None:
+    """Pull the 33 landmarks out of a MediaPipe ``Pose.process`` result.
+
+    Returns:
+        float64 array (33, 3) of (x, y, visibility) with x, y normalised to the processed image
+        ([0, 1] inside it), or None when no person was found.
+    """
+    pose_landmarks = getattr(result, "pose_landmarks", None)
+    if pose_landmarks is None:
+        return None
+    marks = list(pose_landmarks.landmark)
+    if len(marks) != N_LANDMARKS:
+        raise ValueError(f"expected {N_LANDMARKS} BlazePose landmarks, got {len(marks)}")
+    return np.array([(m.x, m.y, m.visibility) for m in marks], dtype=np.float64)
+
+
+def landmarks_to_keypoints(
+    landmarks: np.ndarray,
+    height: int,
+    width: int,
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Map 33 normalised BlazePose landmarks to COCO-18 pixel keypoints.
+
+    Args:
+        landmarks: (33, 3) (x, y, visibility), x and y normalised to the image.
+        height: image height in pixels.
+        width: image width in pixels.
+        min_confidence: joints with a lower visibility are missing.
+
+    Returns:
+        ``(kps, confidence)``: (18, 2) int64 (y, x) with -1 for missing joints (low visibility or
+        outside the image), and (18,) float32 confidences (the landmark visibilities; the neck
+        gets the smaller of the two shoulders').
+    """
+    landmarks = np.asarray(landmarks, dtype=np.float64)
+    if landmarks.shape != (N_LANDMARKS, 3):
+        raise ValueError(f"landmarks must be (33, 3), got {landmarks.shape}")
+    conf = np.zeros(N_JOINTS, dtype=np.float32)
+    pos = np.zeros((N_JOINTS, 2), dtype=np.float64)  # continuous (y, x) in pixels
+    for joint, mark in enumerate(COCO_FROM_BLAZEPOSE):
+        if mark is None:
+            continue
+        conf[joint] = landmarks[mark, 2]
+        pos[joint] = landmarks[mark, 1] * height, landmarks[mark, 0] * width
+    a, b = NECK_LANDMARKS
+    conf[NECK_JOINT] = min(landmarks[a, 2], landmarks[b, 2])
+    pos[NECK_JOINT] = (pos[5] + pos[2]) / 2  # shoulders are joints 5 (left) and 2 (right)
+
+    # Pixel i spans [i, i + 1) in continuous coordinates.
+    kps = np.floor(pos).astype(np.int64)
+    inside = (kps[:, 0] >= 0) & (kps[:, 0] < height) & (kps[:, 1] >= 0) & (kps[:, 1] < width)
+    found = (conf >= min_confidence) & inside
+    found[NECK_JOINT] &= found[2] & found[5]  # both shoulders found, inside the image too
+    kps[~found] = MISSING
+    return kps, conf
+
+
+# --------------------------------------------------------------------------------------------
+# Detector
+
+
+@dataclass(frozen=True, eq=False)
+class Detection:
+    """One detected person.
+
+    Attributes:
+        kps: (18, 2) int64 (y, x) keypoints in the input image, -1 for missing joints.
+        confidence: (18,) float32 per-joint visibility in [0, 1] (reported for missing joints too).
+        box: person bounding box ``(top, left, bottom, right)`` in pixels (bottom/right
+            exclusive), the extent of the confident landmarks clipped to the image.
+        landmarks: (33, 3) float64 BlazePose landmarks in pixels, columns (y, x, visibility).
+    """
+
+    kps: np.ndarray
+    confidence: np.ndarray
+    box: tuple[int, int, int, int]
+    landmarks: np.ndarray = field(repr=False)
+
+    @property
+    def has_torso(self) -> bool:
+        """Whether both shoulders and both hips were found (the datasets' pairing rule)."""
+        return bool(np.all(self.kps[list(TORSO_JOINTS), 0] != MISSING))
+
+
+def to_rgb_array(image: np.ndarray | Image.Image) -> np.ndarray:
+    """Return ``image`` as a C-contiguous uint8 (H, W, 3) RGB array.
+
+    Accepts a PIL image of any mode, or a uint8 array (H, W), (H, W, 3) or (H, W, 4) (alpha is
+    dropped).
+    """
+    if isinstance(image, Image.Image):
+        return np.ascontiguousarray(np.asarray(image.convert("RGB")))
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8:
+        raise InputError(f"image must be a uint8 array, got dtype {arr.dtype}")
+    if arr.ndim == 2:
+        arr = np.repeat(arr[:, :, None], 3, axis=2)
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4):
+        raise InputError(f"image must be (H, W, 3) RGB, got shape {arr.shape}")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise InputError(f"image is empty: shape {arr.shape}")
+    return np.ascontiguousarray(arr[:, :, :3])
+
+
+def _import_mediapipe_pose() -> Any:
+    try:
+        import mediapipe as mp
+    except ImportError:
+        raise InputError(MISSING_MEDIAPIPE)
+    return mp.solutions.pose
+
+
+class KeypointDetector:
+    """COCO-18 keypoints of the most prominent person in an image (MediaPipe BlazePose).
+
+    One instance holds one MediaPipe graph; reuse it over many images and close it when done
+    (or use it as a context manager)::
+
+        with KeypointDetector() as detect:
+            kps = detect(image)            # (18, 2) int64 (y, x), -1 missing
+            det = detect.detect(image)     # Detection or None
+
+    Args:
+        min_confidence: a joint is found when its landmark visibility is at least this.
+        upscale_to: images less than this many pixels high are enlarged (bicubic, aspect kept)
+            to this height before detection; 0 or None disables it.
+        min_detection_confidence: MediaPipe's threshold for accepting a person at all.
+
+    Raises:
+        InputError: when mediapipe is not installed.
+    """
+
+    def __init__(
+        self,
+        min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+        upscale_to: int | None = DEFAULT_UPSCALE_TO,
+        min_detection_confidence: float = 0.5,
+    ) -> None:
+        if not 0.0 <= min_confidence <= 1.0:
+            raise InputError(f"min_confidence must be in [0, 1], got {min_confidence}")
+        if not 0.0 <= min_detection_confidence <= 1.0:
+            raise InputError(
+                f"min_detection_confidence must be in [0, 1], got {min_detection_confidence}"
+            )
+        self.min_confidence = float(min_confidence)
+        self.upscale_to = int(upscale_to or 0)
+        mp_pose = _import_mediapipe_pose()
+        # Only complexity 1 ships inside the mediapipe 0.10.21 wheel; 0 and 2 try to download.
+        self._graph: Any = mp_pose.Pose(
+            static_image_mode=True,
+            model_complexity=1,
+            enable_segmentation=False,
+            min_detection_confidence=min_detection_confidence,
+        )
+
+    def __enter__(self) -> KeypointDetector:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release MediaPipe's graph; the detector cannot be used afterwards."""
+        if self._graph is not None:
+            self._graph.close()
+            self._graph = None
+
+    def __call__(self, image: np.ndarray | Image.Image) -> np.ndarray:
+        """Keypoints of the most prominent person: (18, 2) int64 (y, x), all -1 if none."""
+        det = self.detect(image)
+        if det is None:
+            return np.full((N_JOINTS, 2), MISSING, dtype=np.int64)
+        return det.kps
+
+    def detect(self, image: np.ndarray | Image.Image) -> Detection | None:
+        """Detect the most prominent person.
+
+        Args:
+            image: uint8 (H, W, 3) RGB array or PIL image.
+
+        Returns:
+            A `Detection` in the input image's pixel coordinates, or None if no person was found.
+        """
+        if self._graph is None:
+            raise RuntimeError("KeypointDetector is closed")
+        rgb = to_rgb_array(image)
+        height, width = rgb.shape[:2]
+        if self.upscale_to and height < self.upscale_to:
+            factor = self.upscale_to / height
+            size = (max(1, round(width * factor)), self.upscale_to)
+            rgb = np.asarray(Image.fromarray(rgb).resize(size, Image.BICUBIC))
+        landmarks = landmarks_from_result(self._graph.process(rgb))
+        if landmarks is None:
+            return None
+        # Normalised coordinates are relative to the processed image, so scaling by the
+        # original size undoes the upscaling.
+        kps, conf = landmarks_to_keypoints(landmarks, height, width, self.min_confidence)
+        pixels = np.stack(
+            [landmarks[:, 1] * height, landmarks[:, 0] * width, landmarks[:, 2]], axis=1
+        )
+        return Detection(
+            kps, conf, _landmark_box(pixels, height, width, self.min_confidence), pixels
+        )
+
+
+def _landmark_box(
+    pixels: np.ndarray, height: int, width: int, min_confidence: float
+) -> tuple[int, int, int, int]:
+    """(top, left, bottom, right) of the confident landmarks, clipped to the image."""
+    confident = pixels[pixels[:, 2] >= min_confidence]
+    if len(confident) == 0:
+        confident = pixels
+    ys = np.clip(confident[:, 0], 0, height)
+    xs = np.clip(confident[:, 1], 0, width)
+    top, left = int(np.floor(ys.min())), int(np.floor(xs.min()))
+    bottom, right = int(np.ceil(ys.max())), int(np.ceil(xs.max()))
+    return top, left, max(bottom, top + 1), max(right, left + 1)
+
+
+# --------------------------------------------------------------------------------------------
+# Annotating a folder
+
+
+@dataclass
+class AnnotationReport:
+    """What `annotate_images` did.
+
+    Attributes:
+        annotations: ``{file name: kps}`` for every image written to the annotation CSV.
+        skipped: ``(file name, path, reason)`` for every image left out.
+        annotation_path: the annotation CSV written.
+        skipped_path: the CSV listing the skipped images (header ``name,path,reason``).
+        seconds_per_image: mean wall time of detection per image.
+    """
+
+    annotations: dict[str, np.ndarray]
+    skipped: list[tuple[str, str, str]]
+    annotation_path: Path
+    skipped_path: Path
+    seconds_per_image: float = 0.0
+
+
+def collect_images(inputs: Sequence[str | Path]) -> list[Path]:
+    """Expand files and folders into a list of image paths.
+
+    A folder contributes its image files (by suffix: .jpg .jpeg .png .bmp .webp .tif .tiff,
+    not recursive), sorted by name; a file is taken as given, whatever its suffix.
+
+    Raises:
+        InputError: for a path that does not exist or a folder holding no images.
+    """
+    paths: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(
+                q for q in p.iterdir() if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES
+            )
+            if not found:
+                raise InputError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in folder {p}")
+            paths.extend(found)
+        elif p.is_file():
+            paths.append(p)
+        else:
+            raise InputError(f"image or folder not found: {p}")
+    if not paths:
+        raise InputError("no images given")
+    return paths
+
+
+def skipped_path_for(out: str | Path) -> Path:
+    """Where the skipped-images list goes: ``annotation.csv`` -> ``annotation.skipped.csv``."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}.skipped.csv")
+
+
+def annotate_images(
+    inputs: Sequence[str | Path],
+    out: str | Path,
+    overlays: str | Path | None = None,
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+    upscale_to: int | None = DEFAULT_UPSCALE_TO,
+    progress: bool = True,
+) -> AnnotationReport:
+    """Detect keypoints in images and write them as an annotation CSV in the public format.
+
+    An image is annotated when a person with all torso joints (both shoulders and hips) is
+    found. Images with no person, with torso joints missing, that cannot be read, or whose file
+    name repeats an earlier one are skipped; their reasons go to `skipped_path_for(out)`.
+
+    Args:
+        inputs: image files and/or folders of images (see `collect_images`).
+        out: the annotation CSV to write (names are the images' file names).
+        overlays: if given, a folder receiving ``<stem>.png`` skeleton overlays of every image
+            where a person was found (annotated or not).
+        min_confidence: per-joint visibility threshold of the detector.
+        upscale_to: see `KeypointDetector`.
+        progress: show a tqdm progress bar.
+
+    Returns:
+        An `AnnotationReport`.
+
+    Raises:
+        InputError: for missing inputs or when mediapipe is not installed.
+    """
+    from tqdm import tqdm
+
+    paths = collect_images(inputs)
+    out = Path(out)
+    overlay_dir = Path(overlays) if overlays is not None else None
+    if overlay_dir is not None:
+        overlay_dir.mkdir(parents=True, exist_ok=True)
+    annotations: dict[str, np.ndarray] = {}
+    skipped: list[tuple[str, str, str]] = []
+    seen: dict[str, Path] = {}
+    detect_time, n_detected = 0.0, 0
+    with KeypointDetector(min_confidence=min_confidence, upscale_to=upscale_to) as detector:
+        bar = tqdm(paths, desc="keypoints", unit="img", disable=not progress)
+        for path in bar:
+            name = path.name
+            if name in seen:
+                skipped.append((name, str(path), f"same file name as {seen[name]}"))
+                continue
+            seen[name] = path
+            try:
+                with Image.open(path) as im:
+                    image = np.asarray(im.convert("RGB"))
+            except (UnidentifiedImageError, OSError, ValueError) as e:
+                skipped.append((name, str(path), f"unreadable image ({type(e).__name__}: {e})"))
+                continue
+            start = time.perf_counter()
+            det = detector.detect(image)
+            detect_time += time.perf_counter() - start
+            n_detected += 1
+            if det is None:
+                skipped.append((name, str(path), "no person found"))
+            elif not det.has_torso:
+                missing = [j for j in TORSO_JOINTS if det.kps[j, 0] == MISSING]
+                names = ", ".join(JOINT_NAMES[j] for j in missing)
+                skipped.append((name, str(path), f"torso joints not found: {names}"))
+            else:
+                annotations[name] = det.kps
+            if det is not None and overlay_dir is not None:
+                _write_overlay(overlay_dir / f"{path.stem}.png", image, det)
+            bar.set_postfix(ok=len(annotations), skipped=len(skipped))
+    write_annotations(out, annotations)
+    skipped_path = _write_skipped(skipped_path_for(out), skipped)
+    return AnnotationReport(
+        annotations=annotations,
+        skipped=skipped,
+        annotation_path=out,
+        skipped_path=skipped_path,
+        seconds_per_image=detect_time / max(n_detected, 1),
+    )
+
+
+def _write_overlay(path: Path, image: np.ndarray, det: Detection) -> None:
+    top, _, bottom, _ = det.box
+    thickness = max(1, round((bottom - top) / 60))
+    h, w = image.shape[:2]
+    Image.fromarray(draw_skeleton(det.kps, h, w, background=image, thickness=thickness)).save(path)
+
+
+def _write_skipped(path: Path, skipped: Iterable[tuple[str, str, str]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(("name", "path", "reason"))
+        writer.writerows(skipped)
+    return path

@@ -1,0 +1,215 @@
+"""Tests of posetransfer.framing (person framing) and posetransfer.poses (named poses)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from posetransfer.errors import InputError
+from posetransfer.framing import Frame, frame_for_box, frame_person, person_box
+from posetransfer.pose import MISSING, TORSO_JOINTS, visible
+from posetransfer.poses import POSE_DESCRIPTIONS, POSE_NAMES, named_pose, pose_fractions
+
+R_SHO, L_SHO, R_HIP, L_HIP, NOSE, NECK = 2, 5, 8, 11, 0, 1
+
+
+def person_in_photo(height: int, width: int, top: int, left: int, size: int) -> np.ndarray:
+    """Keypoints of the 'front' pose drawn ``size`` pixels tall at (top, left) in a photo."""
+    kps = named_pose("front", size, size // 2)
+    vis = visible(kps)
+    kps[vis] += [top, left]
+    return kps
+
+
+def textured(height: int, width: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (height, width, 3)).astype(np.uint8)
+
+
+# --------------------------------------------------------------------------------------------
+# Frame
+
+
+def test_keypoint_round_trip() -> None:
+    kps = person_in_photo(900, 1200, top=100, left=500, size=600)
+    _, framed, frame = frame_person(textured(900, 1200), kps, 128, 64)
+    back = frame.invert_keypoints(framed)
+    vis = visible(kps)
+    assert np.all(visible(framed) == vis)
+    # One frame pixel is 1 / scale source pixels; rounding twice costs at most one of them.
+    assert np.abs(back[vis] - kps[vis]).max() <= np.ceil(1 / frame.scale)
+
+
+def test_apply_then_invert_is_exact_when_upscaling() -> None:
+    frame = Frame(scale=2.0, offset=(10.0, -5.0), size=(128, 64), source_size=(100, 50))
+    kps = np.full((18, 2), MISSING, np.int64)
+    kps[:4] = [[10, 0], [20, 3], [50, 20], [70, 26]]
+    out = frame.apply_keypoints(kps)
+    np.testing.assert_array_equal(out[:4], [[0, 10], [20, 16], [80, 50], [120, 62]])
+    np.testing.assert_array_equal(frame.invert_keypoints(out), kps)
+
+
+def test_joints_outside_the_frame_become_missing() -> None:
+    frame = Frame(scale=1.0, offset=(0.0, 0.0), size=(10, 10), source_size=(50, 50))
+    kps = np.full((18, 2), MISSING, np.int64)
+    kps[0], kps[1] = (5, 5), (30, 5)
+    out = frame.apply_keypoints(kps)
+    assert tuple(out[0]) == (5, 5) and tuple(out[1]) == (MISSING, MISSING)
+    assert tuple(frame.apply_keypoints(kps, drop_outside=False)[1]) == (30, 5)
+
+
+def test_aspect_ratio_is_kept() -> None:
+    # A white 60x60 square in a wide photo must stay square in the 256x176 frame.
+    photo = np.zeros((400, 1000, 3), np.uint8)
+    photo[170:230, 470:530] = 255
+    kps = np.full((18, 2), MISSING, np.int64)
+    kps[0], kps[1] = (170, 470), (229, 529)
+    framed, _, frame = frame_person(photo, kps, 256, 176)
+    rows = np.flatnonzero(framed[..., 0].max(axis=1) > 127)
+    cols = np.flatnonzero(framed[..., 0].max(axis=0) > 127)
+    assert abs(len(rows) - len(cols)) <= 1
+    assert len(rows) == pytest.approx(60 * frame.scale, abs=1.5)
+
+
+def test_person_spans_the_fill_fraction_and_is_centred() -> None:
+    kps = person_in_photo(1000, 1000, top=200, left=300, size=500)
+    _, framed, frame = frame_person(textured(1000, 1000), kps, 128, 64, fill=0.9)
+    top, left, bottom, right = person_box(framed)
+    assert (bottom - top) == pytest.approx(0.9 * 128, abs=2)
+    assert (top + bottom) / 2 == pytest.approx(64, abs=2)
+    assert (left + right) / 2 == pytest.approx(32, abs=2)
+
+
+def test_wide_pose_fills_the_width_instead() -> None:
+    kps = named_pose("arms_out", 200, 400)  # arms spread over a wide photo
+    _, framed, _ = frame_person(textured(400, 800), kps + 100 * visible(kps)[:, None], 128, 64)
+    _, left, _, right = person_box(framed)
+    assert right - left == pytest.approx(0.9 * 64, abs=2)
+
+
+def test_padding_with_a_colour_and_with_edges() -> None:
+    red = np.zeros((260, 300, 3), np.uint8)
+    red[..., 0] = 200
+    # The person fills the photo's height, so the frame (person at 90%) must reach beyond it.
+    kps = person_in_photo(260, 300, top=0, left=80, size=280)
+    grey, _, frame = frame_person(red, kps, 128, 64, pad=(128, 128, 128))
+    edge, _, _ = frame_person(red, kps, 128, 64, pad="edge")
+    top, _, bottom, _ = frame.window
+    assert top < 0 or bottom > 260
+    assert np.any(np.all(grey == 128, axis=-1))
+    assert np.all(edge[..., 0] == 200) and np.all(edge[..., 1:] == 0)
+
+
+def test_bad_pad_is_an_input_error() -> None:
+    kps = person_in_photo(300, 300, top=5, left=0, size=290)
+    with pytest.raises(InputError, match="pad"):
+        frame_person(textured(300, 300), kps, 128, 64, pad="mirror")
+
+
+def test_person_cut_off_by_the_photo_stays_on_the_frame_border() -> None:
+    # Upper body only: the hips sit near the bottom edge of the photo, the legs are outside.
+    kps = person_in_photo(1000, 1000, top=100, left=400, size=800)
+    kps[[9, 10, 12, 13]] = MISSING
+    kps[visible(kps)] += [390, 0]  # hips now at ~y 790 of a 800-high photo
+    frame = frame_person(textured(800, 1000), kps, 256, 176)[2]
+    top, _, bottom, _ = frame.window
+    assert bottom == pytest.approx(800)  # no padding below the photo
+    assert top >= 0
+
+
+def test_paste_back_restores_the_photo_size_and_window() -> None:
+    photo = textured(300, 400)
+    kps = person_in_photo(300, 400, top=40, left=150, size=200)
+    framed, _, frame = frame_person(photo, kps, 128, 64)
+    white = np.full_like(framed, 255)
+    pasted = frame.paste_back(white, photo)
+    assert pasted.shape == photo.shape and pasted.dtype == np.uint8
+    top, left, bottom, right = (round(v) for v in frame.window)
+    assert np.all(pasted[max(top, 0) : bottom, max(left, 0) : right] == 255)
+    outside = np.ones(photo.shape[:2], bool)
+    outside[max(top, 0) : bottom, max(left, 0) : right] = False
+    np.testing.assert_array_equal(pasted[outside], photo[outside])
+
+
+def test_paste_back_of_the_crop_is_close_to_the_photo() -> None:
+    yy, xx = np.mgrid[0:300, 0:400]
+    smooth = np.stack([yy * 255 // 300, xx * 255 // 400, (yy + xx) % 256], -1).astype(np.uint8)
+    kps = person_in_photo(300, 400, top=40, left=150, size=200)
+    framed, _, frame = frame_person(smooth, kps, 256, 176)
+    pasted = frame.paste_back(framed, smooth)
+    diff = np.abs(pasted.astype(int) - smooth.astype(int))[..., :2]  # skip the wrapped channel
+    assert diff.mean() < 2
+
+
+def test_paste_back_feather_blends_the_border() -> None:
+    frame = Frame(scale=1.0, offset=(10.0, 10.0), size=(20, 20), source_size=(40, 40))
+    photo = np.zeros((40, 40, 3), np.uint8)
+    out = frame.paste_back(np.full((20, 20, 3), 200, np.uint8), photo, feather=4)
+    assert 0 < out[10, 20, 0] < 200  # border row: blended
+    assert out[20, 20, 0] == 200  # centre: the pasted image
+    assert out[5, 5, 0] == 0  # outside: untouched
+
+
+def test_crop_and_paste_back_check_sizes() -> None:
+    frame = Frame(scale=1.0, offset=(0.0, 0.0), size=(20, 10), source_size=(40, 40))
+    with pytest.raises(InputError, match="frame was made for 40x40"):
+        frame.crop(np.zeros((30, 40, 3), np.uint8))
+    with pytest.raises(InputError, match="expected 20x10"):
+        frame.paste_back(np.zeros((10, 10, 3), np.uint8), np.zeros((40, 40, 3), np.uint8))
+
+
+def test_too_few_joints_is_an_input_error() -> None:
+    kps = np.full((18, 2), MISSING, np.int64)
+    kps[0] = (10, 10)
+    with pytest.raises(InputError, match="at least 2 visible joints"):
+        frame_person(textured(50, 50), kps, 128, 64)
+
+
+def test_frame_for_box_rejects_bad_fill() -> None:
+    with pytest.raises(InputError, match="fill"):
+        frame_for_box((0, 0, 10, 10), 128, 64, (100, 100), fill=1.5)
+
+
+# --------------------------------------------------------------------------------------------
+# Named poses
+
+
+@pytest.mark.parametrize("size", [(128, 64), (256, 176)])
+def test_named_poses_fit_the_frame_with_a_torso(size: tuple[int, int]) -> None:
+    h, w = size
+    for name in POSE_NAMES:
+        kps = named_pose(name, h, w)
+        assert kps.shape == (18, 2) and kps.dtype == np.int64, name
+        vis = visible(kps)
+        assert np.all(vis[list(TORSO_JOINTS)]), name
+        assert np.all((kps[vis] >= 0) & (kps[vis] < [h, w])), name
+
+
+def test_named_poses_are_already_framed_like_the_datasets() -> None:
+    # Framing a named pose on its own frame should barely move it: scale ~1, offset ~0.
+    for name in ("front", "back", "walking", "side_left"):
+        kps = named_pose(name, 128, 64)
+        frame = frame_for_box(person_box(kps), 128, 64, (128, 64))
+        assert frame.scale == pytest.approx(1.0, abs=0.08), name
+        assert abs(frame.offset[0]) < 6 and abs(frame.offset[1]) < 6, name
+
+
+def test_front_and_back_have_the_sides_swapped() -> None:
+    front, back = named_pose("front"), named_pose("back")
+    assert front[R_SHO, 1] < front[L_SHO, 1] and front[R_HIP, 1] < front[L_HIP, 1]
+    assert back[R_SHO, 1] > back[L_SHO, 1] and back[R_HIP, 1] > back[L_HIP, 1]
+    assert np.all(back[[NOSE, 14, 15]] == MISSING)  # no face from behind
+    assert np.all(front[[NOSE, 14, 15]] != MISSING)
+
+
+def test_side_views_face_their_way_and_mirror_each_other() -> None:
+    left, right = named_pose("side_left", 256, 176), named_pose("side_right", 256, 176)
+    assert left[NOSE, 1] < left[NECK, 1] and right[NOSE, 1] > right[NECK, 1]
+    assert left[14, 0] == MISSING and left[15, 0] != MISSING  # only the near (left) eye
+    fl, fr = pose_fractions("side_left"), pose_fractions("side_right")
+    np.testing.assert_allclose(fr[2, 1], 1 - fl[5, 1])  # right shoulder mirrors the left one
+
+
+def test_unknown_pose_lists_the_names() -> None:
+    with pytest.raises(InputError, match="front"):
+        named_pose("cartwheel")
+    assert set(POSE_DESCRIPTIONS) == set(POSE_NAMES)
