@@ -64,19 +64,22 @@ class PerceptualLoss(nn.Module):
 
     def __init__(self, weights: str | Path | None = None):
         super().__init__()
-        import torchvision
-
         path = vgg_weights_path(weights)
         try:
             sd = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:
             raise InputError(f"{path}: not a readable VGG19 weights file ({e})")
-        vgg = torchvision.models.vgg19()
+        # torchvision's vgg19().features[:4]: conv1_1, ReLU, conv1_2, ReLU. Only these four
+        # tensors are read, so the full 548 MB file or just these layers both work.
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 64, 3, padding=1), nn.ReLU(), nn.Conv2d(64, 64, 3, padding=1), nn.ReLU()
+        )
+        wanted = {f"{i}.{t}": f"features.{i}.{t}" for i in (0, 2) for t in ("weight", "bias")}
         try:
-            vgg.load_state_dict(sd)
-        except RuntimeError as e:
-            raise InputError(f"{path}: not torchvision VGG19 weights ({str(e).splitlines()[0]})")
-        self.features = vgg.features[:4].eval()
+            self.features.load_state_dict({k: sd[v] for k, v in wanted.items()})
+        except (KeyError, RuntimeError, TypeError) as e:
+            raise InputError(f"{path}: not torchvision VGG19 weights (features.0/2: {e})")
+        self.features.eval()
         for p in self.features.parameters():
             p.requires_grad_(False)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))

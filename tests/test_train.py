@@ -1,0 +1,177 @@
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from conftest import tiny_overrides
+from posetransfer import checkpoint as ckpt_mod
+from posetransfer.checkpoint import load_generator, resolve_checkpoint
+from posetransfer.config import load_config
+from posetransfer.errors import InputError
+from posetransfer.losses import PerceptualLoss
+from posetransfer.train import train
+
+GAN = {"loss.lambda_gan": 1, "loss.pool_size": 3, "model.ndf": 8, "model.discriminator_blocks": 1}
+
+
+def vgg_file(path: Path) -> Path:
+    """A VGG19-layout file holding the first two conv layers (random: tests the loading path)."""
+    torch.manual_seed(0)
+    sd = {"features.0.weight": torch.randn(64, 3, 3, 3), "features.0.bias": torch.zeros(64),
+          "features.2.weight": torch.randn(64, 64, 3, 3), "features.2.bias": torch.zeros(64)}
+    torch.save(sd, path)
+    return path
+
+
+def test_run_directory_contents(tiny_root, tmp_path):
+    run = train(load_config("synthetic", tiny_overrides(tiny_root, tmp_path)))
+    assert run.name == "00000-patn_tiny-synthetic"
+    assert (run / "config.yaml").is_file()
+    stats = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
+    assert [s["step"] for s in stats] == [2, 4] and all("loss/G_l1" in s for s in stats)
+    assert list(run.glob("events.out.tfevents.*"))
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["step-0000002.png", "step-0000004.png"]
+    grid = Image.open(run / "samples" / "step-0000004.png")
+    assert grid.height >= 128 and grid.width > 4 * 64
+    ckpt = resolve_checkpoint(run)
+    assert ckpt.name == "step-0000004"
+    assert {p.name for p in ckpt.iterdir()} == {"generator.safetensors", "config.yaml", "train_state.pt"}
+    model, info = load_generator(run)
+    assert (info.name, info.height, info.width, info.step) == ("patn_tiny", 128, 64, 4)
+    assert not model.training
+
+
+def test_numbered_runs(tiny_root, tmp_path):
+    a = train(load_config("synthetic", tiny_overrides(tiny_root, tmp_path, **{"train.iterations": 1})))
+    b = train(load_config("synthetic", tiny_overrides(tiny_root, tmp_path, **{"train.iterations": 1})))
+    assert (a.name[:5], b.name[:5]) == ("00000", "00001")
+
+
+def test_resume_is_exact(tiny_root, tmp_path):
+    """Stopping (here by the time budget) and resuming gives the same weights as one run."""
+    over = {**GAN, "train.iterations": 5, "data.num_workers": 1, "model.discriminator_norm": "batch"}
+    straight = train(load_config("synthetic", tiny_overrides(tiny_root, tmp_path / "a", **over)))
+    stopped = train(load_config("synthetic", tiny_overrides(
+        tiny_root, tmp_path / "b", **over, **{"train.max_minutes": 0})))
+    assert resolve_checkpoint(stopped).name == "step-0000001"
+    resumed = train(load_config("synthetic", tiny_overrides(
+        tiny_root, tmp_path / "b", **over, **{"train.resume": stopped})))
+    assert resumed == stopped
+    for f in ("generator.safetensors", "discriminators.safetensors"):
+        a = load_file(straight / "checkpoints" / "step-0000005" / f)
+        b = load_file(resumed / "checkpoints" / "step-0000005" / f)
+        assert a.keys() == b.keys()
+        assert all(torch.equal(a[k], b[k]) for k in a), f
+
+
+def test_perceptual_loss_needs_weights(tiny_root, tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    cfg = load_config("synthetic", tiny_overrides(tiny_root, tmp_path, **{"loss.lambda_perceptual": 1}))
+    with pytest.raises(InputError, match="lambda_perceptual 0"):
+        train(cfg)
+    assert not (tmp_path / "00000-patn_tiny-synthetic" / "checkpoints").exists()
+
+
+def test_perceptual_loss_from_a_weights_file(tiny_root, tmp_path):
+    path = vgg_file(tmp_path / "vgg19.pth")
+    loss = PerceptualLoss(path)
+    x = torch.rand(1, 3, 16, 16) * 2 - 1
+    assert loss(x, x) == 0 and loss(x, -x) > 0
+    over = {**GAN, "loss.lambda_perceptual": 1, "loss.vgg_weights": path, "train.iterations": 2}
+    run = train(load_config("synthetic", tiny_overrides(tiny_root, tmp_path, **over)))
+    stats = json.loads((run / "stats.jsonl").read_text().splitlines()[-1])
+    assert stats["loss/G_perceptual"] > 0 and "loss/D_app_real" in stats
+    bad = tmp_path / "bad.pth"
+    torch.save({"features.0.weight": torch.zeros(1)}, bad)
+    with pytest.raises(InputError, match="bad.pth: not torchvision VGG19 weights"):
+        PerceptualLoss(bad)
+
+
+def test_checkpoint_write_is_atomic(tiny_root, tmp_path, monkeypatch):
+    run = train(load_config("synthetic", tiny_overrides(tiny_root, tmp_path, **{"train.iterations": 2})))
+
+    def broken(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ckpt_mod, "save_file", broken)
+    model, _ = load_generator(run)
+    with pytest.raises(OSError):
+        ckpt_mod.save_checkpoint(run / "checkpoints" / "step-0000003", model, "patn_tiny", {},
+                                 load_config("synthetic"), 3)
+    assert not (run / "checkpoints" / "step-0000003").exists()
+    assert resolve_checkpoint(run).name == "step-0000002"
+    load_generator(run)  # still loads
+
+
+def test_bad_images_give_one_clear_error(tiny_root, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(tiny_root, root)
+    victim = sorted((root / "train").iterdir())[0]
+    Image.new("RGB", (10, 10)).save(victim, format="JPEG")
+    cfg = load_config("synthetic", tiny_overrides(root, tmp_path, **{"data.num_workers": 1}))
+    with pytest.raises(InputError) as e:
+        train(cfg)
+    assert str(e.value) == f"{victim}: image is 10x10 (HxW), expected 128x64"
+    victim.write_bytes(victim.read_bytes()[:50])  # truncated
+    with pytest.raises(InputError, match="unreadable or truncated image"):
+        train(load_config("synthetic", tiny_overrides(root, tmp_path)))
+    victim.unlink()
+    with pytest.raises(InputError, match="image\\(s\\) named in pairs are missing"):
+        train(load_config("synthetic", tiny_overrides(root, tmp_path)))
+
+
+def test_wrong_architecture_checkpoint(tiny_root, tmp_path):
+    run = train(load_config("synthetic", tiny_overrides(tiny_root, tmp_path, **{"train.iterations": 1})))
+    cfg_file = resolve_checkpoint(run) / "config.yaml"
+    cfg_file.write_text(cfg_file.read_text().replace("name: patn_tiny", "name: patn_small"))
+    with pytest.raises(InputError, match="weights do not fit generator 'patn_small'"):
+        load_generator(run)
+
+
+def _cli(*args, env=None, **kw):
+    return [sys.executable, "-m", "posetransfer.cli", *map(str, args)]
+
+
+def test_ctrl_c_checkpoints_and_resumes(tiny_root, tmp_path):
+    over = tiny_overrides(tiny_root, tmp_path, **{"train.iterations": 100000, "train.checkpoint_every": 100000})
+    cmd = _cli("train", *[a for o in over for a in ("--" + o.split("=")[0], o.split("=", 1)[1])])
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    stats = tmp_path / "00000-patn_tiny-synthetic" / "stats.jsonl"
+    deadline = time.monotonic() + 120
+    while not stats.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+    assert "stopped at step" in out
+    ckpt = resolve_checkpoint(tmp_path / "00000-patn_tiny-synthetic")
+    step = int(ckpt.name.split("-")[1])
+    assert step >= 2
+    state = torch.load(ckpt / "train_state.pt", weights_only=False)
+    assert state["step"] == step
+    load_generator(ckpt)
+
+
+def test_torchrun_two_cpu_processes(tiny_root, tmp_path):
+    over = tiny_overrides(tiny_root, tmp_path, **{"train.iterations": 2, "data.num_workers": 0, **GAN})
+    args = [a for o in over for a in ("--" + o.split("=")[0], o.split("=", 1)[1])]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "posetransfer.cli", "train", *args]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert res.returncode == 0, res.stdout + res.stderr
+    runs = list(tmp_path.glob("0*-patn_tiny-synthetic"))
+    assert len(runs) == 1  # only rank 0 makes the run directory
+    ckpt = resolve_checkpoint(runs[0])
+    state = torch.load(ckpt / "train_state.pt", weights_only=False)
+    assert state["step"] == 2 and len(state["ranks"]) == 2
+    load_generator(runs[0])
