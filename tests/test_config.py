@@ -1,0 +1,47 @@
+import pytest
+
+from posetransfer.config import cli_overrides, load_config, shipped_configs
+from posetransfer.errors import InputError
+
+
+def test_shipped_configs_load():
+    assert {"market_patn", "fashion_patn", "synthetic"} <= set(shipped_configs())
+    for name in shipped_configs():
+        load_config(name)
+
+
+def test_paper_recipes():
+    m = load_config("market_patn")
+    assert (m.loss.gan_mode, m.loss.lambda_l1, m.loss.pool_size, m.train.batch_size) == ("bce", 10.0, 50, 32)
+    assert (m.data.height, m.data.width, m.model.generator) == (128, 64, "patn_market")
+    f = load_config("fashion_patn")
+    assert (f.loss.gan_mode, f.loss.lambda_gan, f.loss.lambda_l1, f.loss.lambda_perceptual) == ("lsgan", 5.0, 1.0, 1.0)
+    assert (f.data.height, f.data.width, f.train.batch_size, f.loss.pool_size) == (256, 176, 7, 0)
+
+
+def test_overrides_and_cli_form():
+    over = cli_overrides(["--train.batch_size", "8", "--model.ngf=32", "--loss.vgg_weights", "/x/vgg.pth"])
+    cfg = load_config("market_patn", over)
+    assert cfg.train.batch_size == 8 and cfg.model.ngf == 32 and cfg.loss.vgg_weights == "/x/vgg.pth"
+    assert cfg.model.generator_kwargs() == {"ngf": 32}
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.batch_sise=8", "unknown field train.batch_sise"),
+        ("trian.batch_size=8", "unknown section 'trian'"),
+        ("train.batch_size=0", "train.batch_size must be at least 1"),
+        ("loss.gan_mode=wgan", "loss.gan_mode must be bce or lsgan"),
+        ("data.height=130", "multiples of 4"),
+        ("batch_size=8", "section.field"),
+    ],
+)
+def test_bad_overrides_are_named(override, message):
+    with pytest.raises(InputError, match=message):
+        load_config("synthetic", [override])
+
+
+def test_unknown_config_name():
+    with pytest.raises(InputError, match="unknown config 'nope'; shipped: "):
+        load_config("nope")
