@@ -167,8 +167,15 @@ def test_torchrun_two_cpu_processes(tiny_root, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "posetransfer.cli", "train", *args]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
-    assert res.returncode == 0, res.stdout + res.stderr
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=env, start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=300)
+    finally:  # never leave worker processes behind
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 0, out
     runs = list(tmp_path.glob("0*-patn_tiny-synthetic"))
     assert len(runs) == 1  # only rank 0 makes the run directory
     ckpt = resolve_checkpoint(runs[0])

@@ -50,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"posetransfer {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `posetransfer ... | head`
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

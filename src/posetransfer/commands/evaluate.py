@@ -1,0 +1,120 @@
+"""`posetransfer evaluate`: every metric of the paper and of later papers on a folder of images."""
+
+from __future__ import annotations
+
+import argparse
+
+DESCRIPTION = """\
+Evaluate generated images against the ground truth of a pairs file. Generated files are named
+<from stem>___<to stem>.png; the ground truth is ROOT/<split>/<to name>. Metrics: ssim,
+mask_ssim, l1, is, mask_is, fid, lpips, ds, pckh (or 'all').
+
+Protocols:
+  paper   SSIM, IS, mask-SSIM, mask-IS, DS, PCKh (the paper's Table 1); DeepFashion-size
+          256x176 images are padded with white to 256x256 before SSIM and IS.
+  modern  SSIM, FID (against ROOT/train or --real-dir), LPIPS; nothing padded.
+--metrics overrides the protocol's set; the protocol still decides the padding.
+
+Networks come from the libraries' caches or --weights NAME=PATH (NAME: inception, fid,
+alexnet, ssd). A metric whose weights are missing is reported as 'unavailable: <how to get
+them>' and the others still run. Missing, unreadable or wrong-size generated images are listed
+by name and left out. Writes the report as JSON (--out) and Markdown (same name, .md)."""
+
+EPILOG = """\
+example:
+  posetransfer evaluate --generated results/market_patn --dataset data/market \\
+      --annotations data/market/market-annotation-test.csv \\
+      --pairs data/market/market-pairs-test.csv --protocol paper --out results/market_eval.json
+  posetransfer evaluate --generated results/fashion --dataset data/fashion \\
+      --annotations data/fashion/fasion-resize-annotation-test.csv \\
+      --pairs data/fashion/fasion-resize-pairs-test.csv --metrics ssim,fid,lpips,l1 \\
+      --weights alexnet=~/weights/alexnet-owt-7be5be79.pth --out fashion_eval.json
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="compute SSIM, IS, FID, LPIPS, DS, PCKh... of generated images",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--generated", required=True, metavar="DIR", help="generated images")
+    parser.add_argument("--dataset", required=True, metavar="ROOT", help="dataset root folder")
+    parser.add_argument(
+        "--annotations", metavar="CSV", help="annotation CSV with the target keypoints"
+    )
+    parser.add_argument("--pairs", required=True, metavar="CSV", help="pairs CSV (from,to)")
+    parser.add_argument(
+        "--split", default="test", help="folder under ROOT with the ground truth (default: test)"
+    )
+    parser.add_argument(
+        "--real-dir", metavar="DIR", help="real images for FID (default: ROOT/train)"
+    )
+    parser.add_argument(
+        "--real-stats",
+        metavar="NPZ",
+        help="cache of the real set's FID statistics: read if it exists, else written",
+    )
+    parser.add_argument(
+        "--metrics", help="comma-separated metric names or 'all' (default: the protocol's)"
+    )
+    parser.add_argument(
+        "--protocol",
+        choices=("paper", "modern"),
+        default="modern",
+        help="paper: Table 1 metrics, 256x176 images padded to 256x256 for SSIM and IS; "
+        "modern: SSIM, FID, LPIPS, unpadded (default: modern)",
+    )
+    parser.add_argument(
+        "--keypoints",
+        metavar="CSV",
+        help="keypoints of the generated images (annotation format, names = generated file "
+        "names) for PCKh; default: detect them with MediaPipe",
+    )
+    parser.add_argument(
+        "--weights",
+        nargs="+",
+        action="extend",
+        metavar="NAME=PATH",
+        help="weights files: inception=, fid=, alexnet=, ssd=",
+    )
+    parser.add_argument(
+        "--download",
+        action="store_true",
+        help="download missing weights into torch hub's cache (needs internet)",
+    )
+    parser.add_argument("--device", help="cpu, cuda, cuda:1... (default: cuda if available)")
+    parser.add_argument("--batch-size", type=int, default=16, help="images per network call")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    parser.add_argument("--out", required=True, metavar="JSON", help="report file (.json)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from posetransfer.metrics.report import format_table, write_report
+    from posetransfer.metrics.runner import evaluate
+    from posetransfer.metrics.weights import parse_weights
+
+    report = evaluate(
+        args.generated,
+        args.dataset,
+        args.annotations,
+        args.pairs,
+        metrics=args.metrics,
+        protocol=args.protocol,
+        split=args.split,
+        real_dir=args.real_dir,
+        real_stats=args.real_stats,
+        keypoints=args.keypoints,
+        weights=parse_weights(args.weights),
+        device=args.device,
+        batch_size=args.batch_size,
+        download=args.download,
+        progress=not args.no_progress,
+    )
+    json_path, md_path = write_report(report, args.out)
+    print(format_table(report))
+    print(f"wrote {json_path} and {md_path}")
+    return 0 if report["evaluated"] else 1

