@@ -18,11 +18,15 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 from PIL import Image, ImageDraw
 
 from posetransfer.errors import InputError, require_file, where
+
+if TYPE_CHECKING:  # torch is imported where heatmaps are made, so file formats stay light
+    import torch
 
 N_JOINTS = 18
 MISSING = -1
@@ -107,6 +111,8 @@ def keypoints_to_heatmaps(
     Returns:
         float32 tensor (18, H, W) or (B, 18, H, W).
     """
+    import torch
+
     kps = torch.as_tensor(np.asarray(keypoints), dtype=torch.float32)
     single = kps.dim() == 2
     if single:

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-# Nose, neck, eyes and ears; the same joints as `posetransfer.pose.HEAD_JOINTS` (kept here so
-# that importing this module does not import torch through posetransfer.pose).
-HEAD_JOINTS: tuple[int, ...] = (0, 1, 14, 15, 16, 17)
+from posetransfer.pose import HEAD_JOINTS  # nose, neck, eyes and ears
 
 
 def _as_batch(kps: np.ndarray, what: str) -> np.ndarray:
