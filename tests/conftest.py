@@ -5,6 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
+
+# Tiny networks run fastest on one thread, and one thread per test process keeps the torchrun
+# and DataLoader tests from oversubscribing a 2-core CI machine.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
