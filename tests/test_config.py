@@ -12,17 +12,31 @@ def test_shipped_configs_load():
 
 def test_paper_recipes():
     m = load_config("market_patn")
-    assert (m.loss.gan_mode, m.loss.lambda_l1, m.loss.pool_size, m.train.batch_size) == ("bce", 10.0, 50, 32)
+    assert (m.loss.gan_mode, m.loss.lambda_l1, m.loss.pool_size, m.train.batch_size) == (
+        "bce",
+        10.0,
+        50,
+        32,
+    )
     assert (m.data.height, m.data.width, m.model.generator) == (128, 64, "patn_market")
     f = load_config("fashion_patn")
-    assert (f.loss.gan_mode, f.loss.lambda_gan, f.loss.lambda_l1, f.loss.lambda_perceptual) == ("lsgan", 5.0, 1.0, 1.0)
+    assert (f.loss.gan_mode, f.loss.lambda_gan, f.loss.lambda_l1, f.loss.lambda_perceptual) == (
+        "lsgan",
+        5.0,
+        1.0,
+        1.0,
+    )
     assert (f.data.height, f.data.width, f.train.batch_size, f.loss.pool_size) == (256, 176, 7, 0)
 
 
 def test_overrides_and_cli_form():
-    over = cli_overrides(["--train.batch_size", "8", "--model.ngf=32", "--loss.vgg_weights", "/x/vgg.pth"])
+    over = cli_overrides(
+        ["--train.batch_size", "8", "--model.ngf=32", "--loss.vgg_weights", "/x/vgg.pth"]
+    )
     cfg = load_config("market_patn", over)
-    assert cfg.train.batch_size == 8 and cfg.model.ngf == 32 and cfg.loss.vgg_weights == "/x/vgg.pth"
+    assert (
+        cfg.train.batch_size == 8 and cfg.model.ngf == 32 and cfg.loss.vgg_weights == "/x/vgg.pth"
+    )
     assert cfg.model.generator_kwargs() == {"ngf": 32}
 
 

@@ -57,7 +57,10 @@ def test_legacy_heatmap_is_one_pixel_per_joint():
 def test_flip_swaps_sides_and_mirrors_x():
     kps = kps_example()
     flipped = flip_keypoints(kps, 64)
-    right_shoulder, left_shoulder = JOINT_NAMES.index("right_shoulder"), JOINT_NAMES.index("left_shoulder")
+    right_shoulder, left_shoulder = (
+        JOINT_NAMES.index("right_shoulder"),
+        JOINT_NAMES.index("left_shoulder"),
+    )
     assert flipped[right_shoulder, 1] == 63 - kps[left_shoulder, 1]
     assert flipped[right_shoulder, 0] == kps[left_shoulder, 0]
     assert (flip_keypoints(flipped, 64) == kps).all()
@@ -87,7 +90,10 @@ def test_reads_the_public_format_with_spaces(tmp_path):
     "row, message",
     [
         ("a.jpg: [1, 2]: [1, 2]", "row 2: keypoints_y has 2 joints"),
-        ("a.jpg: [1.5" + ", 1" * 17 + "]: [1" + ", 1" * 17 + "]", "row 2: keypoints_y holds a non-integer"),
+        (
+            "a.jpg: [1.5" + ", 1" * 17 + "]: [1" + ", 1" * 17 + "]",
+            "row 2: keypoints_y holds a non-integer",
+        ),
         ("a.jpg: [1" + ", 1" * 17 + "]", "row 2: expected 3"),
         ("a.jpg: oops: [1]", "row 2: keypoints_y is not a JSON list"),
     ],

@@ -26,8 +26,12 @@ GAN = {"loss.lambda_gan": 1, "loss.pool_size": 3, "model.ndf": 8, "model.discrim
 def vgg_file(path: Path) -> Path:
     """A VGG19-layout file holding the first two conv layers (random: tests the loading path)."""
     torch.manual_seed(0)
-    sd = {"features.0.weight": torch.randn(64, 3, 3, 3), "features.0.bias": torch.zeros(64),
-          "features.2.weight": torch.randn(64, 64, 3, 3), "features.2.bias": torch.zeros(64)}
+    sd = {
+        "features.0.weight": torch.randn(64, 3, 3, 3),
+        "features.0.bias": torch.zeros(64),
+        "features.2.weight": torch.randn(64, 64, 3, 3),
+        "features.2.bias": torch.zeros(64),
+    }
     torch.save(sd, path)
     return path
 
@@ -39,32 +43,56 @@ def test_run_directory_contents(tiny_root, tmp_path):
     stats = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
     assert [s["step"] for s in stats] == [2, 4] and all("loss/G_l1" in s for s in stats)
     assert list(run.glob("events.out.tfevents.*"))
-    assert sorted(p.name for p in (run / "samples").iterdir()) == ["step-0000002.png", "step-0000004.png"]
+    assert sorted(p.name for p in (run / "samples").iterdir()) == [
+        "step-0000002.png",
+        "step-0000004.png",
+    ]
     grid = Image.open(run / "samples" / "step-0000004.png")
     assert grid.height >= 128 and grid.width > 4 * 64
     ckpt = resolve_checkpoint(run)
     assert ckpt.name == "step-0000004"
-    assert {p.name for p in ckpt.iterdir()} == {"generator.safetensors", "config.yaml", "train_state.pt"}
+    assert {p.name for p in ckpt.iterdir()} == {
+        "generator.safetensors",
+        "config.yaml",
+        "train_state.pt",
+    }
     model, info = load_generator(run)
     assert (info.name, info.height, info.width, info.step) == ("patn_tiny", 128, 64, 4)
     assert not model.training
 
 
 def test_numbered_runs(tiny_root, tmp_path):
-    a = train(load_config("synthetic", tiny_overrides(tiny_root, tmp_path, **{"train.iterations": 1})))
-    b = train(load_config("synthetic", tiny_overrides(tiny_root, tmp_path, **{"train.iterations": 1})))
+    a = train(
+        load_config("synthetic", tiny_overrides(tiny_root, tmp_path, **{"train.iterations": 1}))
+    )
+    b = train(
+        load_config("synthetic", tiny_overrides(tiny_root, tmp_path, **{"train.iterations": 1}))
+    )
     assert (a.name[:5], b.name[:5]) == ("00000", "00001")
 
 
 def test_resume_is_exact(tiny_root, tmp_path):
     """Stopping (here by the time budget) and resuming gives the same weights as one run."""
-    over = {**GAN, "train.iterations": 5, "data.num_workers": 1, "model.discriminator_norm": "batch"}
+    over = {
+        **GAN,
+        "train.iterations": 5,
+        "data.num_workers": 1,
+        "model.discriminator_norm": "batch",
+    }
     straight = train(load_config("synthetic", tiny_overrides(tiny_root, tmp_path / "a", **over)))
-    stopped = train(load_config("synthetic", tiny_overrides(
-        tiny_root, tmp_path / "b", **over, **{"train.max_minutes": 0})))
+    stopped = train(
+        load_config(
+            "synthetic",
+            tiny_overrides(tiny_root, tmp_path / "b", **over, **{"train.max_minutes": 0}),
+        )
+    )
     assert resolve_checkpoint(stopped).name == "step-0000001"
-    resumed = train(load_config("synthetic", tiny_overrides(
-        tiny_root, tmp_path / "b", **over, **{"train.resume": stopped})))
+    resumed = train(
+        load_config(
+            "synthetic",
+            tiny_overrides(tiny_root, tmp_path / "b", **over, **{"train.resume": stopped}),
+        )
+    )
     assert resumed == stopped
     for f in ("generator.safetensors", "discriminators.safetensors"):
         a = load_file(straight / "checkpoints" / "step-0000005" / f)
@@ -75,7 +103,9 @@ def test_resume_is_exact(tiny_root, tmp_path):
 
 def test_perceptual_loss_needs_weights(tiny_root, tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    cfg = load_config("synthetic", tiny_overrides(tiny_root, tmp_path, **{"loss.lambda_perceptual": 1}))
+    cfg = load_config(
+        "synthetic", tiny_overrides(tiny_root, tmp_path, **{"loss.lambda_perceptual": 1})
+    )
     with pytest.raises(InputError, match="lambda_perceptual 0"):
         train(cfg)
     assert not (tmp_path / "00000-patn_tiny-synthetic" / "checkpoints").exists()
@@ -97,7 +127,9 @@ def test_perceptual_loss_from_a_weights_file(tiny_root, tmp_path):
 
 
 def test_checkpoint_write_is_atomic(tiny_root, tmp_path, monkeypatch):
-    run = train(load_config("synthetic", tiny_overrides(tiny_root, tmp_path, **{"train.iterations": 2})))
+    run = train(
+        load_config("synthetic", tiny_overrides(tiny_root, tmp_path, **{"train.iterations": 2}))
+    )
 
     def broken(*a, **k):
         raise OSError("disk full")
@@ -105,8 +137,14 @@ def test_checkpoint_write_is_atomic(tiny_root, tmp_path, monkeypatch):
     monkeypatch.setattr(ckpt_mod, "save_file", broken)
     model, _ = load_generator(run)
     with pytest.raises(OSError):
-        ckpt_mod.save_checkpoint(run / "checkpoints" / "step-0000003", model, "patn_tiny", {},
-                                 load_config("synthetic"), 3)
+        ckpt_mod.save_checkpoint(
+            run / "checkpoints" / "step-0000003",
+            model,
+            "patn_tiny",
+            {},
+            load_config("synthetic"),
+            3,
+        )
     assert not (run / "checkpoints" / "step-0000003").exists()
     assert resolve_checkpoint(run).name == "step-0000002"
     load_generator(run)  # still loads
@@ -130,7 +168,9 @@ def test_bad_images_give_one_clear_error(tiny_root, tmp_path):
 
 
 def test_wrong_architecture_checkpoint(tiny_root, tmp_path):
-    run = train(load_config("synthetic", tiny_overrides(tiny_root, tmp_path, **{"train.iterations": 1})))
+    run = train(
+        load_config("synthetic", tiny_overrides(tiny_root, tmp_path, **{"train.iterations": 1}))
+    )
     cfg_file = resolve_checkpoint(run) / "config.yaml"
     cfg_file.write_text(cfg_file.read_text().replace("name: patn_tiny", "name: patn_small"))
     with pytest.raises(InputError, match="weights do not fit generator 'patn_small'"):
@@ -142,7 +182,9 @@ def _cli(*args, env=None, **kw):
 
 
 def test_ctrl_c_checkpoints_and_resumes(tiny_root, tmp_path):
-    over = tiny_overrides(tiny_root, tmp_path, **{"train.iterations": 100000, "train.checkpoint_every": 100000})
+    over = tiny_overrides(
+        tiny_root, tmp_path, **{"train.iterations": 100000, "train.checkpoint_every": 100000}
+    )
     cmd = _cli("train", *[a for o in over for a in ("--" + o.split("=")[0], o.split("=", 1)[1])])
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     stats = tmp_path / "00000-patn_tiny-synthetic" / "stats.jsonl"
@@ -162,13 +204,31 @@ def test_ctrl_c_checkpoints_and_resumes(tiny_root, tmp_path):
 
 
 def test_torchrun_two_cpu_processes(tiny_root, tmp_path):
-    over = tiny_overrides(tiny_root, tmp_path, **{"train.iterations": 2, "data.num_workers": 0, **GAN})
+    over = tiny_overrides(
+        tiny_root, tmp_path, **{"train.iterations": 2, "data.num_workers": 0, **GAN}
+    )
     args = [a for o in over for a in ("--" + o.split("=")[0], o.split("=", 1)[1])]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "posetransfer.cli", "train", *args]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=env, start_new_session=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "posetransfer.cli",
+        "train",
+        *args,
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
     try:
         out, _ = proc.communicate(timeout=300)
     finally:  # never leave worker processes behind

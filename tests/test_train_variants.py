@@ -12,11 +12,20 @@ from posetransfer.train import train
 
 @pytest.mark.parametrize("name", list_generators())
 def test_variant_trains_and_reloads(name, tiny_root, tmp_path):
-    over = tiny_overrides(tiny_root, tmp_path, **{
-        "model.generator": name, "model.ngf": 4, "model.n_blocks": 2, "train.iterations": 2,
-        "train.sample_every": 100, "loss.lambda_gan": 1, "model.ndf": 4,
-        "model.discriminator_blocks": 1,
-    })
+    over = tiny_overrides(
+        tiny_root,
+        tmp_path,
+        **{
+            "model.generator": name,
+            "model.ngf": 4,
+            "model.n_blocks": 2,
+            "train.iterations": 2,
+            "train.sample_every": 100,
+            "loss.lambda_gan": 1,
+            "model.ndf": 4,
+            "model.discriminator_blocks": 1,
+        },
+    )
     run = train(load_config("synthetic", over))
     model, info = load_generator(run)
     assert info.name == name and info.kwargs == {"ngf": 4, "n_blocks": 2} and info.step == 2

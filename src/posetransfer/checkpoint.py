@@ -141,7 +141,9 @@ def read_checkpoint_config(ckpt: Path) -> tuple[dict[str, Any], Config]:
     return {"generator": gen, "step": step}, config_from_dict(meta, str(path))
 
 
-def load_generator(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, GeneratorInfo]:
+def load_generator(
+    path: str | Path, device: str | torch.device = "cpu"
+) -> tuple[nn.Module, GeneratorInfo]:
     """Load a generator in eval mode from our checkpoint or an authors' ``latest_net_netG.pth``.
 
     Args:

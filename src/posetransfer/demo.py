@@ -75,7 +75,9 @@ def run_demo(
     # Compare with copying the condition image.
     pairs = read_pairs(pairs_path)
     annotations = read_annotations(ann_path)
-    scores: dict[str, list[float]] = {k: [] for k in ("ssim", "l1", "ssim_copy_source", "l1_copy_source")}
+    scores: dict[str, list[float]] = {
+        k: [] for k in ("ssim", "l1", "ssim_copy_source", "l1_copy_source")
+    }
     shown = []
     for (src, tgt), path in zip(pairs, paths):
         src_img, tgt_img = load_image(test_dir / src), load_image(test_dir / tgt)

@@ -84,8 +84,11 @@ def generate(
                 save_png(img, out_dir / name)
                 if strips_dir is not None:
                     strip = pair_strip(
-                        tensor_to_image(batch["src_img"][j]), batch["src_kps"][j].numpy(),
-                        tensor_to_image(batch["tgt_img"][j]), batch["tgt_kps"][j].numpy(), img,
+                        tensor_to_image(batch["src_img"][j]),
+                        batch["src_kps"][j].numpy(),
+                        tensor_to_image(batch["tgt_img"][j]),
+                        batch["tgt_kps"][j].numpy(),
+                        img,
                     )
                     save_png(strip, Path(strips_dir) / name)
             bar.update(fake.shape[0])

@@ -47,7 +47,7 @@ def vgg_weights_path(path: str | Path | None) -> Path:
     if not p.is_file():
         raise InputError(
             f"the perceptual loss needs torchvision's ImageNet VGG19 weights, not found at {p}. "
-            "On a machine with internet run: python -c \"import torchvision; "
+            'On a machine with internet run: python -c "import torchvision; '
             "torchvision.models.vgg19(weights='IMAGENET1K_V1')\" (or download "
             f"{VGG19_FILE} from torchvision and pass --loss.vgg_weights PATH). To train without "
             "the perceptual term, say so explicitly with --loss.lambda_perceptual 0."
@@ -121,8 +121,11 @@ class ImagePool:
         return torch.stack(out)
 
     def state_dict(self) -> dict:
-        return {"size": self.size, "images": [t.cpu() for t in self.images],
-                "rng": self.rng.getstate()}
+        return {
+            "size": self.size,
+            "images": [t.cpu() for t in self.images],
+            "rng": self.rng.getstate(),
+        }
 
     def load_state_dict(self, state: dict, device: torch.device | str = "cpu") -> None:
         self.size = state["size"]

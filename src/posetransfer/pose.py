@@ -17,7 +17,6 @@ import csv
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -283,7 +282,9 @@ def read_pairs(path: str | Path, known: Iterable[str] | None = None) -> list[tup
             if not fields or not "".join(fields).strip():
                 continue
             if len(fields) != n_cols:
-                raise InputError(f"{where(path, row)}: expected {n_cols} fields, found {len(fields)}")
+                raise InputError(
+                    f"{where(path, row)}: expected {n_cols} fields, found {len(fields)}"
+                )
             src, tgt = fields[-2].strip(), fields[-1].strip()
             if not src or not tgt:
                 raise InputError(f"{where(path, row)}: empty image name")

@@ -71,7 +71,10 @@ def sample_grid(
 
 
 def pair_strip(
-    src_img: np.ndarray, src_kps: np.ndarray, tgt_img: np.ndarray, tgt_kps: np.ndarray,
+    src_img: np.ndarray,
+    src_kps: np.ndarray,
+    tgt_img: np.ndarray,
+    tgt_kps: np.ndarray,
     fake: np.ndarray,
 ) -> np.ndarray:
     """condition | condition pose | target | target pose | generated, as one image."""

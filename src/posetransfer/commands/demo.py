@@ -38,7 +38,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"{'':22}{'generated':>10}{'copy source':>13}")
     print(f"{'SSIM (higher better)':22}{m['ssim']:>10.4f}{m['ssim_copy_source']:>13.4f}")
     print(f"{'L1 (lower better)':22}{m['l1']:>10.2f}{m['l1_copy_source']:>13.2f}")
-    print(f"\n{m['pairs']} held-out pairs, {m['iterations']} iterations in {m['train_seconds']:.0f} s")
+    print(
+        f"\n{m['pairs']} held-out pairs, {m['iterations']} iterations in {m['train_seconds']:.0f} s"
+    )
     print(f"samples: {args.out / 'samples.png'}   metrics: {args.out / 'metrics.json'}")
     if not m["beats_copy_source"]:
         print("warning: the model did not beat the copy-the-condition baseline on both metrics")

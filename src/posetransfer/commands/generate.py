@@ -30,7 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", required=True, help="checkpoint or run directory, or .pth file")
     p.add_argument("--dataset", required=True, type=Path, help="dataset root")
     p.add_argument("--split", default="test", help="image folder under the root (default test)")
-    p.add_argument("--annotations", type=Path, help="annotation CSV (default: <root>/*-annotation-<split>.csv)")
+    p.add_argument(
+        "--annotations", type=Path, help="annotation CSV (default: <root>/*-annotation-<split>.csv)"
+    )
     p.add_argument("--pairs", type=Path, help="pairs CSV (default: <root>/*-pairs-<split>.csv)")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--strips", type=Path, help="also write viewing strips to this folder")
@@ -39,7 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, help="only the first N pairs")
     p.add_argument("--skip-existing", action="store_true", help="continue an interrupted run")
     p.add_argument(
-        "--legacy-heatmaps", action=argparse.BooleanOptionalAction, default=None,
+        "--legacy-heatmaps",
+        action=argparse.BooleanOptionalAction,
+        default=None,
         help="force (or disable) the authors' uint8-truncated heatmaps",
     )
     p.set_defaults(func=run)

@@ -30,7 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
-        "--config", default=None,
+        "--config",
+        default=None,
         help="shipped config name (e.g. market_patn) or a YAML file; "
         "defaults to synthetic, or to the resumed run's config",
     )

@@ -80,9 +80,7 @@ def convert_original_state_dict(sd: Mapping[str, torch.Tensor]) -> dict[str, tor
     return out
 
 
-def load_original_patn(
-    path_or_state_dict: str | Path | Mapping, norm: Norm | None = None
-) -> PATN:
+def load_original_patn(path_or_state_dict: str | Path | Mapping, norm: Norm | None = None) -> PATN:
     """A PATN in eval mode holding the weights of an authors' checkpoint.
 
     Args:
@@ -101,12 +99,19 @@ def load_original_patn(
     if norm is None:
         norm = detected
     elif norm != detected:
-        raise InputError(f"{origin}: holds a PATN with {detected} norm, but norm={norm!r} was asked")
+        raise InputError(
+            f"{origin}: holds a PATN with {detected} norm, but norm={norm!r} was asked"
+        )
     ngf = sd["model.stream1_down.1.weight"].shape[0]
     n_blocks = len({int(m.group(1)) for k in sd if (m := re.match(r"model\.att\.(\d+)\.", k))})
-    n_down = sum(
-        1 for k in sd if re.fullmatch(r"model\.stream1_down\.\d+\.weight", k) and sd[k].dim() == 4
-    ) - 1
+    n_down = (
+        sum(
+            1
+            for k in sd
+            if re.fullmatch(r"model\.stream1_down\.\d+\.weight", k) and sd[k].dim() == 4
+        )
+        - 1
+    )
     sd = convert_original_state_dict(sd)
     if norm == "instance":  # old InstanceNorm layers kept running statistics; ours do not
         sd = {k: v for k, v in sd.items() if k.rsplit(".", 1)[-1] not in _RUNNING_STATS}
@@ -121,6 +126,8 @@ def load_original_patn(
             for label, keys in (("missing", missing), ("unexpected", unexpected), ("shape", wrong))
             if keys
         )
-        raise InputError(f"{origin}: does not match a PATN (ngf {ngf}, {n_blocks} blocks): {details}")
+        raise InputError(
+            f"{origin}: does not match a PATN (ngf {ngf}, {n_blocks} blocks): {details}"
+        )
     model.load_state_dict(sd)
     return model.eval()
