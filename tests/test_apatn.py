@@ -27,16 +27,6 @@ from posetransfer.models.apatn import pose_attention
 from posetransfer.pose import keypoints_to_heatmaps, write_annotations, write_pairs
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny networks gain nothing from a second thread, and on a busy machine OpenMP's waiting
-    # for it makes them several times slower.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _inputs(batch: int = 2, h: int = 32, w: int = 16, seed: int = 0):
     g = torch.Generator().manual_seed(seed)
     image = torch.rand(batch, 3, h, w, generator=g) * 2 - 1

@@ -12,16 +12,6 @@ TINY = {"ngf": 4, "n_blocks": 2}
 VARIANTS = list_generators()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny networks gain nothing from a second thread, and on a busy machine OpenMP's waiting
-    # for it makes them several times slower.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _batch(seed: int = 0, batch: int = 2, h: int = 32, w: int = 16):
     g = torch.Generator().manual_seed(seed)
     image = torch.rand(batch, 3, h, w, generator=g) * 2 - 1
