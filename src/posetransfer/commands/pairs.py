@@ -8,7 +8,7 @@ EXAMPLE = """\
 examples:
   posetransfer pairs --annotations data/market/market-annotation-test.csv \\
       --out data/market/my-pairs-test.csv --images data/market/test --max-pairs 12000 --seed 0
-  posetransfer pairs --annotations data/synthetic/annotation-train.csv --out pairs.csv
+  posetransfer pairs --annotations data/synthetic/synthetic-annotation-train.csv --out pairs.csv
 
 Images of distractors (Market ids -1 and 0000) and, unless --no-torso-filter, images missing a
 shoulder or a hip are dropped; then every ordered pair of two images of one person is written.
