@@ -37,7 +37,7 @@ def load_image(path: Path, height: int | None = None, width: int | None = None) 
 
 def image_to_tensor(arr: np.ndarray) -> torch.Tensor:
     """uint8 (H, W, 3) -> float [3, H, W] in [-1, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).float() / 127.5 - 1.0
+    return torch.from_numpy(np.array(arr, dtype=np.uint8)).permute(2, 0, 1).float() / 127.5 - 1.0
 
 
 def tensor_to_image(t: torch.Tensor) -> np.ndarray:

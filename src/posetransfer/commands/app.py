@@ -1,0 +1,71 @@
+"""`posetransfer app`: the local web demo (Gradio)."""
+
+from __future__ import annotations
+
+import argparse
+
+DESCRIPTION = """\
+Serve a local web page for pose transfer: upload a photo, see the detected skeleton, pick a named
+target pose or upload a target photo or OpenPose .json, adjust joints (table or click), press
+Generate, see the result next to the input. Needs the [app] and [keypoints] extras. The page
+works offline (no analytics, no version check, no public share link)."""
+
+EPILOG = """\
+example:
+  posetransfer app --checkpoint runs/00000-patn_small-synthetic
+  # then open http://127.0.0.1:7860 in a browser; Ctrl-C stops the server
+  posetransfer app --checkpoint latest_net_netG.pth --host 0.0.0.0 --port 8080
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "app",
+        help="serve the interactive web demo locally",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--checkpoint",
+        required=True,
+        metavar="CKPT",
+        help="checkpoint or run directory, or authors' latest_net_netG.pth",
+    )
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="interface to listen on (default 127.0.0.1; 0.0.0.0 for the local network)",
+    )
+    p.add_argument("--port", type=int, default=7860, help="TCP port (default 7860)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, ... (default auto)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import time
+
+    from posetransfer.errors import InputError
+
+    if not 0 < args.port < 65536:
+        raise InputError(f"--port must be in 1..65535, got {args.port}")
+    t0 = time.perf_counter()
+    try:
+        from posetransfer.app import build_app, launch
+    except ModuleNotFoundError as e:
+        if e.name == "gradio":
+            raise InputError("the web demo needs gradio: pip install 'posetransfer[app]'")
+        raise
+    from posetransfer.transfer import PoseTransfer
+
+    # Load the checkpoint first: a wrong path stops here with one line, before any server starts.
+    pt = PoseTransfer.from_checkpoint(args.checkpoint, device=args.device)
+    demo = build_app(pt)
+    launch(demo, host=args.host, port=args.port, block=False, quiet=True)
+    print(f"serving on http://{args.host}:{args.port} (ready in {time.perf_counter() - t0:.1f} s)")
+    print("Ctrl-C stops the server")
+    try:
+        demo.block_thread()
+    finally:
+        pt.close()
+    return 0

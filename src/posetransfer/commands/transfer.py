@@ -1,0 +1,108 @@
+"""`posetransfer transfer`: one photo, one target pose, one generated image."""
+
+from __future__ import annotations
+
+import argparse
+
+DESCRIPTION = """\
+Generate the person of a photo in another pose. The person's keypoints are detected
+(MediaPipe BlazePose, the [keypoints] extra), the person is framed to the model's size, and the
+generator draws them in the target pose. The target pose is one of:
+
+  NAME              a named pose: front, back, walking, arms_up, ... (--list-poses)
+  PHOTO             another photo (jpg, png, ...): its person's pose
+  FILE.json         an OpenPose JSON file (COCO-18 model), its first person
+  FILE.csv:NAME     row NAME of an annotation CSV (name:keypoints_y:keypoints_x)
+
+Keypoints of another image are framed the same way as the photo, so the target person fills the
+frame as the source does. The output is the model's frame (e.g. 128x64), or with --paste-back the
+original photo with the person's window replaced."""
+
+EPILOG = """\
+examples:
+  posetransfer transfer --source photo.jpg --target-pose walking \\
+      --checkpoint runs/00000-patn_small-synthetic --out walking.png
+  posetransfer transfer --source photo.jpg --target-pose other.jpg --checkpoint latest_net_netG.pth \\
+      --out out.png --paste-back --strip strip.png
+  posetransfer transfer --source photo.jpg \\
+      --target-pose data/market/market-annotation-test.csv:0002_c1s1_000451_03.jpg \\
+      --checkpoint runs/00001-patn_market-market --out out.png
+  posetransfer transfer --list-poses
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "transfer",
+        help="generate the person of a photo in another pose",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--source", metavar="PHOTO", help="photo of the person")
+    p.add_argument(
+        "--target-pose",
+        metavar="POSE",
+        help="named pose, photo, OpenPose .json, or annotation.csv:NAME (see above)",
+    )
+    p.add_argument(
+        "--checkpoint", metavar="CKPT", help="checkpoint or run directory, or authors' .pth file"
+    )
+    p.add_argument("--out", metavar="PNG", help="image to write (.png, .jpg, ...)")
+    p.add_argument(
+        "--paste-back",
+        action="store_true",
+        help="write the original photo with the generated person pasted into its window",
+    )
+    p.add_argument(
+        "--strip",
+        metavar="PNG",
+        help="also write framed source | source skeleton | target skeleton | generated",
+    )
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ... (default auto)")
+    p.add_argument("--list-poses", action="store_true", help="list the named poses and exit")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import time
+
+    from posetransfer.errors import InputError
+
+    if args.list_poses:
+        from posetransfer.poses import POSE_DESCRIPTIONS
+
+        for name, desc in POSE_DESCRIPTIONS.items():
+            print(f"{name:15} {desc}")
+        return 0
+    absent = [
+        flag
+        for flag, value in (
+            ("--source", args.source),
+            ("--target-pose", args.target_pose),
+            ("--checkpoint", args.checkpoint),
+            ("--out", args.out),
+        )
+        if not value
+    ]
+    if absent:
+        raise InputError(f"missing {', '.join(absent)} (see posetransfer transfer --help)")
+
+    from posetransfer.transfer import PoseTransfer, check_image_path, save_image
+
+    check_image_path(args.out, "--out")
+    if args.strip:
+        check_image_path(args.strip, "--strip")
+    t0 = time.perf_counter()
+    with PoseTransfer.from_checkpoint(args.checkpoint, device=args.device) as pt:
+        t_load = time.perf_counter() - t0
+        result = pt.transfer(args.source, args.target_pose, paste_back=args.paste_back)
+    out = save_image(result.image, args.out, "--out")
+    h, w = result.image.shape[:2]
+    print(f"wrote {out} ({h}x{w}{', pasted back' if args.paste_back else ''})")
+    if args.strip:
+        strip = save_image(result.strip(), args.strip, "--strip")
+        print(f"wrote {strip}")
+    total = time.perf_counter() - t0
+    print(f"model load {t_load:.2f} s, detection + generation {total - t_load:.2f} s")
+    return 0

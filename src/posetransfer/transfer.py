@@ -1,0 +1,581 @@
+"""Pose transfer on your own photos in one call: detect, frame, generate, paste back.
+
+    from posetransfer.transfer import PoseTransfer
+
+    with PoseTransfer.from_checkpoint("runs/00000-patn_small-synthetic") as pt:
+        pt("photo.jpg", "walking").save("walking.png")           # a named pose
+        pt("photo.jpg", "other.jpg").save("as_other.png")        # the pose of another photo
+        pt("photo.jpg", "pose_keypoints.json")                   # an OpenPose JSON file
+        pt("photo.jpg", "market-annotation-test.csv:0002_c1s1_000451_03.jpg")  # an annotation row
+
+The source photo goes through `KeypointDetector` (MediaPipe BlazePose) and `frame_person`: the
+person is cut out, centred and resized to the model's frame (``info.height x info.width``),
+exactly as the datasets' images look. The target pose is brought into the same frame:
+
+- a named pose (`posetransfer.poses.POSE_NAMES`) is defined in the frame already;
+- keypoints of another image (a photo, an OpenPose JSON file, an annotation row) are in that
+  image's pixels, so the skeleton itself is framed with the same rule as the photo
+  (`frame_skeleton`): the person spans the same 90% of the frame height, centred;
+- an (18, 2) array is taken as frame coordinates, unless ``target_size`` says which image it
+  belongs to.
+
+The result is the generated frame (``height x width``) or, with ``paste_back=True``, that frame
+resized into its window of the original photo.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch import nn
+
+from posetransfer.checkpoint import GeneratorInfo, load_generator
+from posetransfer.data.datasets import image_to_tensor, load_image, tensor_to_image
+from posetransfer.errors import InputError
+from posetransfer.framing import (
+    DEFAULT_FILL,
+    DEFAULT_PAD,
+    Frame,
+    PadMode,
+    frame_for_box,
+    frame_person,
+    person_box,
+)
+from posetransfer.pose import (
+    JOINT_NAMES,
+    MISSING,
+    N_JOINTS,
+    TORSO_JOINTS,
+    keypoints_to_heatmaps,
+    read_annotations,
+    read_openpose_json,
+    visible,
+)
+from posetransfer.poses import POSE_NAMES, named_pose
+from posetransfer.visualize import hstack, skeleton_image
+
+ImageInput = str | Path | np.ndarray | Image.Image
+TargetPose = str | Path | np.ndarray | Image.Image
+
+# Where an annotation row's image may lie, relative to the CSV (the public layout keeps
+# `<root>/market-annotation-test.csv` beside `<root>/test/`).
+_ANNOTATION_IMAGE_DIRS = (".", "test", "train")
+
+
+# --------------------------------------------------------------------------------------------
+# Inputs
+
+
+def read_photo(image: ImageInput, what: str = "image") -> np.ndarray:
+    """A photo as uint8 (H, W, 3) RGB from a path, a PIL image or an array.
+
+    Args:
+        image: a file path, a PIL image of any mode, or a uint8 (H, W), (H, W, 3) or (H, W, 4)
+            array.
+        what: how error messages name an in-memory image.
+
+    Raises:
+        InputError: the file is missing or unreadable, or the array is not a uint8 image.
+    """
+    if isinstance(image, str | Path):
+        path = Path(image)
+        if path.is_dir():
+            raise InputError(f"{what} is a folder, not an image file: {path}")
+        return load_image(path)
+    if isinstance(image, Image.Image):
+        return np.ascontiguousarray(np.asarray(image.convert("RGB")))
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8:
+        raise InputError(f"{what} must be a uint8 array, got dtype {arr.dtype}")
+    if arr.ndim == 2:
+        arr = np.repeat(arr[:, :, None], 3, axis=2)
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4) or min(arr.shape[:2]) < 1:
+        raise InputError(f"{what} must be an (H, W, 3) RGB array, got shape {arr.shape}")
+    return np.ascontiguousarray(arr[:, :, :3])
+
+
+def image_size_of(path: str | Path) -> tuple[int, int] | None:
+    """(height, width) of an image file from its header, or None if it cannot be read."""
+    try:
+        with Image.open(path) as im:
+            return im.height, im.width
+    except (OSError, UnidentifiedImageError):
+        return None
+
+
+def split_annotation_ref(text: str) -> tuple[Path, str] | None:
+    """``"annotation.csv:NAME"`` -> (csv path, NAME); None for anything else.
+
+    Annotation files use ':' as their separator, so a name never holds one: the split is at the
+    last ':'.
+    """
+    csv_part, sep, name = str(text).rpartition(":")
+    if not sep or not csv_part.lower().endswith(".csv"):
+        return None
+    return Path(csv_part), name.strip()
+
+
+def check_keypoints(kps: Any, what: str = "keypoints") -> np.ndarray:
+    """(18, 2) int64 (y, x) keypoints with -1 for missing joints, or InputError."""
+    arr = np.asarray(kps)
+    if arr.shape != (N_JOINTS, 2):
+        raise InputError(f"{what} must be an (18, 2) array of (y, x), got shape {arr.shape}")
+    if not np.issubdtype(arr.dtype, np.number) or not np.all(np.isfinite(arr)):
+        raise InputError(f"{what} must hold finite numbers")
+    out = np.rint(arr).astype(np.int64)
+    out[~visible(out) | np.any(out < 0, axis=1)] = MISSING
+    return out
+
+
+def missing_torso(kps: np.ndarray) -> list[str]:
+    """Names of the torso joints (shoulders, hips) missing from ``kps``."""
+    vis = visible(kps)
+    return [JOINT_NAMES[j].replace("_", " ") for j in TORSO_JOINTS if not vis[j]]
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """A usable torch device: "auto" picks CUDA when available; InputError for unusable ones."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise InputError(f"--device {device!r}: not a torch device ({e})")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"--device {device}: no CUDA device is available here; use cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise InputError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s)")
+    return dev
+
+
+# --------------------------------------------------------------------------------------------
+# Framing a skeleton
+
+
+def frame_skeleton(
+    kps: np.ndarray,
+    height: int,
+    width: int,
+    image_size: tuple[int, int] | None = None,
+    include_box: tuple[float, float, float, float] | None = None,
+    fill: float = DEFAULT_FILL,
+) -> np.ndarray:
+    """Bring keypoints of an image of any size into a ``height x width`` model frame.
+
+    The rule is `frame_person`'s, applied to the skeleton alone: the person's estimated extent
+    (`person_box`) is centred at ``fill`` of the frame height, so a target pose taken from
+    another photo fills the frame the way the framed source photo does.
+
+    Args:
+        kps: (18, 2) (y, x) keypoints in the other image's pixels, -1 missing.
+        height: frame height.
+        width: frame width.
+        image_size: (height, width) of the image the keypoints come from, if known: where that
+            image cuts the person off (an upper-body shot), the frame keeps the cut on its edge,
+            as it does for photos. Unknown (an OpenPose JSON file): the body is simply centred.
+        include_box: an extra (top, left, bottom, right) the extent must cover (e.g. a
+            detection's box).
+        fill: fraction of the frame the person spans.
+
+    Returns:
+        (18, 2) int64 keypoints in the frame; joints landing outside it are -1.
+
+    Raises:
+        InputError: for fewer than two visible joints.
+    """
+    kps = check_keypoints(kps)
+    box = person_box(kps, image_size)
+    if include_box is not None:
+        box = (
+            min(box[0], include_box[0]),
+            min(box[1], include_box[1]),
+            max(box[2], include_box[2]),
+            max(box[3], include_box[3]),
+        )
+    # Without the image's size there is no edge to align to; a 1x1 "source" never holds the
+    # window, which makes frame_for_box centre the box without aligning it.
+    frame = frame_for_box(box, height, width, image_size or (1, 1), fill)
+    return frame.apply_keypoints(kps)
+
+
+# --------------------------------------------------------------------------------------------
+# Results
+
+
+@dataclass(frozen=True, eq=False)
+class Source:
+    """A source photo made ready for the model.
+
+    Attributes:
+        photo: the original photo, uint8 (H, W, 3).
+        image: the person framed to the model's size, uint8 (height, width, 3).
+        kps: the person's keypoints in the frame, (18, 2) int64.
+        frame: the mapping from the photo to the frame.
+        photo_kps: the person's keypoints in the photo.
+    """
+
+    photo: np.ndarray
+    image: np.ndarray
+    kps: np.ndarray
+    frame: Frame
+    photo_kps: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class TransferResult:
+    """Everything one transfer made.
+
+    Attributes:
+        image: the output: the generated frame, or the original photo with the generated frame
+            pasted back, uint8 (H, W, 3).
+        generated: the generator's output at the model's size, uint8 (height, width, 3).
+        source: the framed source (`Source`).
+        tgt_kps: the target pose in the frame, (18, 2) int64.
+    """
+
+    image: np.ndarray
+    generated: np.ndarray
+    source: Source
+    tgt_kps: np.ndarray
+
+    def strip(self) -> np.ndarray:
+        """framed source | its skeleton | target skeleton | generated, side by side."""
+        h, w = self.generated.shape[:2]
+        return hstack(
+            [
+                self.source.image,
+                skeleton_image(self.source.kps, h, w),
+                skeleton_image(self.tgt_kps, h, w),
+                self.generated,
+            ]
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# The API
+
+
+class PoseTransfer:
+    """A trained generator plus everything needed to run it on arbitrary photos.
+
+    Build it with `from_checkpoint`; call it with a photo and a target pose::
+
+        pt = PoseTransfer.from_checkpoint("runs/00000-patn_small-synthetic")
+        out = pt("photo.jpg", "arms_up")          # PIL image at the model's size
+        out = pt(photo_array, "pose.json", paste_back=True)  # the photo with the person replaced
+
+    The keypoint detector (MediaPipe, the ``[keypoints]`` extra) starts on first use and is
+    reused; `close` (or a ``with`` block) releases it. Calls are serialised by a lock, so one
+    instance can serve a web app's worker threads.
+
+    Args:
+        model: a generator taking (image, source heatmaps, target heatmaps).
+        info: what the generator expects (frame size, heatmap sigma and style).
+        device: where the model runs.
+        fill: fraction of the frame height the person spans after framing.
+        pad: "edge" or an RGB colour for the parts of the frame outside the photo.
+        min_confidence: the detector's per-joint visibility threshold.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        info: GeneratorInfo,
+        device: str | torch.device = "cpu",
+        fill: float = DEFAULT_FILL,
+        pad: PadMode = DEFAULT_PAD,
+        min_confidence: float = 0.5,
+    ) -> None:
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()  # dropout off, BatchNorm running statistics
+        self.info = info
+        self.fill = fill
+        self.pad = pad
+        self.min_confidence = min_confidence
+        self._detector: Any = None
+        self._lock = threading.RLock()
+
+    @classmethod
+    def from_checkpoint(
+        cls, path: str | Path, device: str | torch.device = "cpu", **kwargs: Any
+    ) -> PoseTransfer:
+        """Load a checkpoint directory, a run directory (its latest checkpoint) or an authors'
+        ``latest_net_netG.pth``.
+
+        Args:
+            path: the checkpoint.
+            device: "cpu", "cuda", ... ("auto": CUDA when available).
+            **kwargs: passed to the constructor (fill, pad, min_confidence).
+
+        Raises:
+            InputError: the checkpoint is missing or does not fit its architecture.
+        """
+        device = resolve_device(device)
+        model, info = load_generator(path, device)
+        return cls(model, info, device, **kwargs)
+
+    @property
+    def height(self) -> int:
+        """The model's frame height."""
+        return self.info.height
+
+    @property
+    def width(self) -> int:
+        """The model's frame width."""
+        return self.info.width
+
+    # Detection -------------------------------------------------------------------------------
+
+    @property
+    def detector(self) -> Any:
+        """The `KeypointDetector`, started on first use."""
+        if self._detector is None:
+            from posetransfer.keypoints import KeypointDetector
+
+            self._detector = KeypointDetector(min_confidence=self.min_confidence)
+        return self._detector
+
+    def close(self) -> None:
+        """Release the keypoint detector (the model stays usable; detection restarts it)."""
+        with self._lock:
+            if self._detector is not None:
+                self._detector.close()
+                self._detector = None
+
+    def __enter__(self) -> PoseTransfer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def detect(self, photo: np.ndarray, what: str = "image") -> Any:
+        """Detect the person in a photo; InputError naming ``what`` if there is none."""
+        with self._lock:
+            det = self.detector.detect(photo)
+        if det is None:
+            raise InputError(f"{what}: no person found")
+        return det
+
+    # Source ------------------------------------------------------------------------------
+
+    def prepare_source(
+        self, image: ImageInput, kps: np.ndarray | None = None, what: str | None = None
+    ) -> Source:
+        """Read a source photo, find the person and frame it for the model.
+
+        Args:
+            image: a path, PIL image or uint8 array.
+            kps: the person's (18, 2) keypoints in the photo, to skip detection.
+            what: how messages name the photo (default: its path, or "source image").
+
+        Raises:
+            InputError: unreadable image, no person found, or a shoulder or hip missing.
+        """
+        what = what or (str(image) if isinstance(image, str | Path) else "source image")
+        photo = read_photo(image, what)
+        include_box = None
+        if kps is None:
+            det = self.detect(photo, what)
+            kps, include_box = det.kps, det.box
+        kps = check_keypoints(kps, f"{what} keypoints")
+        lost = missing_torso(kps)
+        if lost:
+            raise InputError(
+                f"{what}: torso joints not found ({', '.join(lost)}); the model needs both "
+                "shoulders and both hips in view"
+            )
+        framed, framed_kps, frame = frame_person(
+            photo, kps, self.height, self.width, self.fill, self.pad, include_box=include_box
+        )
+        return Source(photo, framed, framed_kps, frame, kps)
+
+    # Target ------------------------------------------------------------------------------
+
+    def target_keypoints(
+        self, target_pose: TargetPose, target_size: tuple[int, int] | None = None
+    ) -> np.ndarray:
+        """The target pose as (18, 2) keypoints in the model's frame.
+
+        Args:
+            target_pose: one of
+                - a named pose, e.g. ``"walking"`` (see `posetransfer.poses.POSE_NAMES`);
+                - ``"annotation.csv:NAME"``: row NAME of an annotation CSV;
+                - a path to an OpenPose ``*.json`` file (its first person);
+                - a path to a photo, a PIL image or a uint8 (H, W, 3) array: its person's pose;
+                - an (18, 2) (y, x) keypoint array, in the model's frame.
+            target_size: (height, width) of the image an (18, 2) array belongs to; the skeleton
+                is then framed like a photo's. Ignored for the other forms.
+
+        Raises:
+            InputError: unknown pose name (the message lists the known ones), missing or
+                unreadable file, no person in a target photo, too few joints.
+        """
+        h, w = self.height, self.width
+        if isinstance(target_pose, Image.Image):
+            return self.target_from_photo(read_photo(target_pose), "target image")
+        if isinstance(target_pose, np.ndarray) and target_pose.ndim == 3:
+            return self.target_from_photo(read_photo(target_pose, "target image"), "target image")
+        if isinstance(target_pose, np.ndarray | list | tuple):
+            kps = check_keypoints(target_pose, "target keypoints")
+            if target_size is not None:
+                return frame_skeleton(kps, h, w, tuple(target_size), fill=self.fill)
+            return self._require_joints(kps, "target keypoints")
+        if not isinstance(target_pose, str | Path):
+            raise InputError(f"unsupported target pose of type {type(target_pose).__name__}")
+
+        text = str(target_pose).strip()
+        if isinstance(target_pose, str) and text in POSE_NAMES:
+            return named_pose(text, h, w)
+        ref = split_annotation_ref(text)
+        if ref is not None:
+            return self._target_from_annotation(*ref)
+        path = Path(text)
+        if path.suffix.lower() == ".json":
+            kps = read_openpose_json(path)
+            return frame_skeleton(self._require_joints(kps, str(path)), h, w, fill=self.fill)
+        if path.is_file():
+            return self.target_from_photo(read_photo(path), str(path))
+        if path.is_dir():
+            raise InputError(f"target pose is a folder, not a file: {path}")
+        if isinstance(target_pose, Path) or path.suffix or "/" in text or "\\" in text:
+            raise InputError(f"target pose file not found: {path}")
+        raise InputError(
+            f"unknown target pose {text!r}: not a named pose ({', '.join(POSE_NAMES)}) "
+            "nor an existing file"
+        )
+
+    def _require_joints(self, kps: np.ndarray, what: str) -> np.ndarray:
+        n = int(visible(kps).sum())
+        if n < 2:
+            raise InputError(f"{what}: only {n} visible joint(s); a target pose needs at least 2")
+        return kps
+
+    def target_from_photo(self, photo: np.ndarray, what: str = "target image") -> np.ndarray:
+        """The pose of the person in a photo, framed; InputError naming ``what`` if none."""
+        det = self.detect(photo, what)
+        kps = self._require_joints(det.kps, what)
+        return frame_skeleton(
+            kps, self.height, self.width, photo.shape[:2], include_box=det.box, fill=self.fill
+        )
+
+    def _target_from_annotation(self, csv: Path, name: str) -> np.ndarray:
+        rows = read_annotations(csv)
+        if name not in rows:
+            known = ", ".join(list(rows)[:3]) + (" ..." if len(rows) > 3 else "")
+            raise InputError(f"{csv}: no row named {name!r} ({len(rows)} rows: {known})")
+        kps = self._require_joints(rows[name], f"{csv}:{name}")
+        size = None
+        for sub in _ANNOTATION_IMAGE_DIRS:
+            if (csv.parent / sub / name).is_file():
+                size = image_size_of(csv.parent / sub / name)
+                break
+        return frame_skeleton(kps, self.height, self.width, size, fill=self.fill)
+
+    # Generation -----------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def generate(self, src_img: np.ndarray, src_kps: np.ndarray, tgt_kps: np.ndarray) -> np.ndarray:
+        """Run the generator on a framed image.
+
+        Args:
+            src_img: uint8 (height, width, 3), the person framed (`prepare_source`).
+            src_kps: its (18, 2) keypoints in the frame.
+            tgt_kps: the target (18, 2) keypoints in the frame.
+
+        Returns:
+            uint8 (height, width, 3), the person in the target pose.
+        """
+        h, w = self.height, self.width
+        if src_img.shape != (h, w, 3):
+            raise InputError(f"framed image must be {h}x{w}x3, got {src_img.shape}")
+        info = self.info
+        src_pose = keypoints_to_heatmaps(src_kps, h, w, info.sigma, info.legacy_heatmaps)
+        tgt_pose = keypoints_to_heatmaps(tgt_kps, h, w, info.sigma, info.legacy_heatmaps)
+        img = image_to_tensor(np.array(src_img))[None].to(self.device)  # [1, 3, H, W]
+        with self._lock:
+            fake = self.model(img, src_pose[None].to(self.device), tgt_pose[None].to(self.device))
+        assert fake.shape == (1, 3, h, w), fake.shape
+        return tensor_to_image(fake[0])
+
+    def transfer(
+        self,
+        image: ImageInput,
+        target_pose: TargetPose,
+        *,
+        paste_back: bool = False,
+        source_kps: np.ndarray | None = None,
+        target_size: tuple[int, int] | None = None,
+    ) -> TransferResult:
+        """Generate the person of ``image`` in ``target_pose``, keeping the intermediate steps.
+
+        Args:
+            image: the source photo (path, PIL image or uint8 array).
+            target_pose: see `target_keypoints`.
+            paste_back: return the original photo with the generated frame pasted into the
+                person's window, instead of the frame alone.
+            source_kps: the source person's (18, 2) keypoints in the photo (skips detection).
+            target_size: see `target_keypoints`.
+
+        Raises:
+            InputError: see `prepare_source` and `target_keypoints`.
+        """
+        tgt_kps = self.target_keypoints(target_pose, target_size)  # cheap mistakes first
+        source = self.prepare_source(image, source_kps)
+        fake = self.generate(source.image, source.kps, tgt_kps)
+        out = fake
+        if paste_back:
+            # Blend about two frame pixels at the border to hide the seam.
+            feather = max(1, round(2 / source.frame.scale))
+            out = source.frame.paste_back(fake, source.photo, feather=feather)
+        return TransferResult(out, fake, source, tgt_kps)
+
+    def __call__(
+        self,
+        image: ImageInput,
+        target_pose: TargetPose,
+        *,
+        paste_back: bool = False,
+        source_kps: np.ndarray | None = None,
+        target_size: tuple[int, int] | None = None,
+    ) -> Image.Image:
+        """The person of ``image`` in ``target_pose``, as a PIL image (see `transfer`)."""
+        result = self.transfer(
+            image,
+            target_pose,
+            paste_back=paste_back,
+            source_kps=source_kps,
+            target_size=target_size,
+        )
+        return Image.fromarray(result.image)
+
+
+def check_image_path(path: str | Path, what: str = "--out") -> Path:
+    """``path`` as a Path if its suffix names an image format PIL writes; else InputError."""
+    path = Path(path)
+    ext = path.suffix.lower()
+    if ext not in Image.registered_extensions():
+        raise InputError(f"{what} {path}: unknown image format {ext or '(no suffix)'}; use .png")
+    if path.is_dir():
+        raise InputError(f"{what} {path}: is a folder")
+    return path
+
+
+def save_image(image: np.ndarray | Image.Image, path: str | Path, what: str = "--out") -> Path:
+    """Save an image in the format its suffix names; InputError naming ``what`` otherwise."""
+    path = check_image_path(path, what)
+    ext = path.suffix.lower()
+    im = image if isinstance(image, Image.Image) else Image.fromarray(image)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp{ext}")
+        im.save(tmp)
+        tmp.replace(path)
+    except OSError as e:
+        raise InputError(f"{what} {path}: cannot write ({e.strerror or e})")
+    return path
