@@ -30,10 +30,11 @@ from posetransfer.visualize import sample_grid, save_png
 
 def run_demo(
     out: str | Path,
-    minutes: float = 5.0,
+    minutes: float = 8.0,
     data: str | Path | None = None,
     overrides: list[str] | None = None,
     progress: bool = True,
+    synthetic: SyntheticConfig | None = None,
 ) -> dict:
     """Run the whole demo and return its metrics (also written to ``OUT/metrics.json``).
 
@@ -43,6 +44,7 @@ def run_demo(
         data: where the synthetic dataset lives (built if missing); default ``OUT/data``.
         overrides: extra ``section.field=value`` config overrides.
         progress: show progress bars.
+        synthetic: the synthetic dataset's settings (default `SyntheticConfig()`).
     """
     t0 = time.monotonic()
     out = Path(out)
@@ -50,7 +52,7 @@ def run_demo(
     root = Path(data) if data is not None else out / "data"
 
     # Data.
-    make_synthetic_dataset(root, SyntheticConfig(), progress=progress)
+    make_synthetic_dataset(root, synthetic or SyntheticConfig(), progress=progress)
 
     # Train.
     cfg = load_config(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 EXAMPLE = """\
 example:
-  posetransfer demo --out demo_out --minutes 5
+  posetransfer demo --out demo_out
 
 Writes demo_out/samples.png (condition | target pose | generated | ground truth) and
 demo_out/metrics.json (ssim, l1, and the copy-the-condition-image baseline).
@@ -24,7 +24,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder")
-    p.add_argument("--minutes", type=float, default=5.0, help="training time budget")
+    p.add_argument(
+        "--minutes",
+        type=float,
+        default=8.0,
+        help="training time cap in minutes; training normally ends earlier, at train.iterations (700)",
+    )
     p.add_argument("--data", type=Path, help="synthetic dataset folder (default OUT/data)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run, accepts_overrides=True)
