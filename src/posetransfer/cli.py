@@ -20,13 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"posetransfer {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"posetransfer.commands.{name}")
-        except ModuleNotFoundError as e:
-            if e.name == f"posetransfer.commands.{name}":
-                continue  # not built yet
-            raise
-        module.register(sub)
+        importlib.import_module(f"posetransfer.commands.{name}").register(sub)
     return parser
 
 

@@ -67,7 +67,7 @@ from posetransfer.models.blocks import (
     init_weights,
     norm_layer,
 )
-from posetransfer.models.patn import _check_inputs
+from posetransfer.models.patn import check_generator_inputs
 from posetransfer.models.registry import register_generator
 from posetransfer.pose import N_JOINTS
 
@@ -267,7 +267,7 @@ class APATN(nn.Module):
         Returns:
             The generated image [B, 3, H, W] in [-1, 1] (and the attention matrices if asked).
         """
-        _check_inputs(image, source_heatmaps, target_heatmaps, self.n_joints)
+        check_generator_inputs(image, source_heatmaps, target_heatmaps, self.n_joints)
         image_code = self.image_encoder(image)  # [B, C, H/4, W/4]
         src_code = self.src_pose_encoder(source_heatmaps)  # [B, C, H/4, W/4]
         tgt_code = self.tgt_pose_encoder(target_heatmaps)  # [B, C, H/4, W/4]

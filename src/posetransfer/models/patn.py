@@ -126,7 +126,7 @@ class PATN(nn.Module):
         Returns:
             The generated image [B, 3, H, W] in [-1, 1] (and the masks if asked).
         """
-        _check_inputs(image, source_heatmaps, target_heatmaps, self.n_joints)
+        check_generator_inputs(image, source_heatmaps, target_heatmaps, self.n_joints)
         image_code = self.image_encoder(image)  # [B, C, H/4, W/4]
         pose_code = self.pose_encoder(torch.cat([source_heatmaps, target_heatmaps], dim=1))
         masks = []
@@ -137,7 +137,9 @@ class PATN(nn.Module):
         return (out, masks) if return_masks else out
 
 
-def _check_inputs(image: torch.Tensor, src: torch.Tensor, tgt: torch.Tensor, n_joints: int) -> None:
+def check_generator_inputs(
+    image: torch.Tensor, src: torch.Tensor, tgt: torch.Tensor, n_joints: int
+) -> None:
     if image.dim() != 4 or image.shape[1] != 3:
         raise ValueError(f"image must be [B, 3, H, W], got {tuple(image.shape)}")
     for name, hm in (("source_heatmaps", src), ("target_heatmaps", tgt)):

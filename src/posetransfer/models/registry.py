@@ -40,15 +40,6 @@ def create_generator(name: str, **overrides: Any) -> nn.Module:
 
 def _load_builtin() -> None:
     # Importing the model modules runs their @register_generator decorators.
+    import posetransfer.models.apatn  # noqa: F401
     import posetransfer.models.patn  # noqa: F401
-
-    try:
-        import posetransfer.models.apatn  # noqa: F401
-    except ModuleNotFoundError as e:
-        if e.name != "posetransfer.models.apatn":
-            raise
-    try:
-        import posetransfer.models.variants  # noqa: F401
-    except ModuleNotFoundError as e:
-        if e.name != "posetransfer.models.variants":
-            raise
+    import posetransfer.models.variants  # noqa: F401

@@ -24,7 +24,7 @@ from torch import nn
 
 from posetransfer.models.apatn import APATN
 from posetransfer.models.blocks import Norm, ResnetBlock, decoder, encoder, init_weights
-from posetransfer.models.patn import PATN, _check_inputs
+from posetransfer.models.patn import PATN, check_generator_inputs
 from posetransfer.models.registry import register_generator
 from posetransfer.pose import N_JOINTS
 
@@ -64,7 +64,7 @@ class ResnetGenerator(nn.Module):
         self, image: torch.Tensor, source_heatmaps: torch.Tensor, target_heatmaps: torch.Tensor
     ) -> torch.Tensor:
         """([B, 3, H, W], [B, 18, H, W], [B, 18, H, W]) -> generated image [B, 3, H, W]."""
-        _check_inputs(image, source_heatmaps, target_heatmaps, self.n_joints)
+        check_generator_inputs(image, source_heatmaps, target_heatmaps, self.n_joints)
         x = self.encoder(torch.cat([image, source_heatmaps, target_heatmaps], dim=1))
         for block in self.blocks:
             x = block(x)
