@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,37 @@ import torch
 # Tiny networks run fastest on one thread, and one thread per test process keeps the torchrun
 # and DataLoader tests from oversubscribing a 2-core CI machine.
 torch.set_num_threads(1)
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def reference_file(name: str) -> Path | None:
+    """A file of the shared reference fixtures (outputs of the authors' code), if present.
+
+    Looked for in $POSETRANSFER_SHARED/reference, then in shared/ beside or inside the checkout
+    (where CI puts it), then /work/shared.
+    """
+    roots = (
+        os.environ.get("POSETRANSFER_SHARED"),
+        REPO.parent / "shared",
+        REPO / "shared",
+        "/work/shared",
+    )
+    for root in roots:
+        if root and (Path(root) / "reference" / name).is_file():
+            return Path(root) / "reference" / name
+    return None
+
+
+def require_reference(name: str) -> Path:
+    """The reference file, or skip the test saying which file is missing."""
+    path = reference_file(name)
+    if path is None:
+        pytest.skip(
+            f"reference fixture shared/reference/{name} not found (set POSETRANSFER_SHARED)"
+        )
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import tiny_overrides
+from conftest import require_reference, tiny_overrides
 from posetransfer.cli import main
 from posetransfer.config import load_config
 from posetransfer.generate import generate, output_name
@@ -87,19 +87,7 @@ def test_generate_matches_the_model_and_skips_existing(tiny_root, tiny_run, tmp_
 
 
 def test_generate_with_an_authors_checkpoint(tiny_root, tmp_path):
-    ref = tmp_path.parent / "none"
-    from pathlib import Path
-
-    fixture = Path("/work/shared/reference/patn_market_ngf8.pt")
-    for cand in (
-        Path(__file__).resolve().parents[2] / "shared/reference/patn_market_ngf8.pt",
-        fixture,
-    ):
-        if cand.is_file():
-            ref = cand
-            break
-    else:
-        pytest.skip("reference fixture not available")
+    ref = require_reference("patn_market_ngf8.pt")
     pth = tmp_path / "latest_net_netG.pth"
     torch.save(torch.load(ref, weights_only=False)["state_dict"], pth)
     paths = generate(

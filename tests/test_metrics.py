@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,19 +10,13 @@ import torch
 from PIL import Image
 from skimage.metrics import structural_similarity
 
+from conftest import reference_file
 from posetransfer import metrics
 from posetransfer.errors import InputError
 from posetransfer.metrics import inception, runner, weights
 from posetransfer.pose import HEAD_JOINTS, write_annotations, write_pairs
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _fixture(name: str) -> Path | None:
-    for root in (os.environ.get("POSETRANSFER_SHARED"), REPO / "shared", REPO.parent / "shared"):
-        if root and (Path(root) / "reference" / name).is_file():
-            return Path(root) / "reference" / name
-    return None
+_fixture = reference_file
 
 
 def _rand_image(rng: np.random.Generator, h: int = 32, w: int = 24) -> np.ndarray:

@@ -1,23 +1,16 @@
-from pathlib import Path
-
 import pytest
 import torch
 
+from conftest import require_reference
 from posetransfer.errors import InputError
 from posetransfer.models import PATN, count_parameters, create_generator, load_original_patn
 from posetransfer.models.discriminators import appearance_discriminator, shape_discriminator
 from posetransfer.models.original import convert_original_state_dict
 from posetransfer.pose import keypoints_to_heatmaps
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
-if not REFERENCE.is_dir():  # CI clones next to shared/ too; allow an override
-    REFERENCE = Path("/work/shared/reference")
-
 
 def reference(name):
-    path = REFERENCE / f"patn_{name}_ngf8.pt"
-    if not path.is_file():
-        pytest.skip(f"reference fixture {path} not available")
+    path = require_reference(f"patn_{name}_ngf8.pt")
     return path, torch.load(path, weights_only=False)
 
 

@@ -16,7 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import tiny_overrides
+from conftest import reference_file, tiny_overrides
 from posetransfer import cli
 from posetransfer.checkpoint import save_checkpoint
 from posetransfer.config import load_config
@@ -27,7 +27,7 @@ from posetransfer.poses import POSE_NAMES, named_pose
 from posetransfer.transfer import PoseTransfer, frame_skeleton, split_annotation_ref
 
 MESSI = Path("/usr/share/doc/opencv-doc/examples/data/messi5.jpg")
-AUTHORS_FIXTURE = Path("/work/shared/reference/patn_market_ngf8.pt")
+AUTHORS_FIXTURE = reference_file("patn_market_ngf8.pt")
 H, W = 128, 64
 
 
@@ -191,8 +191,8 @@ def test_real_photo_with_detector_gives_frame_and_pasted_sizes(pt):
 @pytest.fixture(scope="module")
 def authors_pt(tmp_path_factory) -> tuple[PoseTransfer, dict]:
     """A PoseTransfer on an authors'-layout latest_net_netG.pth, and the fixture's tensors."""
-    if not AUTHORS_FIXTURE.is_file():
-        pytest.skip(f"{AUTHORS_FIXTURE} missing (reference fixture outside the repo)")
+    if AUTHORS_FIXTURE is None:
+        pytest.skip("reference fixture patn_market_ngf8.pt not found (set POSETRANSFER_SHARED)")
     ref = torch.load(AUTHORS_FIXTURE, map_location="cpu", weights_only=False)
     path = tmp_path_factory.mktemp("authors") / "latest_net_netG.pth"
     torch.save(ref["state_dict"], path)
