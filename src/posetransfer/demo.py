@@ -81,14 +81,15 @@ def run_demo(
         k: [] for k in ("ssim", "l1", "ssim_copy_source", "l1_copy_source")
     }
     shown = []
-    for (src, tgt), path in zip(pairs, paths):
+    show = set(np.linspace(0, len(pairs) - 1, num=min(8, len(pairs))).round().astype(int).tolist())
+    for i, ((src, tgt), path) in enumerate(zip(pairs, paths)):
         src_img, tgt_img = load_image(test_dir / src), load_image(test_dir / tgt)
         fake = load_image(path)
         scores["ssim"].append(ssim(fake, tgt_img))
         scores["l1"].append(l1(fake, tgt_img))
         scores["ssim_copy_source"].append(ssim(src_img, tgt_img))
         scores["l1_copy_source"].append(l1(src_img, tgt_img))
-        if len(shown) < 8:
+        if i in show:  # spread over the test identities
             shown.append((src_img, annotations[tgt], fake, tgt_img))
     save_png(sample_grid(*zip(*shown)), out / "samples.png")
     step = int((run_dir / "checkpoints" / "latest").read_text().strip().split("-")[-1])
