@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from posetransfer.data.datasets import to_rgb_array
 from posetransfer.errors import InputError
 from posetransfer.pose import MISSING, N_JOINTS, visible
 
@@ -288,14 +289,7 @@ def frame_person(
     """
     rgb = _rgb(image)
     size = (rgb.shape[0], rgb.shape[1])
-    box = person_box(kps, size)
-    if include_box is not None:
-        box = (
-            min(box[0], include_box[0]),
-            min(box[1], include_box[1]),
-            max(box[2], include_box[2]),
-            max(box[3], include_box[3]),
-        )
+    box = union_box(person_box(kps, size), include_box)
     frame = frame_for_box(box, height, width, size, fill)
     return frame.crop(rgb, pad), frame.apply_keypoints(kps), frame
 
@@ -337,13 +331,22 @@ def _finish(coords: np.ndarray, vis: np.ndarray, bounds: tuple[int, int] | None)
     return out
 
 
+def union_box(
+    box: tuple[float, float, float, float], other: tuple[float, float, float, float] | None
+) -> tuple[float, float, float, float]:
+    """The smallest (top, left, bottom, right) box holding both; ``box`` if other is None."""
+    if other is None:
+        return box
+    return (
+        min(box[0], other[0]),
+        min(box[1], other[1]),
+        max(box[2], other[2]),
+        max(box[3], other[3]),
+    )
+
+
 def _rgb(image: np.ndarray | Image.Image) -> np.ndarray:
-    if isinstance(image, Image.Image):
-        return np.asarray(image.convert("RGB"))
-    arr = np.asarray(image)
-    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
-        raise InputError(f"image must be uint8 (H, W, 3) RGB, got {arr.dtype} {arr.shape}")
-    return arr
+    return to_rgb_array(image)
 
 
 def _check_pad(pad: PadMode) -> PadMode:

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from posetransfer.data.datasets import to_rgb_array
 from posetransfer.errors import InputError
 from posetransfer.pose import (
     JOINT_NAMES,
@@ -148,26 +149,6 @@ class Detection:
     def has_torso(self) -> bool:
         """Whether both shoulders and both hips were found (the datasets' pairing rule)."""
         return bool(np.all(self.kps[list(TORSO_JOINTS), 0] != MISSING))
-
-
-def to_rgb_array(image: np.ndarray | Image.Image) -> np.ndarray:
-    """Return ``image`` as a C-contiguous uint8 (H, W, 3) RGB array.
-
-    Accepts a PIL image of any mode, or a uint8 array (H, W), (H, W, 3) or (H, W, 4) (alpha is
-    dropped).
-    """
-    if isinstance(image, Image.Image):
-        return np.ascontiguousarray(np.asarray(image.convert("RGB")))
-    arr = np.asarray(image)
-    if arr.dtype != np.uint8:
-        raise InputError(f"image must be a uint8 array, got dtype {arr.dtype}")
-    if arr.ndim == 2:
-        arr = np.repeat(arr[:, :, None], 3, axis=2)
-    if arr.ndim != 3 or arr.shape[2] not in (3, 4):
-        raise InputError(f"image must be (H, W, 3) RGB, got shape {arr.shape}")
-    if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise InputError(f"image is empty: shape {arr.shape}")
-    return np.ascontiguousarray(arr[:, :, :3])
 
 
 def _import_mediapipe_pose() -> Any:

@@ -36,7 +36,7 @@ from PIL import Image, UnidentifiedImageError
 from torch import nn
 
 from posetransfer.checkpoint import GeneratorInfo, load_generator
-from posetransfer.data.datasets import image_to_tensor, load_image, tensor_to_image
+from posetransfer.data.datasets import image_to_tensor, load_image, tensor_to_image, to_rgb_array
 from posetransfer.errors import InputError
 from posetransfer.framing import (
     DEFAULT_FILL,
@@ -46,6 +46,7 @@ from posetransfer.framing import (
     frame_for_box,
     frame_person,
     person_box,
+    union_box,
 )
 from posetransfer.pose import (
     JOINT_NAMES,
@@ -88,16 +89,7 @@ def read_photo(image: ImageInput, what: str = "image") -> np.ndarray:
         if path.is_dir():
             raise InputError(f"{what} is a folder, not an image file: {path}")
         return load_image(path)
-    if isinstance(image, Image.Image):
-        return np.ascontiguousarray(np.asarray(image.convert("RGB")))
-    arr = np.asarray(image)
-    if arr.dtype != np.uint8:
-        raise InputError(f"{what} must be a uint8 array, got dtype {arr.dtype}")
-    if arr.ndim == 2:
-        arr = np.repeat(arr[:, :, None], 3, axis=2)
-    if arr.ndim != 3 or arr.shape[2] not in (3, 4) or min(arr.shape[:2]) < 1:
-        raise InputError(f"{what} must be an (H, W, 3) RGB array, got shape {arr.shape}")
-    return np.ascontiguousarray(arr[:, :, :3])
+    return to_rgb_array(image, what)
 
 
 def image_size_of(path: str | Path) -> tuple[int, int] | None:
@@ -190,14 +182,7 @@ def frame_skeleton(
         InputError: for fewer than two visible joints.
     """
     kps = check_keypoints(kps)
-    box = person_box(kps, image_size)
-    if include_box is not None:
-        box = (
-            min(box[0], include_box[0]),
-            min(box[1], include_box[1]),
-            max(box[2], include_box[2]),
-            max(box[3], include_box[3]),
-        )
+    box = union_box(person_box(kps, image_size), include_box)
     # Without the image's size there is no edge to align to; a 1x1 "source" never holds the
     # window, which makes frame_for_box centre the box without aligning it.
     frame = frame_for_box(box, height, width, image_size or (1, 1), fill)

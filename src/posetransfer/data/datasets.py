@@ -35,6 +35,24 @@ def load_image(path: Path, height: int | None = None, width: int | None = None) 
     return arr
 
 
+def to_rgb_array(image: np.ndarray | Image.Image, what: str = "image") -> np.ndarray:
+    """An in-memory image as a C-contiguous uint8 (H, W, 3) RGB array.
+
+    Accepts a PIL image of any mode, or a uint8 array (H, W), (H, W, 3) or (H, W, 4) (alpha is
+    dropped); anything else raises InputError naming ``what``.
+    """
+    if isinstance(image, Image.Image):
+        return np.ascontiguousarray(np.asarray(image.convert("RGB")))
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8:
+        raise InputError(f"{what} must be a uint8 array, got dtype {arr.dtype}")
+    if arr.ndim == 2:
+        arr = np.repeat(arr[:, :, None], 3, axis=2)
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4) or min(arr.shape[:2]) < 1:
+        raise InputError(f"{what} must be an (H, W, 3) RGB array, got shape {arr.shape}")
+    return np.ascontiguousarray(arr[:, :, :3])
+
+
 def image_to_tensor(arr: np.ndarray) -> torch.Tensor:
     """uint8 (H, W, 3) -> float [3, H, W] in [-1, 1]."""
     return torch.from_numpy(np.array(arr, dtype=np.uint8)).permute(2, 0, 1).float() / 127.5 - 1.0
