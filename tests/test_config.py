@@ -59,3 +59,31 @@ def test_bad_overrides_are_named(override, message):
 def test_unknown_config_name():
     with pytest.raises(InputError, match="unknown config 'nope'; shipped: "):
         load_config("nope")
+
+
+def test_command_line_values_take_the_field_type():
+    cfg = load_config(
+        "synthetic",
+        cli_overrides(
+            [
+                "--train.lr",
+                "2e-4",
+                "--train.run_name",
+                "0001",
+                "--data.root",
+                "no",
+                "--train.max_minutes",
+                "none",
+                "--train.progress",
+                "false",
+                "--model.ngf",
+                "32",
+            ]
+        ),
+    )
+    assert cfg.train.lr == 2e-4 and cfg.train.run_name == "0001" and cfg.data.root == "no"
+    assert cfg.train.max_minutes is None and cfg.train.progress is False and cfg.model.ngf == 32
+    with pytest.raises(InputError, match="model.ngf must be int, got '2.5'"):
+        load_config("synthetic", ["model.ngf=2.5"])
+    with pytest.raises(InputError, match="with the command-line overrides: train.lr must be float"):
+        load_config("synthetic", ["train.lr=fast"])

@@ -186,13 +186,21 @@ def test_ctrl_c_checkpoints_and_resumes(tiny_root, tmp_path):
         tiny_root, tmp_path, **{"train.iterations": 100000, "train.checkpoint_every": 100000}
     )
     cmd = _cli("train", *[a for o in over for a in ("--" + o.split("=")[0], o.split("=", 1)[1])])
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     stats = tmp_path / "00000-patn_tiny-synthetic" / "stats.jsonl"
-    deadline = time.monotonic() + 120
-    while not stats.exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=120)
+    try:
+        deadline = time.monotonic() + 120
+        while not stats.exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        assert stats.exists(), "training never logged"
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=120)
+    finally:  # never leave a 100000-iteration run behind
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
     assert proc.returncode == 0, out
     assert "stopped at step" in out
     ckpt = resolve_checkpoint(tmp_path / "00000-patn_tiny-synthetic")
@@ -242,3 +250,19 @@ def test_torchrun_two_cpu_processes(tiny_root, tmp_path):
     state = torch.load(ckpt / "train_state.pt", weights_only=False)
     assert state["step"] == 2 and len(state["ranks"]) == 2
     load_generator(runs[0])
+
+
+def test_resume_without_a_config_keeps_the_saved_schedule(tiny_root, tmp_path):
+    over = {"train.iterations": 3, "train.decay_start": 1, "train.max_minutes": 0}
+    run = train(load_config("synthetic", tiny_overrides(tiny_root, tmp_path, **over)))
+    cfg = load_config(None, [f"train.resume={run}", "train.max_minutes=null"])
+    assert (cfg.train.iterations, cfg.train.decay_start, cfg.model.generator) == (3, 1, "patn_tiny")
+    assert train(cfg) == run
+    assert resolve_checkpoint(run).name == "step-0000003"
+
+
+def test_unknown_generator_fails_before_any_work(tmp_path):
+    cfg = load_config("synthetic", [f"data.root={tmp_path / 'new'}", "model.generator=patn_huge"])
+    with pytest.raises(InputError, match="unknown generator 'patn_huge'"):
+        train(cfg)
+    assert not (tmp_path / "new").exists()

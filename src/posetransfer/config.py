@@ -9,6 +9,7 @@ saved as ``config.yaml`` in every run directory and checkpoint.
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -235,11 +236,64 @@ def config_from_dict(d: dict[str, Any], origin: str = "config") -> Config:
                 f"{origin}: unknown field {name}.{sorted(unknown)[0]}; "
                 f"known: {', '.join(sorted(known))}"
             )
-        try:
-            sections[name] = cls(**value)
-        except TypeError as e:
-            raise InputError(f"{origin}: bad value in section {name}: {e}")
+        hints = typing.get_type_hints(cls)
+        typed = {k: _coerce(v, hints[k], f"{name}.{k}", origin) for k, v in value.items()}
+        sections[name] = cls(**typed)
     return Config(**sections)
+
+
+_NONE_WORDS = ("", "null", "none", "~")
+_TRUE_WORDS = ("true", "yes", "on", "1")
+_FALSE_WORDS = ("false", "no", "off", "0")
+
+
+def _coerce(value: Any, hint: Any, field_name: str, origin: str) -> Any:
+    """Convert a YAML or command-line value to a field's type, or raise InputError naming it.
+
+    Command-line values arrive as text: ``--train.lr 2e-4`` is a float, ``--train.run_name 0001``
+    stays the text "0001", ``--data.root no`` stays a path.
+    """
+    args = typing.get_args(hint)
+    optional = type(None) in args
+    base = next((a for a in args if a is not type(None)), hint) if args else hint
+    if value is None or (
+        optional and isinstance(value, str) and value.strip().lower() in _NONE_WORDS
+    ):
+        if optional:
+            return None
+        raise InputError(f"{origin}: {field_name} needs a value")
+    bad = InputError(f"{origin}: {field_name} must be {base.__name__}, got {value!r}")
+    if base is str:
+        if isinstance(value, dict | list):
+            raise bad
+        return str(value)
+    if base is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in _TRUE_WORDS or text in _FALSE_WORDS:
+            return text in _TRUE_WORDS
+        raise bad
+    if base is int:
+        if isinstance(value, bool):
+            raise bad
+        if isinstance(value, int):
+            return value
+        try:
+            number = float(str(value).strip())
+        except ValueError:
+            raise bad
+        if not number.is_integer():
+            raise bad
+        return int(number)
+    if base is float:
+        if isinstance(value, bool):
+            raise bad
+        try:
+            return float(str(value).strip()) if isinstance(value, str) else float(value)
+        except (TypeError, ValueError):
+            raise bad
+    return value
 
 
 def find_config(name_or_path: str | Path) -> Path:
@@ -261,19 +315,15 @@ def shipped_configs() -> list[str]:
     return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
 
 
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """``"train.batch_size=8"`` -> (["train", "batch_size"], 8); values are parsed as YAML."""
+def parse_override(text: str) -> tuple[list[str], str]:
+    """``"train.batch_size=8"`` -> (["train", "batch_size"], "8"); the field's type converts it."""
     if "=" not in text:
         raise InputError(f"override {text!r} must look like section.field=value")
     key, raw = text.split("=", 1)
     parts = key.strip().lstrip("-").split(".")
     if len(parts) != 2 or not all(parts):
         raise InputError(f"override {text!r}: the key must be section.field, e.g. train.batch_size")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError:
-        value = raw
-    return parts, value
+    return parts, raw.strip()
 
 
 def apply_overrides(d: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -290,19 +340,31 @@ def load_config(
     """Load a shipped config by name or a YAML file, then apply ``section.field=value`` overrides.
 
     Args:
-        name_or_path: e.g. "market_patn", "fashion_patn", "synthetic", or a path; None for defaults.
+        name_or_path: e.g. "market_patn", "fashion_patn", "synthetic", or a path; None for
+            defaults, or, when the overrides hold ``train.resume=RUN``, the config saved with
+            that run's checkpoint (so a resumed run keeps its schedule and settings).
         overrides: e.g. ["train.batch_size=8", "model.ngf=32"].
     """
+    overrides = list(overrides or [])
     base: dict[str, Any] = {}
     origin = "defaults"
-    if name_or_path is not None:
+    resume = [v for k, v in map(parse_override, overrides) if k == ["train", "resume"] and v]
+    if name_or_path is None and resume:
+        from posetransfer.checkpoint import read_checkpoint_config, resolve_checkpoint
+
+        ckpt = resolve_checkpoint(resume[-1])
+        base = read_checkpoint_config(ckpt)[1].to_dict()
+        origin = str(ckpt / "config.yaml")
+    elif name_or_path is not None:
         path = find_config(name_or_path)
         origin = str(path)
         try:
             base = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as e:
             raise InputError(f"{path}: not valid YAML ({e})")
-    merged = apply_overrides(base, overrides or [])
+    merged = apply_overrides(base, overrides)
+    if overrides:
+        origin += " with the command-line overrides"
     return config_from_dict(merged, origin)
 
 

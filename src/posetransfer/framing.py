@@ -289,8 +289,7 @@ def frame_person(
     """
     rgb = _rgb(image)
     size = (rgb.shape[0], rgb.shape[1])
-    box = union_box(person_box(kps, size), include_box)
-    frame = frame_for_box(box, height, width, size, fill)
+    frame = frame_around(kps, height, width, size, include_box, fill)
     return frame.crop(rgb, pad), frame.apply_keypoints(kps), frame
 
 
@@ -329,6 +328,19 @@ def _finish(coords: np.ndarray, vis: np.ndarray, bounds: tuple[int, int] | None)
         keep &= (out[:, 0] >= 0) & (out[:, 0] < h) & (out[:, 1] >= 0) & (out[:, 1] < w)
     out[~keep] = MISSING
     return out
+
+
+def frame_around(
+    kps: np.ndarray,
+    height: int,
+    width: int,
+    image_size: tuple[int, int],
+    include_box: tuple[float, float, float, float] | None = None,
+    fill: float = DEFAULT_FILL,
+) -> Frame:
+    """The Frame putting the person of ``kps`` (plus ``include_box``) in a height x width frame."""
+    box = union_box(person_box(kps, image_size), include_box)
+    return frame_for_box(box, height, width, image_size, fill)
 
 
 def union_box(

@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from posetransfer.checkpoint import GeneratorInfo, load_generator
 from posetransfer.data.datasets import PairDataset, tensor_to_image
+from posetransfer.errors import InputError
 from posetransfer.visualize import pair_strip, save_png
 
 
@@ -64,6 +65,10 @@ def generate(
     Returns:
         The paths written (or kept, with skip_existing), in pairs-file order.
     """
+    if batch_size < 1:
+        raise InputError(f"batch size must be at least 1, got {batch_size}")
+    if limit is not None and limit < 1:
+        raise InputError(f"limit must be at least 1, got {limit}")
     dev = resolve_device(device)
     model, info = load_generator(checkpoint, dev)
     dataset = dataset_for(info, image_dir, annotations, pairs, legacy_heatmaps)

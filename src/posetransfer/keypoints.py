@@ -37,6 +37,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from posetransfer.data.datasets import to_rgb_array
+from posetransfer.data.pairs import has_torso
 from posetransfer.errors import InputError
 from posetransfer.pose import (
     JOINT_NAMES,
@@ -148,7 +149,7 @@ class Detection:
     @property
     def has_torso(self) -> bool:
         """Whether both shoulders and both hips were found (the datasets' pairing rule)."""
-        return bool(np.all(self.kps[list(TORSO_JOINTS), 0] != MISSING))
+        return has_torso(self.kps)
 
 
 def _import_mediapipe_pose() -> Any:

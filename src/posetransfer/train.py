@@ -26,7 +26,6 @@ import re
 import signal
 import time
 from collections import defaultdict
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +41,6 @@ from posetransfer.checkpoint import (
     GENERATOR_FILE,
     STATE_FILE,
     prune_checkpoints,
-    read_checkpoint_config,
     resolve_checkpoint,
     save_checkpoint,
 )
@@ -51,7 +49,7 @@ from posetransfer.data.datasets import dataset_from_config, tensor_to_image
 from posetransfer.errors import InputError
 from posetransfer.losses import GANLoss, GeneratorLoss, ImagePool, discriminator_step
 from posetransfer.models.discriminators import appearance_discriminator, shape_discriminator
-from posetransfer.models.registry import create_generator
+from posetransfer.models.registry import create_generator, list_generators
 from posetransfer.visualize import sample_grid, save_png
 
 N_SAMPLES = 8  # test pairs shown in each sample grid
@@ -213,21 +211,13 @@ def train(cfg: Config) -> Path:
     random.seed(cfg.train.seed + rank)
     np.random.seed(cfg.train.seed + rank)
 
-    # Resume: the run directory and config come from the checkpoint.
-    resume_ckpt = None
-    if cfg.train.resume:
-        resume_ckpt = resolve_checkpoint(cfg.train.resume)
-        _, saved = read_checkpoint_config(resume_ckpt)
-        # Keep the saved run's settings, but honour a longer schedule and the new resume path.
-        cfg = replace(
-            saved,
-            train=replace(
-                saved.train,
-                resume=cfg.train.resume,
-                iterations=max(saved.train.iterations, cfg.train.iterations),
-                max_minutes=cfg.train.max_minutes,
-                progress=cfg.train.progress,
-            ),
+    # Resume: the run directory comes from the checkpoint; the config is used as given (load
+    # it with load_config(None, ["train.resume=RUN"]) to get the saved one).
+    resume_ckpt = resolve_checkpoint(cfg.train.resume) if cfg.train.resume else None
+    gen_name, gen_kwargs = cfg.model.generator, cfg.model.generator_kwargs()
+    if gen_name not in list_generators():
+        raise InputError(
+            f"model.generator: unknown generator {gen_name!r}; known: {', '.join(list_generators())}"
         )
 
     # Data.
@@ -244,11 +234,7 @@ def train(cfg: Config) -> Path:
         )
 
     # Construct networks.
-    gen_name, gen_kwargs = cfg.model.generator, cfg.model.generator_kwargs()
-    try:
-        generator = create_generator(gen_name, **gen_kwargs).to(device)
-    except KeyError as e:
-        raise InputError(f"model.generator: {e.args[0]}")
+    generator = create_generator(gen_name, **gen_kwargs).to(device)
     use_gan = cfg.loss.lambda_gan > 0
     discs: dict[str, nn.Module] = {}
     if use_gan:
@@ -276,13 +262,20 @@ def train(cfg: Config) -> Path:
     # Restore, or start a new run directory.
     step, epoch, start_in_epoch = 0, 0, 0
     if resume_ckpt is not None:
-        generator.load_state_dict(load_file(resume_ckpt / GENERATOR_FILE))
-        if discs:
-            d_sd = load_file(resume_ckpt / DISCRIMINATORS_FILE)
-            for name, d in discs.items():
-                d.load_state_dict(
-                    {k[len(name) + 1 :]: v for k, v in d_sd.items() if k.startswith(name + ".")}
-                )
+        try:
+            generator.load_state_dict(load_file(resume_ckpt / GENERATOR_FILE))
+            if discs:
+                d_sd = load_file(resume_ckpt / DISCRIMINATORS_FILE)
+                for name, d in discs.items():
+                    n = len(name) + 1
+                    d.load_state_dict(
+                        {k[n:]: v for k, v in d_sd.items() if k.startswith(name + ".")}
+                    )
+        except (RuntimeError, FileNotFoundError) as e:
+            raise InputError(
+                f"{resume_ckpt}: does not match the config's model and losses "
+                f"({str(e).splitlines()[0]}); resume without --config to use the saved one"
+            )
         state = torch.load(resume_ckpt / STATE_FILE, map_location="cpu", weights_only=False)
         for k, o in opts.items():
             o.load_state_dict(state["optimizers"][k])

@@ -43,10 +43,8 @@ from posetransfer.framing import (
     DEFAULT_PAD,
     Frame,
     PadMode,
-    frame_for_box,
+    frame_around,
     frame_person,
-    person_box,
-    union_box,
 )
 from posetransfer.pose import (
     JOINT_NAMES,
@@ -182,10 +180,9 @@ def frame_skeleton(
         InputError: for fewer than two visible joints.
     """
     kps = check_keypoints(kps)
-    box = union_box(person_box(kps, image_size), include_box)
     # Without the image's size there is no edge to align to; a 1x1 "source" never holds the
-    # window, which makes frame_for_box centre the box without aligning it.
-    frame = frame_for_box(box, height, width, image_size or (1, 1), fill)
+    # window, which makes the frame centre the box without aligning it.
+    frame = frame_around(kps, height, width, image_size or (1, 1), include_box, fill)
     return frame.apply_keypoints(kps)
 
 

@@ -93,10 +93,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from posetransfer.metrics.report import format_table, write_report
+    from posetransfer.metrics.report import check_report_path, format_table, write_report
     from posetransfer.metrics.runner import evaluate
     from posetransfer.metrics.weights import parse_weights
 
+    check_report_path(args.out)  # fail before hours of metrics, not after
     report = evaluate(
         args.generated,
         args.dataset,

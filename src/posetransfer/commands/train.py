@@ -15,7 +15,8 @@ examples:
   # continue an interrupted run exactly
   posetransfer train --train.resume runs/00003-patn_market-market
 
-Shipped configs: market_patn, fashion_patn, synthetic (and the APATN/variant configs).
+Shipped configs: market_patn, fashion_patn, market_apatn, fashion_apatn, synthetic.
+Ablations and ResNet baselines are generator names: --model.generator patn_fashion_wo_cat.
 Every field of the config can be overridden: data.*, model.*, loss.*, train.*.
 """
 

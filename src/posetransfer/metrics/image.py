@@ -18,6 +18,8 @@ from scipy import ndimage
 from skimage.draw import disk, polygon
 from skimage.metrics import structural_similarity
 
+from posetransfer.pose import visible
+
 # The 23 limbs of the mask-SSIM body mask, as 1-based joint pairs (SPEC section 7): the 19
 # skeleton limbs plus hips-to-hips (9-12), hip-to-shoulder (12-6, 9-3) and ear-to-ear (17-18),
 # which close the torso and the head.
@@ -119,7 +121,7 @@ def body_mask(keypoints: np.ndarray, height: int, width: int) -> np.ndarray:
     if kps.shape != (18, 2):
         raise ValueError(f"keypoints must be (18, 2), got shape {kps.shape}")
     kps = kps.astype(np.float64)
-    vis = (kps[:, 0] != -1) & (kps[:, 1] != -1)
+    vis = visible(kps)
     mask = np.zeros((height, width), dtype=bool)
     for a, b in MASK_LIMBS:
         if not (vis[a] and vis[b]):

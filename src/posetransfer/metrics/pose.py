@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from posetransfer.pose import HEAD_JOINTS  # nose, neck, eyes and ears
+from posetransfer.pose import HEAD_JOINTS, visible  # head joints: nose, neck, eyes, ears
 
 
 def _as_batch(kps: np.ndarray, what: str) -> np.ndarray:
@@ -41,8 +41,7 @@ def pckh_counts(
     tgt = _as_batch(target, "target").astype(np.float64)
     if pred.shape != tgt.shape:
         raise ValueError(f"predicted {pred.shape} and target {tgt.shape} differ in shape")
-    pred_vis = (pred[..., 0] != -1) & (pred[..., 1] != -1)  # [N, 18]
-    tgt_vis = (tgt[..., 0] != -1) & (tgt[..., 1] != -1)  # [N, 18]
+    pred_vis, tgt_vis = visible(pred), visible(tgt)  # [N, 18]
 
     head = tgt[:, HEAD_JOINTS]  # [N, 6, 2]
     head_vis = tgt_vis[:, HEAD_JOINTS]  # [N, 6]

@@ -96,13 +96,21 @@ def format_markdown(report: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def check_report_path(out: str | Path) -> tuple[Path, Path]:
+    """(JSON path, Markdown path) for ``out``; InputError before any work if unusable."""
+    out = Path(out)
+    md = out.with_suffix(".md")
+    if md == out or out.is_dir():
+        raise InputError(f"--out {out}: use a .json file name (the Markdown goes beside it)")
+    if out.parent.exists() and not out.parent.is_dir():
+        raise InputError(f"--out {out}: {out.parent} is not a folder")
+    return out, md
+
+
 def write_report(report: Mapping[str, Any], out: str | Path) -> tuple[Path, Path]:
     """Write the report as JSON (``out``) and Markdown (same name, ``.md``); returns both paths."""
-    out = Path(out)
+    out, md = check_report_path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    md = out.with_suffix(".md")
-    if md == out:
-        raise InputError(f"--out {out}: use a .json file name (the Markdown goes beside it)")
     out.write_text(json.dumps(report, indent=2, allow_nan=True) + "\n")
     md.write_text(format_markdown(report))
     return out, md
