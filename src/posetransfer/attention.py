@@ -114,6 +114,16 @@ def to_uint8(image: torch.Tensor) -> np.ndarray:
     return ((image.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
 
 
+def _eval_forward(model: nn.Module, *inputs: torch.Tensor, **kwargs):
+    """The model's forward in eval mode (no dropout), restoring its train/eval mode after."""
+    was_training = model.training
+    model.eval()
+    try:
+        return model(*inputs, **kwargs)
+    finally:
+        model.train(was_training)
+
+
 def _batch1(*tensors: torch.Tensor) -> list[torch.Tensor]:
     return [t if t.dim() == 4 else t.unsqueeze(0) for t in tensors]
 
@@ -142,12 +152,7 @@ def patb_masks(
     if not isinstance(model, PATN):
         raise InputError(f"PATB masks need a PATN generator, got {type(model).__name__}")
     src_img, src_pose, tgt_pose = _batch1(src_img, src_pose, tgt_pose)
-    was_training = model.training
-    model.eval()
-    try:
-        fake, masks = model(src_img, src_pose, tgt_pose, return_masks=True)
-    finally:
-        model.train(was_training)
+    fake, masks = _eval_forward(model, src_img, src_pose, tgt_pose, return_masks=True)
     size = tuple(src_img.shape[-2:])
     maps = _upsample(torch.stack([m[0].mean(0) for m in masks]), size)
     return fake[0], list(maps)
@@ -214,12 +219,7 @@ def apatb_attention(
     if not isinstance(model, APATN):
         raise InputError(f"APATB attention needs an APATN generator, got {type(model).__name__}")
     src_img, src_pose, tgt_pose = _batch1(src_img, src_pose, tgt_pose)
-    was_training = model.training
-    model.eval()
-    try:
-        fake, attention = model(src_img, src_pose, tgt_pose, return_attention=True)
-    finally:
-        model.train(was_training)
+    fake, attention = _eval_forward(model, src_img, src_pose, tgt_pose, return_attention=True)
     height, width = src_img.shape[-2:]
     h, w = height // 2 ** _n_down(model), width // 2 ** _n_down(model)
     if h * w != attention[0].shape[-1]:

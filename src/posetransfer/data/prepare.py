@@ -871,7 +871,8 @@ def make_pairs_file(
         else:
             kept[name] = k
     per_id = Counter(person_id(n) for n in kept)
-    pairs = build_pairs(kept, max_pairs=max_pairs, seed=seed, require_torso=require_torso)
+    # kept is already filtered (distractors, torso, missing files); only pair and sample here.
+    pairs = build_pairs(kept, max_pairs=max_pairs, seed=seed, require_torso=False)
     write_pairs(out, pairs)
     return PairsSummary(
         out=str(out),
