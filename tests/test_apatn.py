@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from posetransfer.attention import (
+from posetransfer.analysis.attention import (
     apatb_attention,
     heat_colormap,
     keypoint_mask,
@@ -142,7 +142,7 @@ def test_heatmaps_of_the_wrong_size_are_rejected():
 
 
 # --------------------------------------------------------------------------------------------
-# Attention maps (posetransfer.attention, `posetransfer attention`)
+# Attention maps (posetransfer.analysis.attention, `posetransfer attention`)
 
 H, W = 64, 32
 KPS = np.array(

@@ -37,9 +37,9 @@ from posetransfer.checkpoint import save_checkpoint  # noqa: E402
 from posetransfer.config import load_config  # noqa: E402
 from posetransfer.errors import InputError  # noqa: E402
 from posetransfer.models.registry import create_generator  # noqa: E402
+from posetransfer.photos.named_poses import named_pose  # noqa: E402
+from posetransfer.photos.transfer import PoseTransfer  # noqa: E402
 from posetransfer.pose import JOINT_NAMES, MISSING, read_annotations  # noqa: E402
-from posetransfer.poses import named_pose  # noqa: E402
-from posetransfer.transfer import PoseTransfer  # noqa: E402
 
 MESSI = Path("/usr/share/doc/opencv-doc/examples/data/messi5.jpg")
 H, W = 128, 64

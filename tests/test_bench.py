@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from posetransfer.bench import CATEGORIES, op_category, profile_breakdown, summarize
+from posetransfer.analysis.bench import CATEGORIES, op_category, profile_breakdown, summarize
 from posetransfer.cli import main
 from posetransfer.models import list_generators
 

@@ -1,4 +1,4 @@
-"""Tests of posetransfer.framing (person framing) and posetransfer.poses (named poses)."""
+"""Tests of posetransfer.photos.framing (person framing) and posetransfer.photos.named_poses (named poses)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,14 @@ import numpy as np
 import pytest
 
 from posetransfer.errors import InputError
-from posetransfer.framing import Frame, frame_for_box, frame_person, person_box
+from posetransfer.photos.framing import Frame, frame_for_box, frame_person, person_box
+from posetransfer.photos.named_poses import (
+    POSE_DESCRIPTIONS,
+    POSE_NAMES,
+    named_pose,
+    pose_fractions,
+)
 from posetransfer.pose import MISSING, TORSO_JOINTS, visible
-from posetransfer.poses import POSE_DESCRIPTIONS, POSE_NAMES, named_pose, pose_fractions
 
 R_SHO, L_SHO, R_HIP, L_HIP, NOSE, NECK = 2, 5, 8, 11, 0, 1
 
@@ -160,7 +165,7 @@ def test_crop_and_paste_back_check_sizes() -> None:
 def test_too_few_joints_is_an_input_error() -> None:
     kps = np.full((18, 2), MISSING, np.int64)
     kps[0] = (10, 10)
-    with pytest.raises(InputError, match="at least 2 visible joints"):
+    with pytest.raises(InputError, match="at least 2 joints"):
         frame_person(textured(50, 50), kps, 128, 64)
 
 

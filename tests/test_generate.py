@@ -6,7 +6,8 @@ from PIL import Image
 from conftest import require_reference, tiny_overrides
 from posetransfer.cli import main
 from posetransfer.config import load_config
-from posetransfer.generate import generate, output_name
+from posetransfer.files import generated_name as output_name
+from posetransfer.generate import generate
 from posetransfer.pose import read_pairs
 from posetransfer.train import train
 

@@ -1,4 +1,4 @@
-"""Tests of posetransfer.transfer (PoseTransfer) and `posetransfer transfer`.
+"""Tests of posetransfer.photos.transfer (PoseTransfer) and `posetransfer transfer`.
 
 The checkpoints here hold untrained weights (a fresh ``patn_tiny`` saved as a checkpoint, or
 the authors'-layout reference fixture): these tests check the plumbing (detection, framing,
@@ -22,9 +22,9 @@ from posetransfer.checkpoint import save_checkpoint
 from posetransfer.config import load_config
 from posetransfer.errors import InputError
 from posetransfer.models.registry import create_generator
+from posetransfer.photos.named_poses import POSE_NAMES, named_pose
+from posetransfer.photos.transfer import PoseTransfer, frame_skeleton, split_annotation_ref
 from posetransfer.pose import MISSING, read_annotations, visible, write_annotations
-from posetransfer.poses import POSE_NAMES, named_pose
-from posetransfer.transfer import PoseTransfer, frame_skeleton, split_annotation_ref
 
 MESSI = Path("/usr/share/doc/opencv-doc/examples/data/messi5.jpg")
 AUTHORS_FIXTURE = reference_file("patn_market_ngf8.pt")

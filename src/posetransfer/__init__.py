@@ -18,7 +18,7 @@ __all__ = ["PoseTransfer", "__version__"]
 
 def __getattr__(name: str):
     if name == "PoseTransfer":
-        from posetransfer.transfer import PoseTransfer
+        from posetransfer.photos.transfer import PoseTransfer
 
         return PoseTransfer
     raise AttributeError(f"module 'posetransfer' has no attribute {name!r}")

@@ -33,9 +33,9 @@ import numpy as np
 from PIL import Image
 
 from posetransfer.errors import InputError
-from posetransfer.pose import JOINT_NAMES, MISSING, N_JOINTS, draw_skeleton, visible
-from posetransfer.poses import POSE_DESCRIPTIONS, POSE_NAMES
-from posetransfer.transfer import PoseTransfer, Source, check_keypoints, read_photo
+from posetransfer.photos.named_poses import POSE_DESCRIPTIONS, POSE_NAMES
+from posetransfer.photos.transfer import PoseTransfer, Source, check_keypoints, read_photo
+from posetransfer.pose import JOINT_NAMES, MISSING, N_JOINTS, draw_skeleton, require_joints, visible
 
 # Before gradio is imported: no telemetry, no version check, no Hugging Face calls.
 for _key, _value in (
@@ -219,12 +219,10 @@ def run_generate(
     if tgt_kps is None:
         raise InputError("pick or upload a target pose first")
     tgt_kps = check_keypoints(tgt_kps, "target pose")
-    if visible(tgt_kps).sum() < 2:
-        raise InputError("the target pose needs at least 2 joints inside the frame")
+    require_joints(tgt_kps, "the target pose (joints inside the frame)")
     fake = pt.generate(source.image, source.kps, tgt_kps)
     if paste_back:
-        feather = max(1, round(2 / source.frame.scale))
-        return source.frame.paste_back(fake, source.photo, feather=feather)
+        return source.paste_back(fake)
     return fake
 
 

@@ -26,6 +26,7 @@ from torch import nn
 
 from posetransfer.config import Config, config_from_dict
 from posetransfer.errors import InputError
+from posetransfer.files import atomic_write
 
 GENERATOR_FILE = "generator.safetensors"
 DISCRIMINATORS_FILE = "discriminators.safetensors"
@@ -90,14 +91,8 @@ def save_checkpoint(
         shutil.rmtree(old)
     else:
         tmp.rename(ckpt_dir)
-    _write_atomic(ckpt_dir.parent / LATEST_FILE, ckpt_dir.name + "\n")
+    atomic_write(ckpt_dir.parent / LATEST_FILE, ckpt_dir.name + "\n")
     return ckpt_dir
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def prune_checkpoints(checkpoints_dir: Path, keep: int) -> None:

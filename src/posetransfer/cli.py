@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
             args.overrides = cli_overrides(extra)
         return int(args.func(args) or 0)
     except InputError as e:
-        print(f"posetransfer {args.command}: error: {e}", file=sys.stderr)
+        print(f"posetransfer {args.command}: error: {e.flag_message()}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"posetransfer {args.command}: interrupted", file=sys.stderr)

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from posetransfer.config import load_config
-from posetransfer.data.datasets import load_image
 from posetransfer.data.synthetic import SyntheticConfig, make_synthetic_dataset
+from posetransfer.files import atomic_write, read_image
 from posetransfer.generate import generate
 from posetransfer.metrics import l1, ssim
 from posetransfer.pose import read_annotations, read_pairs
@@ -83,8 +83,8 @@ def run_demo(
     shown = []
     show = set(np.linspace(0, len(pairs) - 1, num=min(8, len(pairs))).round().astype(int).tolist())
     for i, ((src, tgt), path) in enumerate(zip(pairs, paths)):
-        src_img, tgt_img = load_image(test_dir / src), load_image(test_dir / tgt)
-        fake = load_image(path)
+        src_img, tgt_img = read_image(test_dir / src), read_image(test_dir / tgt)
+        fake = read_image(path)
         scores["ssim"].append(ssim(fake, tgt_img))
         scores["l1"].append(l1(fake, tgt_img))
         scores["ssim_copy_source"].append(ssim(src_img, tgt_img))
@@ -106,5 +106,5 @@ def run_demo(
     metrics["beats_copy_source"] = bool(
         metrics["ssim"] > metrics["ssim_copy_source"] and metrics["l1"] < metrics["l1_copy_source"]
     )
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    atomic_write(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     return metrics

@@ -11,7 +11,31 @@ from pathlib import Path
 
 
 class InputError(ValueError):
-    """Bad input that the user can fix; the message names the file, row or argument at fault."""
+    """Bad input that the user can fix; the message names the file, row or argument at fault.
+
+    Library code names its own arguments: ``InputError("device='cuda': ...", arg="device")``.
+    The command line translates the argument to its flag (`flag_message`), so the same mistake
+    reads ``--device 'cuda': ...`` there.
+    """
+
+    def __init__(self, message: str, *, arg: str | None = None) -> None:
+        super().__init__(message)
+        self.arg = arg
+
+    def flag_message(self, flags: dict[str, str] | None = None) -> str:
+        """The message with a leading ``arg=`` written as the command-line flag.
+
+        Args:
+            flags: argument name -> flag, where the flag is not ``--`` + the name with ``-``
+                for ``_`` (config fields such as ``train.device`` keep their dots).
+        """
+        text = str(self)
+        if self.arg and text.startswith(f"{self.arg}="):
+            dotted = "." in self.arg  # a config field: --train.batch_size
+            default = "--" + (self.arg if dotted else self.arg.replace("_", "-"))
+            flag = (flags or {}).get(self.arg) or default
+            text = f"{flag} {text[len(self.arg) + 1 :]}"
+        return text
 
 
 def where(path: str | Path, row: int | None = None) -> str:

@@ -15,19 +15,10 @@ from tqdm import tqdm
 
 from posetransfer.checkpoint import GeneratorInfo, load_generator
 from posetransfer.data.datasets import PairDataset, tensor_to_image
+from posetransfer.device import resolve_device
 from posetransfer.errors import InputError
+from posetransfer.files import generated_name
 from posetransfer.visualize import pair_strip, save_png
-
-
-def output_name(src_name: str, tgt_name: str) -> str:
-    """``<from stem>___<to stem>.png``."""
-    return f"{Path(src_name).stem}___{Path(tgt_name).stem}.png"
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 @torch.no_grad()
@@ -75,7 +66,7 @@ def generate(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     indices = list(range(len(dataset) if limit is None else min(limit, len(dataset))))
-    names = [output_name(*dataset.pairs[i]) for i in indices]
+    names = [generated_name(*dataset.pairs[i]) for i in indices]
     todo = [i for i, n in zip(indices, names) if not (skip_existing and (out_dir / n).is_file())]
     loader = DataLoader(Subset(dataset, todo), batch_size=batch_size, num_workers=0)
     with tqdm(total=len(todo), desc="generate", unit="img", disable=not progress) as bar:
@@ -85,7 +76,7 @@ def generate(
             )
             for j in range(fake.shape[0]):
                 img = tensor_to_image(fake[j])
-                name = output_name(batch["src_name"][j], batch["tgt_name"][j])
+                name = generated_name(batch["src_name"][j], batch["tgt_name"][j])
                 save_png(img, out_dir / name)
                 if strips_dir is not None:
                     strip = pair_strip(

@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from posetransfer.errors import InputError, require_file, where
+from posetransfer.files import atomic_open, atomic_write
 
 if TYPE_CHECKING:  # torch is imported where heatmaps are made, so file formats stay light
     import torch
@@ -74,6 +75,39 @@ def visible(kps: np.ndarray) -> np.ndarray:
     """Boolean mask of the joints present in ``kps`` (..., 18, 2)."""
     kps = np.asarray(kps)
     return (kps[..., 0] != MISSING) & (kps[..., 1] != MISSING)
+
+
+def has_torso(kps: np.ndarray) -> bool:
+    """Whether both shoulders and both hips are present (the public splits' pairing rule)."""
+    return bool(visible(kps)[list(TORSO_JOINTS)].all())
+
+
+def missing_torso(kps: np.ndarray) -> list[str]:
+    """Names of the torso joints missing from ``kps``, e.g. ``["left_hip"]``."""
+    vis = visible(kps)
+    return [JOINT_NAMES[j] for j in TORSO_JOINTS if not vis[j]]
+
+
+def require_torso(kps: np.ndarray, what: str) -> np.ndarray:
+    """``kps`` if both shoulders and both hips are present; else InputError naming ``what``."""
+    lost = [name.replace("_", " ") for name in missing_torso(kps)]
+    if lost:
+        raise InputError(
+            f"{what}: torso joints not found ({', '.join(lost)}); the model needs both "
+            "shoulders and both hips in view"
+        )
+    return kps
+
+
+MIN_JOINTS = 2  # fewer visible joints give no extent: nothing to frame or to draw a pose from
+
+
+def require_joints(kps: np.ndarray, what: str, minimum: int = MIN_JOINTS) -> np.ndarray:
+    """``kps`` if at least ``minimum`` joints are visible; else InputError naming ``what``."""
+    n = int(visible(kps).sum())
+    if n < minimum:
+        raise InputError(f"{what}: only {n} visible joint(s); needs at least {minimum} joints")
+    return kps
 
 
 def flip_keypoints(kps: np.ndarray, width: int) -> np.ndarray:
@@ -251,10 +285,7 @@ def write_annotations(path: str | Path, annotations: Mapping[str, np.ndarray]) -
         if kps.shape != (N_JOINTS, 2):
             raise ValueError(f"keypoints of {name!r} have shape {kps.shape}, expected (18, 2)")
         lines.append(f"{name}: {format_coords(kps[:, 0])}: {format_coords(kps[:, 1])}")
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("\n".join(lines) + "\n")
-    tmp.replace(path)
-    return path
+    return atomic_write(path, "\n".join(lines) + "\n")
 
 
 # --------------------------------------------------------------------------------------------
@@ -302,12 +333,10 @@ def write_pairs(path: str | Path, pairs: Iterable[tuple[str, str]]) -> Path:
     """Write (from, to) pairs as a pairs CSV with header ``from,to``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="") as f:
+    with atomic_open(path, "w", newline="") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(PAIRS_HEADER)
         writer.writerows(pairs)
-    tmp.replace(path)
     return path
 
 

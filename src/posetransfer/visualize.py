@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
+from posetransfer.files import save_image
 from posetransfer.pose import draw_skeleton
 
 
@@ -41,13 +41,8 @@ def vstack(rows: Sequence[np.ndarray], gap: int = 2, fill: int = 255) -> np.ndar
 
 
 def save_png(image: np.ndarray, path: str | Path) -> Path:
-    """Save a uint8 image atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    Image.fromarray(image).save(tmp, format="PNG")
-    tmp.replace(path)
-    return path
+    """Save a uint8 image as PNG, atomically (see `posetransfer.files.atomic_open`)."""
+    return save_image(image, path, format="PNG")
 
 
 def sample_grid(

@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         if e.name == "gradio":
             raise InputError("the web demo needs gradio: pip install 'posetransfer[app]'")
         raise
-    from posetransfer.transfer import PoseTransfer
+    from posetransfer.photos.transfer import PoseTransfer
 
     # Load the checkpoint first: a wrong path stops here with one line, before any server starts.
     pt = PoseTransfer.from_checkpoint(args.checkpoint, device=args.device)

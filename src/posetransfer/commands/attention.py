@@ -70,8 +70,9 @@ def _parse_points(values: list[str] | None) -> list[tuple[int, int]] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from posetransfer.attention import load_pair, save_attention_maps
+    from posetransfer.analysis.attention import load_pair, save_attention_maps
     from posetransfer.checkpoint import load_generator
+    from posetransfer.device import resolve_device
     from posetransfer.errors import InputError
 
     pair = None
@@ -81,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"--pair: expected FROM,TO image names, got {args.pair!r}")
         pair = (names[0], names[1])
     points = _parse_points(args.points)
-    model, info = load_generator(args.checkpoint, device=args.device)
+    model, info = load_generator(args.checkpoint, device=resolve_device(args.device))
     item = load_pair(
         args.dataset,
         args.annotations,

@@ -72,7 +72,8 @@ def _size(text: str, option: str, multiple: int = 4) -> tuple[int, int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from posetransfer.bench import run_bench
+    from posetransfer.analysis.bench import run_bench
+    from posetransfer.device import resolve_device
     from posetransfer.errors import InputError
     from posetransfer.models.registry import list_generators
 
@@ -89,11 +90,7 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"{option} must be at least 1, got {value}")
     if args.warmup < 0:
         raise InputError(f"--warmup must be 0 or more, got {args.warmup}")
-    if args.device == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            raise InputError("--device cuda: torch sees no CUDA device here")
+    resolve_device(args.device)  # a clear message before any work
     if args.threads is not None:
         if args.threads < 1:
             raise InputError(f"--threads must be at least 1, got {args.threads}")

@@ -52,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from posetransfer.keypoints import annotate_images
+    from posetransfer.photos.detect import annotate_images
 
     report = annotate_images(
         args.inputs,

@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     from posetransfer.errors import InputError
 
     if args.list_poses:
-        from posetransfer.poses import POSE_DESCRIPTIONS
+        from posetransfer.photos.named_poses import POSE_DESCRIPTIONS
 
         for name, desc in POSE_DESCRIPTIONS.items():
             print(f"{name:15} {desc}")
@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     if absent:
         raise InputError(f"missing {', '.join(absent)} (see posetransfer transfer --help)")
 
-    from posetransfer.transfer import PoseTransfer, check_image_path, save_image
+    from posetransfer.photos.transfer import PoseTransfer, check_image_path, save_image
 
     check_image_path(args.out, "--out")
     if args.strip:

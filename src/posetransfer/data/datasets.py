@@ -11,46 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from posetransfer.errors import InputError, require_dir
+from posetransfer.files import read_image
 from posetransfer.pose import keypoints_to_heatmaps, read_annotations, read_pairs
-
-
-def load_image(path: Path, height: int | None = None, width: int | None = None) -> np.ndarray:
-    """Read an RGB image as uint8 (H, W, 3); InputError if unreadable, truncated or of wrong size."""
-    try:
-        with Image.open(path) as im:
-            im.load()
-            arr = np.array(im.convert("RGB"))
-    except FileNotFoundError:
-        raise InputError(f"image not found: {path}")
-    except (UnidentifiedImageError, OSError, SyntaxError) as e:
-        raise InputError(f"{path}: unreadable or truncated image ({e})")
-    if height is not None and arr.shape[:2] != (height, width):
-        raise InputError(
-            f"{path}: image is {arr.shape[0]}x{arr.shape[1]} (HxW), expected {height}x{width}"
-        )
-    return arr
-
-
-def to_rgb_array(image: np.ndarray | Image.Image, what: str = "image") -> np.ndarray:
-    """An in-memory image as a C-contiguous uint8 (H, W, 3) RGB array.
-
-    Accepts a PIL image of any mode, or a uint8 array (H, W), (H, W, 3) or (H, W, 4) (alpha is
-    dropped); anything else raises InputError naming ``what``.
-    """
-    if isinstance(image, Image.Image):
-        return np.ascontiguousarray(np.asarray(image.convert("RGB")))
-    arr = np.asarray(image)
-    if arr.dtype != np.uint8:
-        raise InputError(f"{what} must be a uint8 array, got dtype {arr.dtype}")
-    if arr.ndim == 2:
-        arr = np.repeat(arr[:, :, None], 3, axis=2)
-    if arr.ndim != 3 or arr.shape[2] not in (3, 4) or min(arr.shape[:2]) < 1:
-        raise InputError(f"{what} must be an (H, W, 3) RGB array, got shape {arr.shape}")
-    return np.ascontiguousarray(arr[:, :, :3])
 
 
 def image_to_tensor(arr: np.ndarray) -> torch.Tensor:
@@ -128,7 +93,7 @@ class PairDataset(Dataset):
         }
 
     def _image(self, name: str) -> np.ndarray:
-        return load_image(self.image_dir / name, self.height, self.width)
+        return read_image(self.image_dir / name, self.height, self.width)
 
     def _heatmaps(self, kps: np.ndarray) -> torch.Tensor:
         return keypoints_to_heatmaps(

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from posetransfer.pose import TORSO_JOINTS, visible
+from posetransfer.pose import has_torso
 
 _FASHION_ID = re.compile(r"^(fashion.*?id\d{8})")
 
@@ -33,11 +33,6 @@ def person_id(name: str) -> str:
 def is_distractor(name: str) -> bool:
     """Market-1501 junk and distractor images (ids -1 and 0000) belong to no person."""
     return name.startswith("-1") or name.startswith("0000")
-
-
-def has_torso(kps: np.ndarray) -> bool:
-    """Whether both shoulders and both hips are present."""
-    return bool(visible(kps)[list(TORSO_JOINTS)].all())
 
 
 def build_pairs(

@@ -35,9 +35,9 @@ from pathlib import Path, PurePosixPath
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
-from posetransfer.data.pairs import build_pairs, has_torso, is_distractor, person_id
+from posetransfer.data.pairs import build_pairs, is_distractor, person_id
 from posetransfer.errors import InputError, require_dir
-from posetransfer.pose import read_annotations, read_pairs, write_pairs
+from posetransfer.pose import has_torso, read_annotations, read_pairs, write_pairs
 
 DATASETS: tuple[str, ...] = ("market", "fashion")
 SPLITS: tuple[str, ...] = ("train", "test")

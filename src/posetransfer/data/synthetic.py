@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from posetransfer.data.pairs import build_pairs
 from posetransfer.errors import InputError, require_dir
+from posetransfer.files import atomic_write, read_image
 from posetransfer.pose import (
     MISSING,
     N_JOINTS,
@@ -826,9 +827,7 @@ def make_synthetic_dataset(
             target.unlink()
         (staging / name).rename(target)
     staging.rmdir()
-    tmp = root / (META_FILE + ".tmp")
-    tmp.write_text(json.dumps(_metadata(config), indent=2) + "\n")
-    tmp.replace(root / META_FILE)
+    atomic_write(root / META_FILE, json.dumps(_metadata(config), indent=2) + "\n")
     return root
 
 
@@ -855,7 +854,7 @@ def make_contact_sheet(
     tiles = []
     for i, index in enumerate(picks):
         path, kps = items[index]
-        img = np.asarray(Image.open(path).convert("RGB"))
+        img = read_image(path)
         if i % 2:
             img = draw_skeleton(kps, img.shape[0], img.shape[1], background=img, thickness=1)
         tiles.append(img)

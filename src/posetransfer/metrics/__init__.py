@@ -18,7 +18,7 @@ from posetransfer.metrics.image import (
     pad_fashion,
     ssim,
 )
-from posetransfer.metrics.pose import HEAD_JOINTS, pckh, pckh_counts
+from posetransfer.metrics.pckh import HEAD_JOINTS, pckh, pckh_counts
 from posetransfer.metrics.report import format_markdown, format_table, write_report
 from posetransfer.metrics.runner import ALL_METRICS, PROTOCOLS, evaluate, generated_name
 from posetransfer.metrics.weights import MetricUnavailable

@@ -15,27 +15,11 @@ from typing import Any
 import numpy as np
 
 from posetransfer.errors import InputError
+from posetransfer.files import list_images
+from posetransfer.files import try_read_image as read_rgb
 from posetransfer.metrics import image as image_metrics
-from posetransfer.metrics.pose import pckh_counts
+from posetransfer.metrics.pckh import pckh_counts
 from posetransfer.metrics.weights import MetricUnavailable
-
-IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
-
-
-def read_rgb(path: Path) -> np.ndarray | None:
-    """uint8 (H, W, 3) RGB array of an image file, or None when it cannot be decoded."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"), dtype=np.uint8)
-    except (OSError, UnidentifiedImageError, ValueError):
-        return None
-
-
-def list_images(folder: Path) -> list[Path]:
-    """The image files directly inside ``folder``, sorted."""
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 @dataclass

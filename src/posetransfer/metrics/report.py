@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from posetransfer.errors import InputError
+from posetransfer.files import atomic_write
 
 LABELS: dict[str, str] = {
     "ssim": "SSIM", "is": "IS", "mask_ssim": "mask-SSIM", "mask_is": "mask-IS", "ds": "DS",
@@ -111,6 +112,6 @@ def write_report(report: Mapping[str, Any], out: str | Path) -> tuple[Path, Path
     """Write the report as JSON (``out``) and Markdown (same name, ``.md``); returns both paths."""
     out, md = check_report_path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2, allow_nan=True) + "\n")
-    md.write_text(format_markdown(report))
+    atomic_write(out, json.dumps(report, indent=2, allow_nan=True) + "\n")
+    atomic_write(md, format_markdown(report))
     return out, md

@@ -21,10 +21,11 @@ from typing import Any
 
 import numpy as np
 
+from posetransfer.device import resolve_device
 from posetransfer.errors import InputError, require_dir, require_file
+from posetransfer.files import IMAGE_SUFFIXES, generated_name
 from posetransfer.metrics import image as image_metrics
 from posetransfer.metrics.collect import (
-    IMAGE_SUFFIXES,
     DetectionScoreMetric,
     FIDMetric,
     InceptionScoreMetric,
@@ -47,15 +48,9 @@ PROTOCOLS: dict[str, tuple[str, ...]] = {
     # GFLA, NTED, PIDM, CFLD: FID against the training images, LPIPS, unpadded SSIM.
     "modern": ("ssim", "fid", "lpips"),
 }
-SEPARATOR = "___"
 PROBLEM_KINDS: tuple[str, ...] = (
     "missing", "unreadable", "wrong_size", "missing_reference", "unreadable_reference",
 )  # fmt: skip
-
-
-def generated_name(src: str, tgt: str) -> str:
-    """File name of the image generated for pair (src, tgt): ``<src stem>___<tgt stem>.png``."""
-    return f"{Path(src).stem}{SEPARATOR}{Path(tgt).stem}.png"
 
 
 def parse_metrics(metrics: str | Sequence[str] | None, protocol: str) -> tuple[str, ...]:
@@ -152,7 +147,7 @@ def _keypoint_predictor(
 
         return lookup, f"keypoint file {keypoints}", None
     try:
-        from posetransfer.keypoints import KeypointDetector
+        from posetransfer.photos.detect import KeypointDetector
 
         detector = KeypointDetector()
     except (ImportError, InputError) as e:
@@ -290,12 +285,6 @@ def _network_keys(mapping: Mapping[str, Any], what: str, convert: Callable) -> d
     return out
 
 
-def _default_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def evaluate(
     generated_dir: str | Path,
     dataset_root: str | Path,
@@ -373,8 +362,7 @@ def evaluate(
         real_hint = f"{root / 'train'} not found; pass --real-dir DIR (or --real-stats NPZ)"
     if keypoints is not None:
         keypoints = require_file(keypoints, "keypoint file (--keypoints)")
-    if device is None:
-        device = _default_device()
+    device = resolve_device(device)  # the device really used is what the report records
     weight_paths = _network_keys(weights or {}, "weights", Path)
     built = _network_keys(networks or {}, "networks", lambda v: v)
     setup = _Setup(weight_paths, built, device, download)

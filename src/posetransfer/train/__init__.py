@@ -46,6 +46,7 @@ from posetransfer.checkpoint import (
 )
 from posetransfer.config import Config
 from posetransfer.data.datasets import dataset_from_config, tensor_to_image
+from posetransfer.device import resolve_device
 from posetransfer.errors import InputError
 from posetransfer.losses import GANLoss, GeneratorLoss, ImagePool, discriminator_step
 from posetransfer.models.discriminators import appearance_discriminator, shape_discriminator
@@ -119,16 +120,12 @@ def _setup_distributed(cfg: Config) -> tuple[int, int, torch.device]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    want = cfg.train.device
-    use_cuda = torch.cuda.is_available() if want == "auto" else want.startswith("cuda")
-    if use_cuda and not torch.cuda.is_available():
-        raise InputError(f"train.device={want!r} but CUDA is not available")
+    device = resolve_device(cfg.train.device, "train.device")
+    use_cuda = device.type == "cuda"
     if use_cuda:
-        index = local_rank if world > 1 or ":" not in want else int(want.split(":")[1])
-        device = torch.device("cuda", index)
+        # Under torchrun each process takes the GPU of its local rank.
+        device = torch.device("cuda", local_rank if world > 1 else (device.index or 0))
         torch.cuda.set_device(device)
-    else:
-        device = torch.device("cpu")
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if use_cuda else "gloo")
     return rank, world, device

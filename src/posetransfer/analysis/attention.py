@@ -26,14 +26,15 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw
 from torch import nn
 
-from posetransfer.data.datasets import image_to_tensor, load_image
+from posetransfer.data.datasets import image_to_tensor
 from posetransfer.errors import InputError, require_dir
+from posetransfer.files import read_image
 from posetransfer.models.apatn import APATN
 from posetransfer.models.patn import PATN
 from posetransfer.pose import (
     LIMBS,
-    TORSO_JOINTS,
     draw_skeleton,
+    has_torso,
     keypoints_to_heatmaps,
     read_annotations,
     read_pairs,
@@ -97,7 +98,7 @@ def keypoint_mask(
     draw = ImageDraw.Draw(canvas)
     kps = np.asarray(kps)
     vis = visible(kps)
-    if vis[list(TORSO_JOINTS)].all():
+    if has_torso(kps):
         # r-shoulder, l-shoulder, l-hip, r-hip in order around the torso.
         draw.polygon([(int(kps[j, 1]), int(kps[j, 0])) for j in (2, 5, 11, 8)], fill=255)
     for a, b in LIMBS:
@@ -419,7 +420,7 @@ def load_pair(
         path = next((p for p in candidates if p.is_file()), None)
         if path is None:
             raise InputError(f"image {name!r} not found in {root / split} nor {root}")
-        img = load_image(path, *(size or (None, None)))
+        img = read_image(path, *(size or (None, None)))
         height, width = img.shape[:2]
         item[f"{role}_img"] = image_to_tensor(img)
         item[f"{role}_kps"] = kps[name]

@@ -1,6 +1,6 @@
 """Pose transfer on your own photos in one call: detect, frame, generate, paste back.
 
-    from posetransfer.transfer import PoseTransfer
+    from posetransfer.photos.transfer import PoseTransfer
 
     with PoseTransfer.from_checkpoint("runs/00000-patn_small-synthetic") as pt:
         pt("photo.jpg", "walking").save("walking.png")           # a named pose
@@ -12,7 +12,7 @@ The source photo goes through `KeypointDetector` (MediaPipe BlazePose) and `fram
 person is cut out, centred and resized to the model's frame (``info.height x info.width``),
 exactly as the datasets' images look. The target pose is brought into the same frame:
 
-- a named pose (`posetransfer.poses.POSE_NAMES`) is defined in the frame already;
+- a named pose (`posetransfer.photos.named_poses.POSE_NAMES`) is defined in the frame already;
 - keypoints of another image (a photo, an OpenPose JSON file, an annotation row) are in that
   image's pixels, so the skeleton itself is framed with the same rule as the photo
   (`frame_skeleton`): the person spans the same 90% of the frame height, centred;
@@ -32,13 +32,15 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch import nn
 
 from posetransfer.checkpoint import GeneratorInfo, load_generator
-from posetransfer.data.datasets import image_to_tensor, load_image, tensor_to_image, to_rgb_array
+from posetransfer.data.datasets import image_to_tensor, tensor_to_image
+from posetransfer.device import resolve_device
 from posetransfer.errors import InputError
-from posetransfer.framing import (
+from posetransfer.files import atomic_save, image_size, read_image, to_rgb_array
+from posetransfer.photos.framing import (
     DEFAULT_FILL,
     DEFAULT_PAD,
     Frame,
@@ -46,17 +48,17 @@ from posetransfer.framing import (
     frame_around,
     frame_person,
 )
+from posetransfer.photos.named_poses import POSE_NAMES, named_pose
 from posetransfer.pose import (
-    JOINT_NAMES,
     MISSING,
     N_JOINTS,
-    TORSO_JOINTS,
     keypoints_to_heatmaps,
     read_annotations,
     read_openpose_json,
+    require_joints,
+    require_torso,
     visible,
 )
-from posetransfer.poses import POSE_NAMES, named_pose
 from posetransfer.visualize import hstack, skeleton_image
 
 ImageInput = str | Path | np.ndarray | Image.Image
@@ -86,17 +88,8 @@ def read_photo(image: ImageInput, what: str = "image") -> np.ndarray:
         path = Path(image)
         if path.is_dir():
             raise InputError(f"{what} is a folder, not an image file: {path}")
-        return load_image(path)
+        return read_image(path)
     return to_rgb_array(image, what)
-
-
-def image_size_of(path: str | Path) -> tuple[int, int] | None:
-    """(height, width) of an image file from its header, or None if it cannot be read."""
-    try:
-        with Image.open(path) as im:
-            return im.height, im.width
-    except (OSError, UnidentifiedImageError):
-        return None
 
 
 def split_annotation_ref(text: str) -> tuple[Path, str] | None:
@@ -121,27 +114,6 @@ def check_keypoints(kps: Any, what: str = "keypoints") -> np.ndarray:
     out = np.rint(arr).astype(np.int64)
     out[~visible(out) | np.any(out < 0, axis=1)] = MISSING
     return out
-
-
-def missing_torso(kps: np.ndarray) -> list[str]:
-    """Names of the torso joints (shoulders, hips) missing from ``kps``."""
-    vis = visible(kps)
-    return [JOINT_NAMES[j].replace("_", " ") for j in TORSO_JOINTS if not vis[j]]
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """A usable torch device: "auto" picks CUDA when available; InputError for unusable ones."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as e:
-        raise InputError(f"--device {device!r}: not a torch device ({e})")
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"--device {device}: no CUDA device is available here; use cpu")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise InputError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s)")
-    return dev
 
 
 # --------------------------------------------------------------------------------------------
@@ -207,6 +179,14 @@ class Source:
     kps: np.ndarray
     frame: Frame
     photo_kps: np.ndarray
+
+    def paste_back(self, generated: np.ndarray) -> np.ndarray:
+        """The photo with a generated frame pasted into the person's window.
+
+        About two frame pixels are blended at the window's border to hide the seam.
+        """
+        feather = max(1, round(2 / self.frame.scale))
+        return self.frame.paste_back(generated, self.photo, feather=feather)
 
 
 @dataclass(frozen=True, eq=False)
@@ -318,7 +298,7 @@ class PoseTransfer:
     def detector(self) -> Any:
         """The `KeypointDetector`, started on first use."""
         if self._detector is None:
-            from posetransfer.keypoints import KeypointDetector
+            from posetransfer.photos.detect import KeypointDetector
 
             self._detector = KeypointDetector(min_confidence=self.min_confidence)
         return self._detector
@@ -366,12 +346,7 @@ class PoseTransfer:
             det = self.detect(photo, what)
             kps, include_box = det.kps, det.box
         kps = check_keypoints(kps, f"{what} keypoints")
-        lost = missing_torso(kps)
-        if lost:
-            raise InputError(
-                f"{what}: torso joints not found ({', '.join(lost)}); the model needs both "
-                "shoulders and both hips in view"
-            )
+        require_torso(kps, what)
         framed, framed_kps, frame = frame_person(
             photo, kps, self.height, self.width, self.fill, self.pad, include_box=include_box
         )
@@ -386,7 +361,7 @@ class PoseTransfer:
 
         Args:
             target_pose: one of
-                - a named pose, e.g. ``"walking"`` (see `posetransfer.poses.POSE_NAMES`);
+                - a named pose, e.g. ``"walking"`` (see `posetransfer.photos.named_poses.POSE_NAMES`);
                 - ``"annotation.csv:NAME"``: row NAME of an annotation CSV;
                 - a path to an OpenPose ``*.json`` file (its first person);
                 - a path to a photo, a PIL image or a uint8 (H, W, 3) array: its person's pose;
@@ -407,7 +382,7 @@ class PoseTransfer:
             kps = check_keypoints(target_pose, "target keypoints")
             if target_size is not None:
                 return frame_skeleton(kps, h, w, tuple(target_size), fill=self.fill)
-            return self._require_joints(kps, "target keypoints")
+            return require_joints(kps, "target keypoints")
         if not isinstance(target_pose, str | Path):
             raise InputError(f"unsupported target pose of type {type(target_pose).__name__}")
 
@@ -420,7 +395,7 @@ class PoseTransfer:
         path = Path(text)
         if path.suffix.lower() == ".json":
             kps = read_openpose_json(path)
-            return frame_skeleton(self._require_joints(kps, str(path)), h, w, fill=self.fill)
+            return frame_skeleton(require_joints(kps, str(path)), h, w, fill=self.fill)
         if path.is_file():
             return self.target_from_photo(read_photo(path), str(path))
         if path.is_dir():
@@ -432,16 +407,10 @@ class PoseTransfer:
             "nor an existing file"
         )
 
-    def _require_joints(self, kps: np.ndarray, what: str) -> np.ndarray:
-        n = int(visible(kps).sum())
-        if n < 2:
-            raise InputError(f"{what}: only {n} visible joint(s); a target pose needs at least 2")
-        return kps
-
     def target_from_photo(self, photo: np.ndarray, what: str = "target image") -> np.ndarray:
         """The pose of the person in a photo, framed; InputError naming ``what`` if none."""
         det = self.detect(photo, what)
-        kps = self._require_joints(det.kps, what)
+        kps = require_joints(det.kps, what)
         return frame_skeleton(
             kps, self.height, self.width, photo.shape[:2], include_box=det.box, fill=self.fill
         )
@@ -451,11 +420,11 @@ class PoseTransfer:
         if name not in rows:
             known = ", ".join(list(rows)[:3]) + (" ..." if len(rows) > 3 else "")
             raise InputError(f"{csv}: no row named {name!r} ({len(rows)} rows: {known})")
-        kps = self._require_joints(rows[name], f"{csv}:{name}")
+        kps = require_joints(rows[name], f"{csv}:{name}")
         size = None
         for sub in _ANNOTATION_IMAGE_DIRS:
             if (csv.parent / sub / name).is_file():
-                size = image_size_of(csv.parent / sub / name)
+                size = image_size(csv.parent / sub / name)
                 break
         return frame_skeleton(kps, self.height, self.width, size, fill=self.fill)
 
@@ -512,9 +481,7 @@ class PoseTransfer:
         fake = self.generate(source.image, source.kps, tgt_kps)
         out = fake
         if paste_back:
-            # Blend about two frame pixels at the border to hide the seam.
-            feather = max(1, round(2 / source.frame.scale))
-            out = source.frame.paste_back(fake, source.photo, feather=feather)
+            out = source.paste_back(fake)
         return TransferResult(out, fake, source, tgt_kps)
 
     def __call__(
@@ -553,11 +520,8 @@ def save_image(image: np.ndarray | Image.Image, path: str | Path, what: str = "-
     path = check_image_path(path, what)
     ext = path.suffix.lower()
     im = image if isinstance(image, Image.Image) else Image.fromarray(image)
+    fmt = Image.registered_extensions()[ext]
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp{ext}")
-        im.save(tmp)
-        tmp.replace(path)
-    except OSError as e:
-        raise InputError(f"{what} {path}: cannot write ({e.strerror or e})")
-    return path
+        return atomic_save(path, lambda f: im.save(f, format=fmt))
+    except InputError as e:
+        raise InputError(f"{what} {e}") from None

@@ -32,6 +32,8 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from posetransfer.device import resolve_device
+from posetransfer.files import atomic_write
 from posetransfer.models.apatn import APATB
 from posetransfer.models.blocks import count_parameters
 from posetransfer.models.patn import PATB
@@ -293,11 +295,7 @@ def run_bench(
     Returns:
         The result written to ``bench.json``.
     """
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for, but torch sees no CUDA device")
+    dev = resolve_device(device)
     known = set(list_generators())
     unknown = [g for g in generators if g not in known]
     if unknown:
@@ -330,8 +328,8 @@ def run_bench(
         result["device"]["load_average_1min_end"] = round(os.getloadavg()[0], 2)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "bench.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out / "bench.md").write_text(format_markdown(result))
+    atomic_write(out / "bench.json", json.dumps(result, indent=2) + "\n")
+    atomic_write(out / "bench.md", format_markdown(result))
     return result
 
 

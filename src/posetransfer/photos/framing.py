@@ -24,9 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from posetransfer.data.datasets import to_rgb_array
 from posetransfer.errors import InputError
-from posetransfer.pose import MISSING, N_JOINTS, visible
+from posetransfer.files import to_rgb_array
+from posetransfer.pose import MISSING, N_JOINTS, require_joints, visible
 
 DEFAULT_FILL = 0.9
 DEFAULT_PAD = "edge"
@@ -197,9 +197,8 @@ def person_box(
     kps = np.asarray(kps)
     if kps.shape != (N_JOINTS, 2):
         raise InputError(f"keypoints must be (18, 2), got {kps.shape}")
+    require_joints(kps, "keypoints (to frame a person)")
     vis = visible(kps)
-    if vis.sum() < 2:
-        raise InputError(f"need at least 2 visible joints to frame a person, got {vis.sum()}")
     pts = kps[vis].astype(np.float64)
     top, left = pts.min(axis=0)
     bottom, right = pts.max(axis=0) + 1  # exclusive

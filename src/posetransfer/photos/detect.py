@@ -34,17 +34,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from posetransfer.data.datasets import to_rgb_array
-from posetransfer.data.pairs import has_torso
 from posetransfer.errors import InputError
+from posetransfer.files import IMAGE_SUFFIXES, read_image, to_rgb_array
 from posetransfer.pose import (
-    JOINT_NAMES,
     MISSING,
     N_JOINTS,
-    TORSO_JOINTS,
     draw_skeleton,
+    has_torso,
+    missing_torso,
     write_annotations,
 )
 
@@ -59,7 +58,6 @@ COCO_FROM_BLAZEPOSE: tuple[int | None, ...] = (
 NECK_JOINT = 1
 NECK_LANDMARKS = (11, 12)  # left and right shoulder
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 MISSING_MEDIAPIPE = "keypoint extraction needs mediapipe: pip install 'posetransfer[keypoints]'"
 
 
@@ -373,10 +371,9 @@ def annotate_images(
                 continue
             seen[name] = path
             try:
-                with Image.open(path) as im:
-                    image = np.asarray(im.convert("RGB"))
-            except (UnidentifiedImageError, OSError, ValueError) as e:
-                skipped.append((name, str(path), f"unreadable image ({type(e).__name__}: {e})"))
+                image = read_image(path)
+            except InputError as e:
+                skipped.append((name, str(path), f"unreadable image ({e})"))
                 continue
             start = time.perf_counter()
             det = detector.detect(image)
@@ -385,8 +382,7 @@ def annotate_images(
             if det is None:
                 skipped.append((name, str(path), "no person found"))
             elif not det.has_torso:
-                missing = [j for j in TORSO_JOINTS if det.kps[j, 0] == MISSING]
-                names = ", ".join(JOINT_NAMES[j] for j in missing)
+                names = ", ".join(missing_torso(det.kps))
                 skipped.append((name, str(path), f"torso joints not found: {names}"))
             else:
                 annotations[name] = det.kps

@@ -1,0 +1,216 @@
+"""Files on disk: reading images, writing anything atomically, and telling a full disk apart.
+
+Every file the project writes goes through `atomic_write` (or the helpers built on it): the
+bytes land in a temporary file beside the target, are flushed, and are renamed over it, so an
+interrupted or failed write never leaves a half-written file under the final name. Temporary
+files are named ``.<name>.<random>.part`` and `remove_partial` clears those a killed run left.
+
+A full disk (``ENOSPC``) or a quota error becomes an `InputError` naming the file and saying
+that the disk is full, instead of an OSError traceback.
+
+Image reading is `read_image` (raises `InputError`) or `try_read_image` (returns None), both
+decoding the whole file so that a truncated image is caught here rather than later.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from posetransfer.errors import InputError
+
+# The image formats the project reads from folders (a photo folder, a folder of generated images).
+IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+
+PART_SUFFIX = ".part"
+
+# Generated images are named after their pair: ``<from stem>___<to stem>.png``.
+GENERATED_SEPARATOR = "___"
+
+# What PIL raises for a file that is not an image, or a truncated or corrupt one.
+IMAGE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    UnidentifiedImageError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+)
+
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+# --------------------------------------------------------------------------------------------
+# Names
+
+
+def generated_name(src_name: str, tgt_name: str) -> str:
+    """File name of the image generated for pair (src, tgt): ``<src stem>___<tgt stem>.png``.
+
+    `posetransfer generate` writes these names and `posetransfer evaluate` reads them.
+    """
+    return f"{Path(src_name).stem}{GENERATED_SEPARATOR}{Path(tgt_name).stem}.png"
+
+
+# --------------------------------------------------------------------------------------------
+# Reading
+
+
+def is_image_file(path: Path) -> bool:
+    """True for a file whose suffix is one of `IMAGE_SUFFIXES`."""
+    return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def list_images(folder: Path) -> list[Path]:
+    """The image files directly inside ``folder``, sorted by name."""
+    return sorted(p for p in Path(folder).iterdir() if is_image_file(p))
+
+
+def read_image(path: str | Path, height: int | None = None, width: int | None = None) -> np.ndarray:
+    """Read an image as uint8 (H, W, 3) RGB, decoding every pixel.
+
+    Args:
+        path: the image file.
+        height: if given with ``width``, the size the image must have.
+        width: see ``height``.
+
+    Raises:
+        InputError: naming the file, when it is missing, unreadable, truncated or of the wrong
+            size.
+    """
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            im.load()
+            arr = np.array(im.convert("RGB"))
+    except FileNotFoundError:
+        raise InputError(f"image not found: {path}")
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a folder, not an image file")
+    except IMAGE_ERRORS as e:
+        raise InputError(f"{path}: unreadable or truncated image ({e})")
+    if height is not None and arr.shape[:2] != (height, width):
+        raise InputError(
+            f"{path}: image is {arr.shape[0]}x{arr.shape[1]} (HxW), expected {height}x{width}"
+        )
+    return arr
+
+
+def try_read_image(path: str | Path) -> np.ndarray | None:
+    """`read_image` without the error: None when the file cannot be decoded."""
+    try:
+        return read_image(path)
+    except InputError:
+        return None
+
+
+def image_size(source: str | Path | IO[bytes]) -> tuple[int, int] | None:
+    """(height, width) from an image's header (pixels are not decoded), or None if unreadable."""
+    try:
+        with Image.open(source) as im:
+            return im.height, im.width
+    except IMAGE_ERRORS:
+        return None
+
+
+def is_intact_image(path: str | Path) -> bool:
+    """True when ``path`` decodes completely (a truncated PNG from a full disk does not)."""
+    return try_read_image(path) is not None
+
+
+def to_rgb_array(image: np.ndarray | Image.Image, what: str = "image") -> np.ndarray:
+    """An in-memory image as a C-contiguous uint8 (H, W, 3) RGB array.
+
+    Accepts a PIL image of any mode, or a uint8 array (H, W), (H, W, 3) or (H, W, 4) (alpha is
+    dropped); anything else raises InputError naming ``what``.
+    """
+    if isinstance(image, Image.Image):
+        return np.ascontiguousarray(np.asarray(image.convert("RGB")))
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8:
+        raise InputError(f"{what} must be a uint8 array, got dtype {arr.dtype}")
+    if arr.ndim == 2:
+        arr = np.repeat(arr[:, :, None], 3, axis=2)
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4) or min(arr.shape[:2]) < 1:
+        raise InputError(f"{what} must be an (H, W, 3) RGB array, got shape {arr.shape}")
+    return np.ascontiguousarray(arr[:, :, :3])
+
+
+# --------------------------------------------------------------------------------------------
+# Writing
+
+
+def disk_error(path: str | Path, e: OSError) -> InputError:
+    """The one-line error for a failed write: names the file, and says so when the disk is full."""
+    if e.errno in _DISK_FULL:
+        return InputError(f"{path}: no space left on the device (disk full); nothing was replaced")
+    return InputError(f"{path}: cannot write ({e.strerror or e})")
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | Path, mode: str = "wb", **kwargs: Any) -> Iterator[IO]:
+    """Open a temporary file beside ``path`` that replaces it when the block ends without error.
+
+    The data is flushed to disk before the rename. On any error the temporary file is removed
+    and ``path`` is untouched; an OSError (a full disk, a read-only folder) becomes an
+    `InputError` naming ``path``.
+    """
+    path = Path(path)
+    tmp: str | None = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=PART_SUFFIX)
+        with os.fdopen(fd, mode, **kwargs) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as e:
+        raise disk_error(path, e) from None
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+
+
+def atomic_write(path: str | Path, data: bytes | str) -> Path:
+    """Write bytes or text to ``path`` atomically (see `atomic_open`)."""
+    text = isinstance(data, str)
+    with atomic_open(path, "w" if text else "wb", **({"newline": ""} if text else {})) as f:
+        f.write(data)
+    return Path(path)
+
+
+def atomic_save(path: str | Path, save: Callable[[IO[bytes]], None]) -> Path:
+    """Let ``save(file)`` write into a temporary file that then replaces ``path`` atomically."""
+    with atomic_open(path, "wb") as f:
+        save(f)
+    return Path(path)
+
+
+def save_image(
+    image: np.ndarray | Image.Image, path: str | Path, format: str | None = None
+) -> Path:
+    """Save an image atomically, in ``format`` or the one its suffix names (PNG by default)."""
+    path = Path(path)
+    im = image if isinstance(image, Image.Image) else Image.fromarray(image)
+    fmt = format or Image.registered_extensions().get(path.suffix.lower(), "PNG")
+    return atomic_save(path, lambda f: im.save(f, format=fmt))
+
+
+def remove_partial(folder: str | Path) -> int:
+    """Delete the temporary ``.*.part`` files an interrupted run left in ``folder``; their count."""
+    folder = Path(folder)
+    n = 0
+    if folder.is_dir():
+        for p in folder.glob(f".*{PART_SUFFIX}"):
+            p.unlink(missing_ok=True)
+            n += 1
+    return n
