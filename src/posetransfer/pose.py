@@ -271,6 +271,21 @@ def read_annotations(
     return out
 
 
+def check_annotation_name(name: str, what: str = "image name") -> str:
+    """``name`` if it can be an annotation row's name; else InputError naming ``what``.
+
+    The annotation format separates its fields with ``:`` and its rows with newlines, so a name
+    holding either (or starting or ending with spaces, which the reader strips) would not read
+    back as written.
+    """
+    if not name or ":" in name or "\n" in name or "\r" in name or name != name.strip():
+        raise InputError(
+            f"{what} {name!r} cannot be written to an annotation file: names may not contain "
+            "':' or line breaks, nor start or end with spaces; rename the file"
+        )
+    return name
+
+
 def format_coords(values: Iterable[int]) -> str:
     return "[" + ", ".join(str(int(v)) for v in values) + "]"
 
@@ -281,6 +296,7 @@ def write_annotations(path: str | Path, annotations: Mapping[str, np.ndarray]) -
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = [":".join(ANNOTATION_HEADER)]
     for name, kps in annotations.items():
+        check_annotation_name(name)
         kps = np.asarray(kps)
         if kps.shape != (N_JOINTS, 2):
             raise ValueError(f"keypoints of {name!r} have shape {kps.shape}, expected (18, 2)")
