@@ -1,4 +1,5 @@
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -8,7 +9,9 @@ from posetransfer.errors import InputError
 from posetransfer.pose import (
     FLIP_PERM,
     JOINT_NAMES,
+    KeypointWarning,
     draw_skeleton,
+    drop_outside,
     flip_keypoints,
     keypoints_to_heatmaps,
     read_annotations,
@@ -146,3 +149,130 @@ def test_draw_skeleton_draws_limbs():
     assert img.shape == (128, 64, 3) and img.dtype == np.uint8
     assert (img.sum(-1) > 0).sum() > 100
     assert draw_skeleton(np.full((18, 2), -1), 128, 64).sum() == 0
+
+
+# --------------------------------------------------------------------------------------------
+# Encodings and line endings, round trips
+
+
+def test_annotation_csv_with_byte_order_mark_and_windows_line_endings(tmp_path):
+    ys, xs = list(range(18)), list(range(18, 36))
+    text = f"name:keypoints_y:keypoints_x\r\na.jpg: {ys}: {xs}\r\nb.jpg: {xs}: {ys}\r\n"
+    p = tmp_path / "ann.csv"
+    p.write_bytes(b"\xef\xbb\xbf" + text.encode())  # as spreadsheet programs save "CSV UTF-8"
+    ann = read_annotations(p)
+    assert list(ann) == ["a.jpg", "b.jpg"]
+    assert ann["a.jpg"][:, 0].tolist() == ys and ann["a.jpg"][:, 1].tolist() == xs
+
+
+def test_annotation_csv_with_old_mac_line_endings(tmp_path):
+    p = tmp_path / "ann.csv"
+    p.write_text(f"name:keypoints_y:keypoints_x\ra.jpg: {[1] * 18}: {[2] * 18}\r", newline="")
+    assert read_annotations(p)["a.jpg"][0].tolist() == [1, 2]
+
+
+def test_pairs_csv_with_byte_order_mark_and_windows_line_endings(tmp_path):
+    p = tmp_path / "pairs.csv"
+    p.write_bytes(b"\xef\xbb\xbffrom,to\r\na.jpg,b.jpg\r\nb.jpg,a.jpg\r\n")
+    assert read_pairs(p) == [("a.jpg", "b.jpg"), ("b.jpg", "a.jpg")]
+
+
+def test_openpose_json_with_byte_order_mark(tmp_path):
+    p = tmp_path / "x_keypoints.json"
+    flat = sum(([10.0 + i, 20.0 + i, 0.9] for i in range(18)), [])
+    p.write_bytes(b"\xef\xbb\xbf" + json.dumps({"people": [{"pose_keypoints_2d": flat}]}).encode())
+    assert read_openpose_json(p)[0].tolist() == [20, 10]
+
+
+def test_annotation_file_that_is_not_utf8_names_the_file(tmp_path):
+    p = tmp_path / "latin1.csv"
+    p.write_bytes("name:keypoints_y:keypoints_x\ncafé.jpg: [1]: [1]\n".encode("latin-1"))
+    with pytest.raises(InputError, match="latin1.csv: not a UTF-8 text file"):
+        read_annotations(p)
+
+
+def test_pairs_file_that_is_not_utf8_names_the_file(tmp_path):
+    p = tmp_path / "latin1.csv"
+    p.write_bytes("from,to\ncafé.jpg,b.jpg\n".encode("latin-1"))
+    with pytest.raises(InputError, match="latin1.csv: not a UTF-8 text file"):
+        read_pairs(p)
+
+
+def test_annotation_row_with_an_empty_name_names_the_row(tmp_path):
+    p = tmp_path / "ann.csv"
+    p.write_text(f"name:keypoints_y:keypoints_x\n : {[1] * 18}: {[1] * 18}\n")
+    with pytest.raises(InputError, match="ann.csv, row 2: empty image name"):
+        read_annotations(p)
+
+
+def test_annotation_round_trip_keeps_unusual_names(tmp_path):
+    names = ["my photo (1).jpg", "café,ünïcode.png", "a;b'c\".jpg", "form\x0cfeed\u2028.jpg"]
+    ann = {n: kps_example() + i for i, n in enumerate(names)}
+    back = read_annotations(write_annotations(tmp_path / "a.csv", ann))
+    assert list(back) == names
+    for n in names:
+        np.testing.assert_array_equal(back[n], ann[n])
+
+
+def test_write_annotations_refuses_a_name_with_a_colon_and_writes_nothing(tmp_path):
+    with pytest.raises(InputError, match="'a:b.jpg' cannot be written to an annotation file"):
+        write_annotations(tmp_path / "a.csv", {"ok.jpg": kps_example(), "a:b.jpg": kps_example()})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_pairs_round_trip_keeps_names_with_commas_and_quotes(tmp_path):
+    pairs = [("a,b.jpg", 'c"d.jpg'), ("my photo.jpg", "café.jpg")]
+    assert read_pairs(write_pairs(tmp_path / "p.csv", pairs)) == pairs
+
+
+@pytest.mark.parametrize("name", ["", " padded.jpg", "padded.jpg "])
+def test_write_pairs_refuses_names_that_would_not_read_back(tmp_path, name):
+    with pytest.raises(InputError, match="cannot be written to a pairs file"):
+        write_pairs(tmp_path / "p.csv", [("a.jpg", name)])
+    assert not (tmp_path / "p.csv").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# Joints outside the image
+
+
+def test_drop_outside_marks_only_off_image_joints_missing():
+    kps = kps_example()
+    kps[3] = (130, 5)  # below a 128-row image
+    kps[4] = (5, -4)  # left of it
+    kps[6] = (127, 63)  # the last pixel: inside
+    out = drop_outside(kps, 128, 64)
+    assert out[3].tolist() == [-1, -1] and out[4].tolist() == [-1, -1]
+    keep = [j for j in range(18) if j not in (3, 4)]
+    np.testing.assert_array_equal(out[keep], kps[keep])
+    assert kps[3].tolist() == [130, 5]  # the input is left as it was
+
+
+def test_heatmaps_still_draw_the_tail_of_a_joint_outside_the_image():
+    kps = np.full((18, 2), -1)
+    kps[0] = (130, 10)  # two rows below a 128-row image
+    maps = keypoints_to_heatmaps(kps, 128, 64, sigma=6.0)
+    assert maps[0, 127, 10] == pytest.approx(np.exp(-9 / 72), rel=1e-5)
+
+
+def test_joints_off_the_image_warn_once_per_file_with_count_and_first_rows(tmp_path):
+    ann = {f"{i}.jpg": kps_example() for i in range(6)}
+    for i in (1, 2, 3, 5):
+        ann[f"{i}.jpg"][[3, 4]] = (200, 70)  # two joints off a 128x64 image in each of 4 rows
+    path = write_annotations(tmp_path / "ann.csv", ann)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        read_annotations(path, image_size=(128, 64))
+    assert len(caught) == 1 and issubclass(caught[0].category, KeypointWarning)
+    message = str(caught[0].message)
+    assert message.startswith(f"{path}: 4 row(s) place joints outside the 128x64 image: ")
+    assert "row 3 (1.jpg: right_elbow, right_wrist)" in message
+    assert "row 5 (3.jpg" in message and "5.jpg" not in message and message.endswith(", ...")
+
+
+def test_joints_inside_the_image_do_not_warn(tmp_path):
+    path = write_annotations(tmp_path / "ann.csv", {"a.jpg": kps_example()})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        read_annotations(path, image_size=(128, 64))
+        read_annotations(path)

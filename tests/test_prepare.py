@@ -20,6 +20,7 @@ from posetransfer.data.prepare import (
     make_pairs_file,
     prepare_fashion,
     prepare_market,
+    read_name_list,
 )
 from posetransfer.errors import InputError
 from posetransfer.pose import read_pairs, write_annotations, write_pairs
@@ -284,9 +285,14 @@ def test_fashion_not_a_dataset_names_path(tmp_path: Path) -> None:
         prepare_fashion(tmp_path / "photos", tmp_path / "out", progress=False)
 
 
-def test_fashion_without_lists_is_input_error(fashion_tree: Path, tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="--train-list"):
+def test_fashion_without_lists_is_input_error(
+    fashion_tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(InputError, match="train_list"):  # the library names its arguments
         prepare_fashion(fashion_tree, tmp_path / "out", annotations_dir=fashion_tree)
+    argv = ["prepare", "fashion", "--source", str(fashion_tree), "--out", str(tmp_path / "out")]
+    assert main(argv + ["--annotations-dir", str(fashion_tree), "--no-progress"]) == 2
+    assert "--train-list" in capsys.readouterr().err  # the command names its options
 
 
 # --------------------------------------------------------------------------------------------
@@ -347,3 +353,79 @@ def test_cli_prepare_bad_source_exits_2(tmp_path: Path, capsys: pytest.CaptureFi
     argv = ["prepare", "market", "--source", str(tmp_path / "empty"), "--out", str(tmp_path / "o")]
     assert main(argv) == 2
     assert "empty" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------
+# Text files from spreadsheets, resumed work, argument errors
+
+
+def test_read_name_list_accepts_byte_order_mark_and_windows_line_endings(tmp_path: Path) -> None:
+    lst = tmp_path / "train.lst"
+    lst.write_bytes(b"\xef\xbb\xbffashionA01_1front.jpg\r\nfashionB02_2back.jpg\r\n\r\n")
+    assert read_name_list(lst) == ["fashionA01_1front.jpg", "fashionB02_2back.jpg"]
+
+
+def test_fashion_lists_saved_by_a_spreadsheet_select_the_same_images(
+    fashion_tree: Path, tmp_path: Path
+) -> None:
+    for split in ("train", "test"):
+        lst = tmp_path / f"{split}.lst"
+        lst.write_bytes(b"\xef\xbb\xbf" + lst.read_text().replace("\n", "\r\n").encode())
+    report = prepare_fashion(
+        fashion_tree, tmp_path / "fashion", train_list=tmp_path / "train.lst",
+        test_list=tmp_path / "test.lst", progress=False,
+    )  # fmt: skip
+    assert report.splits["train"].written == 2 and report.splits["test"].written == 1
+    assert report.splits["train"].listed_not_found == []
+
+
+def test_market_annotations_with_byte_order_mark_check_clean(
+    market_zip: Path, tmp_path: Path
+) -> None:
+    ann = tmp_path / "ann"
+    for path in ann.iterdir():  # re-save every CSV as a spreadsheet program would
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes().replace(b"\n", b"\r\n"))
+    report = prepare_market(market_zip, tmp_path / "market", annotations_dir=ann, progress=False)
+    assert report.splits["train"].annotated == 3 and report.splits["test"].pairs == 1
+    assert report.splits["test"].missing == ["0003_c1s1_000001_00.jpg"]
+
+
+def test_check_layout_reports_keypoints_off_the_image(market_zip: Path, tmp_path: Path) -> None:
+    root = tmp_path / "market"
+    prepare_market(market_zip, root, annotations_dir=tmp_path / "ann", progress=False)
+    kps = _kps()
+    kps[0] = (140, 10)  # below a 128x64 image
+    write_annotations(root / "market-annotation-train.csv", {n: kps for n in MARKET_TRAIN})
+    report = check_layout(root, "market")
+    off = [w for w in report.warnings if "outside the 128x64 image" in w]
+    assert len(off) == 1 and "market-annotation-train.csv: 3 row(s)" in off[0]
+    assert f"row 2 ({MARKET_TRAIN[0]}: nose)" in off[0]
+
+
+def test_fashion_resume_redoes_a_truncated_output(fashion_tree: Path, tmp_path: Path) -> None:
+    kwargs = dict(train_list=tmp_path / "train.lst", test_list=tmp_path / "test.lst")
+    root = tmp_path / "fashion"
+    prepare_fashion(fashion_tree, root, progress=False, **kwargs)
+    out = root / "test" / "fashionMENTees_Tanksid0000008001_1front.jpg"
+    out.write_bytes(out.read_bytes()[:2000])  # the header survives, the pixels do not
+    report = prepare_fashion(fashion_tree, root, progress=False, **kwargs)
+    assert report.splits["test"].written == 1 and report.splits["train"].already_present == 2
+    assert np.asarray(Image.open(out)).shape == (256, 176, 3)
+
+
+def test_cli_prepare_names_the_jpeg_quality_option(
+    fashion_tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["prepare", "fashion", "--source", str(fashion_tree), "--out", str(tmp_path / "o")]
+    assert main(argv + ["--jpeg-quality", "0"]) == 2
+    assert "--jpeg-quality 0: must be in 1..100" in capsys.readouterr().err
+
+
+def test_make_pairs_file_names_max_pairs(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    ann = _pairs_annotations(tmp_path / "ann.csv")
+    with pytest.raises(InputError, match="max_pairs=0: must be at least 1"):
+        make_pairs_file(ann, tmp_path / "pairs.csv", max_pairs=0)
+    argv = ["pairs", "--annotations", str(ann), "--out", str(tmp_path / "p.csv")]
+    assert main(argv + ["--max-pairs", "0"]) == 2
+    assert "--max-pairs 0: must be at least 1" in capsys.readouterr().err
+    assert not (tmp_path / "p.csv").exists()

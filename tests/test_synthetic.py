@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -29,7 +30,7 @@ from posetransfer.data.synthetic import (
     sample_skeleton,
 )
 from posetransfer.errors import InputError
-from posetransfer.pose import read_annotations, read_pairs, visible
+from posetransfer.pose import MISSING, read_annotations, read_pairs, visible
 
 TINY = SyntheticConfig(n_train_ids=3, n_test_ids=2, images_per_id=4, max_test_pairs=10)
 MARKET_NAME = re.compile(r"^\d{4}_c[1-6]s[1-6]_\d{6}_00\.jpg$")
@@ -238,3 +239,13 @@ def test_any_image_size_works() -> None:
     kps = sk.keypoints()
     assert img.shape == (256, 176, 3) and visible(kps).all()
     assert kps[:, 0].max() < 256 and kps[:, 1].max() < 176
+
+
+def test_keypoints_of_joints_off_the_image_are_missing() -> None:
+    sk, _ = _figure(0, "front", "standing")
+    shifted = dataclasses.replace(sk, joints=sk.joints - (sk.width / 2, 0, 0))  # half off the left
+    kps = shifted.keypoints()
+    off = np.floor(shifted.joints[:, 0]) < 0
+    assert off.any() and (~off).any()
+    assert (kps[off] == MISSING).all()
+    assert np.array_equal(kps[~off], np.floor(shifted.joints[~off][:, [1, 0]]).astype(int))

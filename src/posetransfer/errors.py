@@ -38,6 +38,13 @@ class InputError(ValueError):
         return text
 
 
+class InputWarning(UserWarning):
+    """Input the project can use, but not as given (e.g. joints outside the image, dropped).
+
+    The command line prints these on one line, ``posetransfer CMD: warning: ...``, like errors.
+    """
+
+
 def where(path: str | Path, row: int | None = None) -> str:
     """Format a location for an error message: ``file`` or ``file, row N``."""
     return f"{path}, row {row}" if row is not None else f"{path}"

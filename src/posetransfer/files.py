@@ -155,12 +155,21 @@ def disk_error(path: str | Path, e: OSError) -> InputError:
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | Path, mode: str = "wb", **kwargs: Any) -> Iterator[IO]:
+def atomic_open(
+    path: str | Path, mode: str = "wb", durable: bool = True, **kwargs: Any
+) -> Iterator[IO]:
     """Open a temporary file beside ``path`` that replaces it when the block ends without error.
 
-    The data is flushed to disk before the rename. On any error the temporary file is removed
-    and ``path`` is untouched; an OSError (a full disk, a read-only folder) becomes an
-    `InputError` naming ``path``.
+    On any error the temporary file is removed and ``path`` is untouched; an OSError (a full
+    disk, a read-only folder) becomes an `InputError` naming ``path``.
+
+    Args:
+        path: the file to write.
+        mode: a write mode of `open` ("wb", "w").
+        durable: fsync the data before the rename, so that a power cut cannot leave an empty
+            file under the final name. Checkpoints, configs and reports want it; bulk image
+            outputs, which resumed runs verify anyway, skip it (it costs a disk flush per file).
+        **kwargs: passed to `open` (e.g. ``newline=""``).
     """
     path = Path(path)
     tmp: str | None = None
@@ -170,7 +179,8 @@ def atomic_open(path: str | Path, mode: str = "wb", **kwargs: Any) -> Iterator[I
         with os.fdopen(fd, mode, **kwargs) as f:
             yield f
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
         tmp = None
     except OSError as e:
@@ -180,29 +190,39 @@ def atomic_open(path: str | Path, mode: str = "wb", **kwargs: Any) -> Iterator[I
             Path(tmp).unlink(missing_ok=True)
 
 
-def atomic_write(path: str | Path, data: bytes | str) -> Path:
+def atomic_write(path: str | Path, data: bytes | str, durable: bool = True) -> Path:
     """Write bytes or text to ``path`` atomically (see `atomic_open`)."""
     text = isinstance(data, str)
-    with atomic_open(path, "w" if text else "wb", **({"newline": ""} if text else {})) as f:
+    kwargs = {"newline": ""} if text else {}
+    with atomic_open(path, "w" if text else "wb", durable, **kwargs) as f:
         f.write(data)
     return Path(path)
 
 
-def atomic_save(path: str | Path, save: Callable[[IO[bytes]], None]) -> Path:
+def atomic_save(
+    path: str | Path, save: Callable[[IO[bytes]], None], durable: bool = True
+) -> Path:
     """Let ``save(file)`` write into a temporary file that then replaces ``path`` atomically."""
-    with atomic_open(path, "wb") as f:
+    with atomic_open(path, "wb", durable) as f:
         save(f)
     return Path(path)
 
 
 def save_image(
-    image: np.ndarray | Image.Image, path: str | Path, format: str | None = None
+    image: np.ndarray | Image.Image,
+    path: str | Path,
+    format: str | None = None,
+    durable: bool = False,
 ) -> Path:
-    """Save an image atomically, in ``format`` or the one its suffix names (PNG by default)."""
+    """Save an image atomically, in ``format`` or the one its suffix names (PNG by default).
+
+    Not fsynced by default (see `atomic_open`): a folder of thousands of images would pay a disk
+    flush each, and resumed runs verify the images they find.
+    """
     path = Path(path)
     im = image if isinstance(image, Image.Image) else Image.fromarray(image)
     fmt = format or Image.registered_extensions().get(path.suffix.lower(), "PNG")
-    return atomic_save(path, lambda f: im.save(f, format=fmt))
+    return atomic_save(path, lambda f: im.save(f, format=fmt), durable)
 
 
 def remove_partial(folder: str | Path) -> int:

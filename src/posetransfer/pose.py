@@ -9,12 +9,17 @@ File formats (as distributed with the public splits):
   field a JSON list of 18 ints.
 - pairs CSV: comma-separated, header ``from,to``, image file names.
 - OpenPose JSON (``*_keypoints.json``): ``people[i].pose_keypoints_2d`` = 18 x (x, y, confidence).
+
+The readers take UTF-8 with or without the byte-order mark that spreadsheet programs write, and
+Unix or Windows line endings.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,7 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image, ImageDraw
 
-from posetransfer.errors import InputError, require_file, where
+from posetransfer.errors import InputError, InputWarning, require_file, where
 from posetransfer.files import atomic_open, atomic_write
 
 if TYPE_CHECKING:  # torch is imported where heatmaps are made, so file formats stay light
@@ -65,6 +70,16 @@ LIMB_COLORS: tuple[tuple[int, int, int], ...] = (
 
 ANNOTATION_HEADER = ("name", "keypoints_y", "keypoints_x")
 PAIRS_HEADER = ("from", "to")
+
+# How many offending rows a warning about a file lists before it only counts them.
+WARN_EXAMPLES = 3
+
+
+class KeypointWarning(InputWarning):
+    """Keypoints that can be used but are probably wrong, e.g. joints placed off the image.
+
+    A `UserWarning`; the command line prints it on one line, as it prints errors.
+    """
 
 
 # --------------------------------------------------------------------------------------------
@@ -110,6 +125,24 @@ def require_joints(kps: np.ndarray, what: str, minimum: int = MIN_JOINTS) -> np.
     return kps
 
 
+def in_image(kps: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Boolean mask of the joints of ``kps`` (..., 18, 2) present inside a height x width image."""
+    kps = np.asarray(kps)
+    y, x = kps[..., 0], kps[..., 1]
+    return visible(kps) & (y >= 0) & (y < height) & (x >= 0) & (x < width)
+
+
+def drop_outside(kps: np.ndarray, height: int, width: int) -> np.ndarray:
+    """A copy of ``kps`` keeping only the joints inside the image; the others become missing (-1).
+
+    A joint off the image is not seen in it, so a model conditioned on the image should not be
+    told where it is. `keypoints_to_heatmaps` alone still draws such a joint's Gaussian tail.
+    """
+    out = np.array(kps, copy=True)
+    out[~in_image(out, height, width)] = MISSING
+    return out
+
+
 def flip_keypoints(kps: np.ndarray, width: int) -> np.ndarray:
     """Keypoints of the horizontally mirrored image: x -> width - 1 - x, left and right swapped."""
     kps = np.asarray(kps)
@@ -130,7 +163,7 @@ def keypoints_to_heatmaps(
 
     Channel i is ``exp(-((y - y_i)^2 + (x - x_i)^2) / (2 sigma^2))``, all zeros where joint i is
     missing (-1). Joints outside the image still contribute their Gaussian tail, as in the
-    authors' code.
+    authors' code; `drop_outside` removes them first where that is not wanted.
 
     Args:
         keypoints: (18, 2) or (B, 18, 2) integer (y, x) coordinates, -1 for missing.
@@ -213,6 +246,16 @@ def draw_skeleton(
 # Annotation CSV
 
 
+def _read_text(path: Path, what: str) -> str:
+    """The text of a UTF-8 file (a leading byte-order mark dropped); InputError if it is not."""
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not a UTF-8 text file; save the {what} as UTF-8 CSV")
+    except OSError as e:
+        raise InputError(f"{path}: cannot read the {what} ({e.strerror or e})")
+
+
 def _parse_coords(text: str, path: Path, row: int, column: str) -> list[int]:
     try:
         values = json.loads(text)
@@ -229,22 +272,31 @@ def _parse_coords(text: str, path: Path, row: int, column: str) -> list[int]:
 
 
 def read_annotations(
-    path: str | Path, image_dir: str | Path | None = None
+    path: str | Path,
+    image_dir: str | Path | None = None,
+    image_size: tuple[int, int] | None = None,
 ) -> dict[str, np.ndarray]:
     """Read an annotation CSV (``name:keypoints_y:keypoints_x``) into ``{name: kps (18, 2)}``.
 
     Args:
         path: the annotation file.
         image_dir: if given, every annotated name must exist in this folder.
+        image_size: if given, the (height, width) of the images: rows placing a joint off the
+            image are reported in one `KeypointWarning` (the file, the count and the first
+            rows). The keypoints are returned as written; see `drop_outside`.
 
     Raises:
         InputError: naming the file and row, for a missing header, a row without three fields,
-            a coordinate list that is not 18 integers, a repeated name, or an unknown image.
+            an empty name, a coordinate list that is not 18 integers, a repeated name, or an
+            unknown image.
     """
     path = require_file(path, "annotation file")
     out: dict[str, np.ndarray] = {}
-    with path.open(newline="") as f:
-        lines = f.read().splitlines()
+    rows: dict[str, int] = {}
+    # Rows end in \n, \r\n or \r only: str.splitlines would also split names at characters
+    # such as \x0c or \u2028, which write_annotations allows.
+    text = _read_text(path, "annotation file")
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     if not lines or tuple(c.strip() for c in lines[0].split(":")) != ANNOTATION_HEADER:
         raise InputError(f"{where(path, 1)}: expected the header 'name:keypoints_y:keypoints_x'")
     for row, line in enumerate(lines[1:], start=2):
@@ -256,19 +308,44 @@ def read_annotations(
                 f"{where(path, row)}: expected 3 ':'-separated fields, found {len(fields)}"
             )
         name = fields[0].strip()
+        if not name:
+            raise InputError(f"{where(path, row)}: empty image name")
         ys = _parse_coords(fields[1], path, row, "keypoints_y")
         xs = _parse_coords(fields[2], path, row, "keypoints_x")
         if name in out:
             raise InputError(f"{where(path, row)}: image {name!r} is annotated twice")
         kps = np.stack([ys, xs], axis=1).astype(np.int64)
         kps[~visible(kps)] = MISSING  # a joint is missing as a whole
-        out[name] = kps
+        out[name], rows[name] = kps, row
     if image_dir is not None:
         image_dir = Path(image_dir)
-        for row, name in enumerate(out, start=2):
+        for name, row in rows.items():
             if not (image_dir / name).is_file():
                 raise InputError(f"{where(path, row)}: image {name!r} not found in {image_dir}")
+    if image_size is not None:
+        _warn_outside(path, out, rows, *image_size)
     return out
+
+
+def _warn_outside(
+    path: Path, annotations: Mapping[str, np.ndarray], rows: Mapping[str, int], h: int, w: int
+) -> None:
+    """One KeypointWarning for the rows of ``path`` that place a joint off an h x w image."""
+    off = {name: visible(k) & ~in_image(k, h, w) for name, k in annotations.items()}
+    bad = [name for name, mask in off.items() if mask.any()]
+    if not bad:
+        return
+    shown = []
+    for name in bad[:WARN_EXAMPLES]:
+        joints = ", ".join(JOINT_NAMES[j] for j in np.flatnonzero(off[name]))
+        shown.append(f"row {rows[name]} ({name}: {joints})")
+    more = ", ..." if len(bad) > WARN_EXAMPLES else ""
+    warnings.warn(
+        f"{path}: {len(bad)} row(s) place joints outside the {h}x{w} image: "
+        f"{', '.join(shown)}{more}",
+        KeypointWarning,
+        stacklevel=3,
+    )
 
 
 def check_annotation_name(name: str, what: str = "image name") -> str:
@@ -287,6 +364,7 @@ def check_annotation_name(name: str, what: str = "image name") -> str:
 
 
 def format_coords(values: Iterable[int]) -> str:
+    """One coordinate field of an annotation row: ``[1, 2, -1, ...]``."""
     return "[" + ", ".join(str(int(v)) for v in values) + "]"
 
 
@@ -319,13 +397,14 @@ def read_pairs(path: str | Path, known: Iterable[str] | None = None) -> list[tup
     path = require_file(path, "pairs file")
     known_set = set(known) if known is not None else None
     pairs: list[tuple[str, str]] = []
-    with path.open(newline="") as f:
-        reader = csv.reader(f)
+    reader = csv.reader(io.StringIO(_read_text(path, "pairs file"), newline=""))
+    try:
         header = next(reader, None)
         if header is None or tuple(h.strip() for h in header[-2:]) != PAIRS_HEADER:
             raise InputError(f"{where(path, 1)}: expected the header 'from,to'")
         n_cols = len(header)  # some exports carry a leading index column
-        for row, fields in enumerate(reader, start=2):
+        for fields in reader:
+            row = reader.line_num
             if not fields or not "".join(fields).strip():
                 continue
             if len(fields) != n_cols:
@@ -342,12 +421,27 @@ def read_pairs(path: str | Path, known: Iterable[str] | None = None) -> list[tup
                             f"{where(path, row)}: image {name!r} is not in the annotation file"
                         )
             pairs.append((src, tgt))
+    except csv.Error as e:
+        raise InputError(f"{where(path, reader.line_num)}: not a valid CSV row ({e})")
     return pairs
 
 
 def write_pairs(path: str | Path, pairs: Iterable[tuple[str, str]]) -> Path:
-    """Write (from, to) pairs as a pairs CSV with header ``from,to``."""
+    """Write (from, to) pairs as a pairs CSV with header ``from,to``.
+
+    Raises:
+        InputError: for a name that would not read back as written (empty, or starting or
+            ending with spaces, which `read_pairs` strips); nothing is written then.
+    """
     path = Path(path)
+    pairs = [tuple(pair) for pair in pairs]
+    for pair in pairs:
+        for name in pair:
+            if not name or name != name.strip():
+                raise InputError(
+                    f"image name {name!r} cannot be written to a pairs file: names may not be "
+                    "empty, nor start or end with spaces; rename the file"
+                )
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_open(path, "w", newline="") as f:
         writer = csv.writer(f, lineterminator="\n")
@@ -376,7 +470,7 @@ def read_openpose_json(
     """
     path = require_file(path, "OpenPose JSON file")
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise InputError(f"{path}: not valid JSON ({e})")
     people = data.get("people") if isinstance(data, dict) else None

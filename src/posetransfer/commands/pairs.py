@@ -42,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from posetransfer.data.prepare import make_pairs_file
+    from posetransfer.data.pairs import make_pairs_file
 
     summary = make_pairs_file(
         args.annotations,

@@ -93,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
         make_synthetic_dataset,
     )
     from posetransfer.errors import InputError
+    from posetransfer.pose import read_pairs
 
     try:
         config = SyntheticConfig(
@@ -112,9 +113,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(message)
     t0 = time.monotonic()
     root = make_synthetic_dataset(args.out, config, progress=not args.no_progress)
-    n_pairs = {
-        split: sum(1 for _ in (root / name).open()) - 1 for split, name in PAIRS_FILES.items()
-    }
+    n_pairs = {split: len(read_pairs(root / name)) for split, name in PAIRS_FILES.items()}
     n_ids = config.n_train_ids + config.n_test_ids
     print(
         f"{root}: {n_ids * config.images_per_id} images of {n_ids} people "

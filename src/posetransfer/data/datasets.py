@@ -8,6 +8,7 @@ keypoints; no precomputed heatmap files are needed.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -15,7 +16,10 @@ from torch.utils.data import Dataset
 
 from posetransfer.errors import InputError, require_dir
 from posetransfer.files import read_image
-from posetransfer.pose import keypoints_to_heatmaps, read_annotations, read_pairs
+from posetransfer.pose import drop_outside, keypoints_to_heatmaps, read_annotations, read_pairs
+
+if TYPE_CHECKING:
+    from posetransfer.config import DataConfig
 
 
 def image_to_tensor(arr: np.ndarray) -> torch.Tensor:
@@ -35,6 +39,12 @@ class PairDataset(Dataset):
     Each item is a dict with ``src_img``, ``tgt_img`` [3, H, W] in [-1, 1], ``src_pose``,
     ``tgt_pose`` [18, H, W] heatmaps, ``src_kps``, ``tgt_kps`` (18, 2) and ``src_name``,
     ``tgt_name``. Items are in the pairs file's order; training shuffles with a sampler.
+
+    Joints annotated outside the H x W image are missing (-1) in both the heatmaps and the
+    returned keypoints, and the annotation file gets one `posetransfer.pose.KeypointWarning`
+    naming its first such rows. A joint off the image is not seen in it, so the generator should
+    not be told where it is. The authors' code kept the Gaussian tail of such joints in its
+    heatmaps; that differs from this only for joints outside the image.
 
     Args:
         image_dir: folder of the images.
@@ -61,7 +71,8 @@ class PairDataset(Dataset):
         self.image_dir = require_dir(image_dir, "image folder")
         self.height, self.width = height, width
         self.sigma, self.legacy_heatmaps = sigma, legacy_heatmaps
-        self.annotations = read_annotations(annotations)
+        table = read_annotations(annotations, image_size=(height, width))
+        self.annotations = {name: drop_outside(k, height, width) for name, k in table.items()}
         self.pairs = read_pairs(pairs, known=self.annotations)
         if not self.pairs:
             raise InputError(f"{pairs}: holds no pairs")
@@ -101,8 +112,15 @@ class PairDataset(Dataset):
         )
 
 
-def dataset_from_config(data_cfg, split: str, check_files: bool = True) -> PairDataset:
-    """The train or test PairDataset described by a `DataConfig`."""
+def dataset_from_config(data_cfg: DataConfig, split: str, check_files: bool = True) -> PairDataset:
+    """The train or test PairDataset described by a `DataConfig`.
+
+    Args:
+        data_cfg: the data section of a run's config; its paths are relative to its root
+            unless absolute.
+        split: ``"train"`` or ``"test"``.
+        check_files: check up front that every image named in a pair exists.
+    """
     if split not in ("train", "test"):
         raise ValueError(f"split must be train or test, got {split!r}")
     return PairDataset(

@@ -2,18 +2,24 @@
 
 The public splits drop images missing any torso joint (both shoulders, both hips), then take
 every ordered pair (a, b), a != b, of images of one identity, and sample the test pairs down.
+`build_pairs` makes the pairs of an annotation table; `make_pairs_file` (`posetransfer pairs`)
+reads an annotation CSV, writes the pairs CSV and says what it kept and dropped.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from posetransfer.pose import has_torso
+from posetransfer.errors import InputError, require_dir
+from posetransfer.pose import has_torso, read_annotations, write_pairs
 
 _FASHION_ID = re.compile(r"^(fashion.*?id\d{8})")
 
@@ -62,3 +68,90 @@ def build_pairs(
         keep = sorted(random.Random(seed).sample(range(len(pairs)), max_pairs))
         pairs = [pairs[i] for i in keep]
     return pairs
+
+
+@dataclass
+class PairsSummary:
+    """What `make_pairs_file` kept, dropped and wrote."""
+
+    out: str
+    annotated: int
+    distractors: int
+    no_torso: int
+    missing_images: int
+    kept: int
+    identities: int
+    single_image_identities: int
+    all_pairs: int
+    pairs: int
+
+    def summary(self) -> str:
+        """One human-readable paragraph."""
+        dropped = self.distractors + self.no_torso + self.missing_images
+        return (
+            f"{self.annotated} annotated images: kept {self.kept}, dropped {dropped} "
+            f"({self.distractors} distractors, {self.no_torso} without a full torso, "
+            f"{self.missing_images} missing from the image folder)\n"
+            f"{self.identities} identities ({self.single_image_identities} with one image, "
+            f"hence no pairs); {self.pairs} pairs written to {self.out}"
+            + (f" (sampled from {self.all_pairs})" if self.pairs < self.all_pairs else "")
+        )
+
+
+def make_pairs_file(
+    annotations: str | Path,
+    out: str | Path,
+    images_dir: str | Path | None = None,
+    max_pairs: int | None = None,
+    seed: int = 0,
+    require_torso: bool = True,
+) -> PairsSummary:
+    """Write a pairs CSV of all ordered same-identity pairs of the annotated images.
+
+    Uses `build_pairs`: distractors and (by default) images missing a
+    shoulder or a hip are dropped, then every ordered pair of two images of one person is taken,
+    optionally sampled down to ``max_pairs``.
+
+    Args:
+        annotations: an annotation CSV (``name:keypoints_y:keypoints_x``).
+        out: the pairs CSV to write (header ``from,to``).
+        images_dir: if given, annotated images absent from this folder are dropped (counted).
+        max_pairs: sample this many pairs (deterministic for a seed); all pairs when None.
+        seed: the sampling seed.
+        require_torso: drop images missing any of both shoulders and both hips.
+
+    Raises:
+        InputError: for a malformed annotation file, a missing images_dir, or max_pairs < 1.
+    """
+    if max_pairs is not None and max_pairs < 1:
+        raise InputError(f"max_pairs={max_pairs}: must be at least 1", arg="max_pairs")
+    kps = read_annotations(annotations)
+    present = None
+    if images_dir is not None:
+        present = set(os.listdir(require_dir(images_dir, "image folder")))
+    kept, n_distractor, n_torso, n_missing = {}, 0, 0, 0
+    for name, k in kps.items():
+        if is_distractor(name):
+            n_distractor += 1
+        elif require_torso and not has_torso(k):
+            n_torso += 1
+        elif present is not None and name not in present:
+            n_missing += 1
+        else:
+            kept[name] = k
+    per_id = Counter(person_id(n) for n in kept)
+    # kept is already filtered (distractors, torso, missing files); only pair and sample here.
+    pairs = build_pairs(kept, max_pairs=max_pairs, seed=seed, require_torso=False)
+    write_pairs(out, pairs)
+    return PairsSummary(
+        out=str(out),
+        annotated=len(kps),
+        distractors=n_distractor,
+        no_torso=n_torso,
+        missing_images=n_missing,
+        kept=len(kept),
+        identities=len(per_id),
+        single_image_identities=sum(c == 1 for c in per_id.values()),
+        all_pairs=sum(c * (c - 1) for c in per_id.values()),
+        pairs=len(pairs),
+    )
