@@ -39,7 +39,12 @@ from posetransfer.errors import InputError  # noqa: E402
 from posetransfer.models.registry import create_generator  # noqa: E402
 from posetransfer.photos.named_poses import named_pose  # noqa: E402
 from posetransfer.photos.transfer import PoseTransfer  # noqa: E402
-from posetransfer.pose import JOINT_NAMES, MISSING, read_annotations  # noqa: E402
+from posetransfer.pose import (  # noqa: E402
+    JOINT_NAMES,
+    MISSING,
+    KeypointWarning,  # noqa: E402
+    read_annotations,
+)
 
 MESSI = Path("/usr/share/doc/opencv-doc/examples/data/messi5.jpg")
 H, W = 128, 64
@@ -152,6 +157,15 @@ def test_generate_rejects_a_target_with_no_joints(pt, source):
         run_generate(pt, source, empty, False)
 
 
+def test_generate_drops_target_joints_outside_the_frame_with_a_warning(pt, source):
+    tgt = named_pose("arms_up", H, W)
+    tgt[4] = (H + 40, 3)
+    with pytest.warns(KeypointWarning, match="target pose.*right_wrist"):
+        out = run_generate(pt, source, tgt, False)
+    tgt[4] = MISSING
+    assert np.array_equal(out, run_generate(pt, source, tgt, False))
+
+
 def test_load_source_without_image_asks_for_one(pt):
     with pytest.raises(InputError, match="upload a source photo"):
         load_source(pt, None)
@@ -176,3 +190,11 @@ def test_cli_app_missing_checkpoint_is_one_line(tmp_path, capsys):
     assert cli.main(["app", "--checkpoint", str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "checkpoint not found" in err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks a machine without CUDA")
+def test_cli_app_on_missing_cuda_is_one_line(tmp_path, capsys):
+    assert cli.main(["app", "--checkpoint", str(tmp_path / "nope"), "--device", "cuda"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert err.startswith("posetransfer app: error: --device 'cuda': no CUDA device")

@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import warnings
+
 import numpy as np
 import pytest
 
 from posetransfer.errors import InputError
-from posetransfer.photos.framing import Frame, frame_for_box, frame_person, person_box
+from posetransfer.photos.framing import (
+    Frame,
+    check_keypoints,
+    frame_for_box,
+    frame_person,
+    frame_skeleton,
+    person_box,
+)
 from posetransfer.photos.named_poses import (
     POSE_DESCRIPTIONS,
     POSE_NAMES,
     named_pose,
     pose_fractions,
 )
-from posetransfer.pose import MISSING, TORSO_JOINTS, visible
+from posetransfer.pose import MISSING, TORSO_JOINTS, KeypointWarning, visible
 
 R_SHO, L_SHO, R_HIP, L_HIP, NOSE, NECK = 2, 5, 8, 11, 0, 1
 
@@ -172,6 +184,93 @@ def test_too_few_joints_is_an_input_error() -> None:
 def test_frame_for_box_rejects_bad_fill() -> None:
     with pytest.raises(InputError, match="fill"):
         frame_for_box((0, 0, 10, 10), 128, 64, (100, 100), fill=1.5)
+
+
+# --------------------------------------------------------------------------------------------
+# Given keypoints and framing a skeleton
+
+
+def test_check_keypoints_makes_joints_outside_the_image_missing_with_a_warning() -> None:
+    kps = named_pose("front", 128, 64)
+    kps[4] = (130, 20)  # right wrist below a 128-high image
+    kps[7] = (50, 64)  # left wrist just right of a 64-wide one
+    with pytest.warns(
+        KeypointWarning,
+        match="outside the 128x64 image.*right_wrist \\(y=130, x=20\\).*left_wrist",
+    ):
+        out = check_keypoints(kps, "my pose", bounds=(128, 64))
+    assert np.all(out[[4, 7]] == MISSING)
+    np.testing.assert_array_equal(np.delete(out, [4, 7], 0), np.delete(kps, [4, 7], 0))
+
+
+def test_check_keypoints_negative_coordinate_is_outside_even_without_bounds() -> None:
+    kps = named_pose("front", 128, 64)
+    kps[0] = (-5, 30)
+    with pytest.warns(KeypointWarning, match="negative coordinate.*nose \\(y=-5, x=30\\)"):
+        out = check_keypoints(kps)
+    assert tuple(out[0]) == (MISSING, MISSING)
+
+
+def test_check_keypoints_missing_joints_do_not_warn() -> None:
+    kps = named_pose("front", 128, 64)
+    kps[0] = (MISSING, MISSING)
+    kps[1] = (MISSING, 20)  # one coordinate -1: missing as a whole, as in annotation files
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = check_keypoints(kps, bounds=(128, 64))
+    assert np.all(out[[0, 1]] == MISSING)
+
+
+def test_frame_skeleton_drops_joints_outside_its_image_with_a_warning() -> None:
+    kps = person_in_photo(200, 100, top=20, left=20, size=160)
+    outside = kps.copy()
+    outside[4] = (250, 40)  # right wrist below the 200-high image
+    with pytest.warns(KeypointWarning, match="right_wrist"):
+        framed = frame_skeleton(outside, 128, 64, image_size=(200, 100))
+    without = kps.copy()
+    without[4] = MISSING
+    np.testing.assert_array_equal(framed, frame_skeleton(without, 128, 64, image_size=(200, 100)))
+
+
+def test_frame_skeleton_with_too_few_joints_inside_the_image_is_an_input_error() -> None:
+    kps = np.full((18, 2), MISSING, np.int64)
+    kps[0], kps[1] = (10, 10), (300, 10)
+    with pytest.warns(KeypointWarning), pytest.raises(InputError, match="at least 2 joints"):
+        frame_skeleton(kps, 128, 64, image_size=(200, 100), what="row x.jpg")
+
+
+@pytest.mark.parametrize("with_size", [True, False])
+def test_frame_skeleton_keeps_every_joint_inside_the_image(with_size: bool) -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        h, w = (int(v) for v in rng.integers(20, 1500, 2))
+        kps = np.stack([rng.integers(0, h, 18), rng.integers(0, w, 18)], axis=1)
+        kps[rng.random(18) < 0.3] = MISSING
+        if visible(kps).sum() < 2:
+            continue
+        framed = frame_skeleton(kps, 128, 64, image_size=(h, w) if with_size else None)
+        np.testing.assert_array_equal(visible(framed), visible(kps))
+
+
+def test_frame_skeleton_without_image_size_centres_the_skeleton() -> None:
+    # An OpenPose file gives no image size: the skeleton alone is framed, none of it is lost.
+    base = named_pose("front", 128, 64)
+    big = np.where(visible(base)[:, None], base * 4 + [50, 70], MISSING)
+    framed = frame_skeleton(big, 128, 64)
+    assert np.all(visible(framed) == visible(base))
+    assert np.abs(framed - base)[visible(base)].max() <= 3
+
+
+def test_photo_geometry_modules_import_without_torch_or_data() -> None:
+    modules = ["framing", "detect", "named_poses", "targets"]
+    code = (
+        "import json, sys\n"
+        + "".join(f"import posetransfer.photos.{m}\n" for m in modules)
+        + "print(json.dumps(sorted(m for m in sys.modules"
+        " if m == 'torch' or m.startswith(('torch.', 'posetransfer.data')))))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(done.stdout) == []
 
 
 # --------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ photos of Debian's opencv-doc package; they skip with the reason when either is 
 
 from __future__ import annotations
 
+import csv
 import gzip
 import shutil
 import sys
@@ -270,6 +271,108 @@ def test_repeated_file_names_are_skipped(fake_mediapipe: type[FakePose], tmp_pat
 def test_missing_input_path_is_an_input_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="nope.jpg"):
         annotate_images([tmp_path / "nope.jpg"], tmp_path / "o.csv", progress=False)
+
+
+@pytest.mark.parametrize("bad_name", ["a:b.png", "line\nbreak.png", " lead.png"])
+def test_names_an_annotation_cannot_hold_are_skipped_and_the_csv_reads_back(
+    fake_mediapipe: type[FakePose], tmp_path: Path, bad_name: str
+) -> None:
+    images = tmp_path / "images"
+    images.mkdir()
+    for name in (bad_name, "ok.png"):
+        Image.new("RGB", (64, 128)).save(images / name, format="PNG")
+    report = annotate_images([images], tmp_path / "ann.csv", progress=False)
+    assert list(read_annotations(tmp_path / "ann.csv", image_dir=images)) == ["ok.png"]
+    with (tmp_path / "ann.skipped.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [row["name"] for row in rows] == [bad_name]
+    assert "cannot be written to an annotation file" in rows[0]["reason"]
+    # Refused by name alone: the image was never handed to the detector.
+    assert sum(len(g.seen_shapes) for g in fake_mediapipe.instances) == 1
+    assert report.skipped[0][0] == bad_name
+
+
+@pytest.fixture
+def count_detections(fake_mediapipe: type[FakePose], monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts calls of KeypointDetector.detect (one entry per call)."""
+    calls: list[int] = []
+    detect = KeypointDetector.detect
+
+    def counted(self: KeypointDetector, image: np.ndarray) -> object:
+        calls.append(1)
+        return detect(self, image)
+
+    monkeypatch.setattr(KeypointDetector, "detect", counted)
+    return calls
+
+
+def two_images(folder: Path) -> Path:
+    folder.mkdir()
+    for name in ("a.png", "b.png"):
+        Image.new("RGB", (64, 128)).save(folder / name)
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("out", "message"),
+    [
+        ("existing_dir", "is a folder"),
+        ("a_file/ann.csv", "is a file, not a folder"),
+        ("ann.txt", "must end in .csv"),
+    ],
+)
+def test_bad_out_is_reported_before_any_detection(
+    count_detections: list[int],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    out: str,
+    message: str,
+) -> None:
+    images = two_images(tmp_path / "images")
+    (tmp_path / "existing_dir").mkdir()
+    (tmp_path / "a_file").write_text("a file where a folder is expected")
+    assert cli.main(["keypoints", str(images), "--out", str(tmp_path / out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"--out {tmp_path / out}: " in err and message in err
+    assert count_detections == []
+
+
+def test_overlays_that_is_a_file_is_reported_before_any_detection(
+    count_detections: list[int], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    images = two_images(tmp_path / "images")
+    (tmp_path / "ov").write_text("not a folder")
+    argv = ["keypoints", str(images), "--out", str(tmp_path / "a.csv"), "--quiet"]
+    assert cli.main(argv + ["--overlays", str(tmp_path / "ov")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"--overlays {tmp_path / 'ov'}: is a file" in err
+    assert count_detections == [] and not (tmp_path / "a.csv").exists()
+
+
+def test_bad_min_confidence_names_the_flag(
+    count_detections: list[int], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    images = two_images(tmp_path / "images")
+    argv = ["keypoints", str(images), "--out", str(tmp_path / "a.csv"), "--min-confidence", "1.5"]
+    assert cli.main(argv) == 2
+    assert "--min-confidence 1.5: must be in [0, 1]" in capsys.readouterr().err
+    assert count_detections == []
+
+
+def test_overlays_of_images_sharing_a_stem_are_both_kept(
+    fake_mediapipe: type[FakePose], tmp_path: Path
+) -> None:
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.new("RGB", (64, 128), (255, 0, 0)).save(images / "a.jpg")
+    Image.new("RGB", (64, 128), (0, 0, 255)).save(images / "a.png")
+    Image.new("RGB", (64, 128)).save(images / "b.png")
+    annotate_images([images], tmp_path / "ann.csv", overlays=tmp_path / "ov", progress=False)
+    assert sorted(p.name for p in (tmp_path / "ov").iterdir()) == [
+        "a.jpg.png",
+        "a.png.png",
+        "b.png",
+    ]
 
 
 # --------------------------------------------------------------------------------------------

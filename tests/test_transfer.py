@@ -1,4 +1,5 @@
-"""Tests of posetransfer.photos.transfer (PoseTransfer) and `posetransfer transfer`.
+"""Tests of posetransfer.photos.transfer (PoseTransfer), posetransfer.photos.targets (target
+poses) and `posetransfer transfer`.
 
 The checkpoints here hold untrained weights (a fresh ``patn_tiny`` saved as a checkpoint, or
 the authors'-layout reference fixture): these tests check the plumbing (detection, framing,
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -22,9 +24,11 @@ from posetransfer.checkpoint import save_checkpoint
 from posetransfer.config import load_config
 from posetransfer.errors import InputError
 from posetransfer.models.registry import create_generator
+from posetransfer.photos.framing import frame_skeleton
 from posetransfer.photos.named_poses import POSE_NAMES, named_pose
-from posetransfer.photos.transfer import PoseTransfer, frame_skeleton, split_annotation_ref
-from posetransfer.pose import MISSING, read_annotations, visible, write_annotations
+from posetransfer.photos.targets import split_annotation_ref, target_keypoints
+from posetransfer.photos.transfer import PoseTransfer
+from posetransfer.pose import MISSING, KeypointWarning, read_annotations, visible, write_annotations
 
 MESSI = Path("/usr/share/doc/opencv-doc/examples/data/messi5.jpg")
 AUTHORS_FIXTURE = reference_file("patn_market_ngf8.pt")
@@ -177,6 +181,115 @@ def test_no_person_found_is_reported(pt, tmp_path):
 
 
 # --------------------------------------------------------------------------------------------
+# Target forms (posetransfer.photos.targets) and joints outside their image
+
+
+def no_detector(photo: np.ndarray, what: str) -> None:
+    raise AssertionError(f"nothing should be detected, got {what}")
+
+
+def test_photo_target_is_framed_with_the_detection_box():
+    kps = np.where(visible(named_pose("front", H, W))[:, None], named_pose("front", H, W) * 2, -1)
+    box = (0, 0, 240, 120)
+    seen: list[str] = []
+
+    def detect(photo: np.ndarray, what: str) -> SimpleNamespace:
+        seen.append(what)
+        assert photo.shape == (300, 200, 3)
+        return SimpleNamespace(kps=kps, box=box)
+
+    got = target_keypoints(Image.new("RGB", (200, 300)), H, W, detect)
+    assert seen == ["target image"]
+    assert np.array_equal(got, frame_skeleton(kps, H, W, (300, 200), include_box=box))
+
+
+def test_unsupported_target_type_is_an_input_error():
+    with pytest.raises(InputError, match="unsupported target pose of type int"):
+        target_keypoints(42, H, W, no_detector)
+
+
+def test_array_target_joint_outside_the_frame_warns_and_is_missing():
+    kps = named_pose("front", H, W)
+    kps[4] = (H + 10, 5)  # right wrist below the frame
+    with pytest.warns(KeypointWarning, match="target keypoints.*128x64.*right_wrist"):
+        got = target_keypoints(kps, H, W, no_detector)
+    assert tuple(got[4]) == (MISSING, MISSING)
+    assert np.array_equal(np.delete(got, 4, 0), np.delete(kps, 4, 0))
+
+
+def test_array_target_with_size_drops_joints_outside_that_image():
+    kps = named_pose("front", 256, 128)
+    kps[7] = (100, 130)  # left wrist right of the 256x128 image
+    with pytest.warns(KeypointWarning, match="256x128.*left_wrist"):
+        got = target_keypoints(kps, H, W, no_detector, target_size=(256, 128))
+    assert tuple(got[7]) == (MISSING, MISSING) and visible(got).sum() == 17
+
+
+def test_array_target_with_too_few_joints_inside_is_an_input_error():
+    kps = np.full((18, 2), MISSING)
+    kps[0], kps[1] = (10, 10), (500, 10)
+    with pytest.warns(KeypointWarning), pytest.raises(InputError, match="at least 2 joints"):
+        target_keypoints(kps, H, W, no_detector)
+
+
+def test_annotation_row_joint_outside_its_image_warns_and_is_missing(tmp_path):
+    (tmp_path / "test").mkdir()
+    Image.new("RGB", (W, H)).save(tmp_path / "test" / "p.png")
+    kps = named_pose("front", H, W)
+    kps[10] = (H + 3, 25)  # right ankle below its 128x64 image
+    csv = write_annotations(tmp_path / "x-annotation-test.csv", {"p.png": kps})
+    with pytest.warns(KeypointWarning, match="p.png.*right_ankle"):
+        got = target_keypoints(f"{csv}:p.png", H, W, no_detector)
+    kps[10] = MISSING
+    assert np.array_equal(got, frame_skeleton(kps, H, W, image_size=(H, W)))
+
+
+def test_openpose_json_target_keeps_every_joint(tmp_path):
+    # The file gives no image size: the skeleton is centred, and none of its joints is lost.
+    base = named_pose("front", H, W)
+    flat = []
+    for y, x in np.where(visible(base)[:, None], base * 3 + [40, 90], MISSING):
+        flat += [0, 0, 0] if y == MISSING else [float(x), float(y), 0.9]
+    path = tmp_path / "pose_keypoints.json"
+    path.write_text(json.dumps({"people": [{"pose_keypoints_2d": flat}]}))
+    got = target_keypoints(path, H, W, no_detector)
+    assert np.array_equal(visible(got), visible(base))
+    assert np.abs(got - base)[visible(base)].max() <= 3
+
+
+def test_source_keypoints_outside_the_photo_warn_and_are_missing(pt, person):
+    path, kps, _ = person
+    kps = kps.copy()
+    kps[4] = (H + 20, 10)  # right wrist below the 128x64 photo
+    with pytest.warns(KeypointWarning, match="right_wrist"):
+        source = pt.prepare_source(path, kps)
+    assert tuple(source.photo_kps[4]) == (MISSING, MISSING)
+
+
+# --------------------------------------------------------------------------------------------
+# Devices
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks a machine without CUDA")
+def test_pose_transfer_on_missing_cuda_is_an_input_error_naming_device(pt):
+    with pytest.raises(InputError, match="^device='cuda': no CUDA device") as e:
+        PoseTransfer(create_generator("patn_tiny"), pt.info, device="cuda")
+    assert e.value.arg == "device"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks a machine without CUDA")
+def test_cli_transfer_on_missing_cuda_is_one_line(run_dir, person, tmp_path, capsys):
+    path, _, _ = person
+    argv = ["transfer", "--source", str(path), "--target-pose", "front"]
+    argv += ["--checkpoint", str(run_dir), "--out", str(tmp_path / "o.png"), "--device", "cuda"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert err.startswith("posetransfer transfer: error: --device 'cuda': no CUDA device")
+    assert not (tmp_path / "o.png").exists()
+
+
+# --------------------------------------------------------------------------------------------
 # A real photo and the authors' checkpoint layout
 
 
@@ -254,6 +367,21 @@ def test_cli_bad_output_suffix_is_named_before_any_work(tmp_path, capsys):
     argv += ["--checkpoint", str(tmp_path / "nope"), "--out", str(tmp_path / "out.xyz")]
     assert cli.main(argv) == 2
     assert "--out" in capsys.readouterr().err
+
+
+def test_cli_annotation_row_outside_its_image_warns_on_one_line(run_dir, tmp_path, capsys):
+    needs_photo_and_mediapipe()
+    (tmp_path / "test").mkdir()
+    Image.new("RGB", (W, H)).save(tmp_path / "test" / "p.png")
+    kps = named_pose("front", H, W)
+    kps[10] = (H + 3, 25)
+    csv = write_annotations(tmp_path / "x-annotation-test.csv", {"p.png": kps})
+    argv = ["transfer", "--source", str(MESSI), "--target-pose", f"{csv}:p.png"]
+    argv += ["--checkpoint", str(run_dir), "--out", str(tmp_path / "o.png"), "--device", "cpu"]
+    assert cli.main(argv) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("posetransfer transfer: warning: ")
+    assert "right_ankle" in err[0]
 
 
 def test_cli_lists_poses(capsys):

@@ -33,8 +33,11 @@ import numpy as np
 from PIL import Image
 
 from posetransfer.errors import InputError
+from posetransfer.files import save_image
+from posetransfer.photos.framing import check_keypoints
 from posetransfer.photos.named_poses import POSE_DESCRIPTIONS, POSE_NAMES
-from posetransfer.photos.transfer import PoseTransfer, Source, check_keypoints, read_photo
+from posetransfer.photos.targets import read_photo
+from posetransfer.photos.transfer import PoseTransfer, Source
 from posetransfer.pose import JOINT_NAMES, MISSING, N_JOINTS, draw_skeleton, require_joints, visible
 
 # Before gradio is imported: no telemetry, no version check, no Hugging Face calls.
@@ -211,6 +214,8 @@ def run_generate(
     Returns:
         uint8 image: the generated frame, or the source photo with it pasted back.
 
+    Joints outside the frame are treated as missing (with an `KeypointWarning`).
+
     Raises:
         InputError: no source photo or no target pose yet, or a target with too few joints.
     """
@@ -218,7 +223,7 @@ def run_generate(
         raise InputError("upload a source photo with a person first")
     if tgt_kps is None:
         raise InputError("pick or upload a target pose first")
-    tgt_kps = check_keypoints(tgt_kps, "target pose")
+    tgt_kps = check_keypoints(tgt_kps, "target pose", (pt.height, pt.width))
     require_joints(tgt_kps, "the target pose (joints inside the frame)")
     fake = pt.generate(source.image, source.kps, tgt_kps)
     if paste_back:
@@ -318,7 +323,7 @@ def build_app(pose_transfer_or_checkpoint: PoseTransfer | str | Path) -> gr.Bloc
         except InputError as e:
             return None, None, warn(e)
         path = Path(tempfile.mkdtemp(dir=downloads)) / "posetransfer-result.png"
-        Image.fromarray(out).save(path)
+        save_image(out, path)
         h_out, w_out = out.shape[:2]
         return enlarge(out), str(path), f"Done: {h_out}x{w_out} image (shown enlarged)."
 

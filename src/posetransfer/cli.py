@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
 from posetransfer import __version__
 from posetransfer.commands import COMMANDS
-from posetransfer.errors import InputError
+from posetransfer.errors import InputError, InputWarning
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if extra and not getattr(args, "accepts_overrides", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    _one_line_warnings(args.command)
     try:
         if getattr(args, "accepts_overrides", False):
             from posetransfer.config import cli_overrides
@@ -47,6 +49,19 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `posetransfer ... | head`
         sys.stderr.close()
         return 0
+
+
+def _one_line_warnings(command: str) -> None:
+    """Print the project's own warnings (`InputWarning`) as one line each, like its errors."""
+    show = warnings.showwarning
+
+    def showwarning(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, InputWarning):
+            print(f"posetransfer {command}: warning: {message}", file=file or sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = showwarning
 
 
 if __name__ == "__main__":

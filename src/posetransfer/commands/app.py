@@ -49,6 +49,9 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0 < args.port < 65536:
         raise InputError(f"--port must be in 1..65535, got {args.port}")
+    from posetransfer.device import resolve_device
+
+    device = resolve_device(args.device)  # a wrong --device stops before gradio loads
     t0 = time.perf_counter()
     try:
         from posetransfer.app import build_app, launch
@@ -59,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     from posetransfer.photos.transfer import PoseTransfer
 
     # Load the checkpoint first: a wrong path stops here with one line, before any server starts.
-    pt = PoseTransfer.from_checkpoint(args.checkpoint, device=args.device)
+    pt = PoseTransfer.from_checkpoint(args.checkpoint, device=device)
     demo = build_app(pt)
     launch(demo, host=args.host, port=args.port, block=False, quiet=True)
     print(f"serving on http://{args.host}:{args.port} (ready in {time.perf_counter() - t0:.1f} s)")

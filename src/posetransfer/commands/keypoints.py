@@ -7,9 +7,11 @@ import argparse
 DESCRIPTION = """\
 Detect the 18 COCO keypoints of the most prominent person in each image with MediaPipe
 BlazePose and write them as an annotation CSV in the public format (name:keypoints_y:keypoints_x,
-names = file names). Images with no person, with a shoulder or hip not found, or that cannot be
-read are skipped; they are printed and listed with the reason in <out stem>.skipped.csv.
-Needs the [keypoints] extra: pip install 'posetransfer[keypoints]'."""
+names = file names). Images with no person, with a shoulder or hip not found, that cannot be read,
+whose file name repeats another's or cannot be a row name (it holds a ':' or a line break) are
+skipped; they are printed and listed with the reason in <out stem>.skipped.csv. --out and
+--overlays are checked before any detection. Needs the [keypoints] extra:
+pip install 'posetransfer[keypoints]'."""
 
 EPILOG = """\
 example:
@@ -29,9 +31,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "inputs", nargs="+", metavar="IMAGES_OR_DIR", help="image files and/or folders of images"
     )
-    parser.add_argument("--out", required=True, help="annotation CSV to write")
+    parser.add_argument("--out", required=True, help="annotation CSV to write (.csv)")
     parser.add_argument(
-        "--overlays", metavar="DIR", help="also write skeleton overlays <stem>.png to this folder"
+        "--overlays",
+        metavar="DIR",
+        help="also write skeleton overlays <stem>.png to this folder (<name>.png where two "
+        "images share a stem)",
     )
     parser.add_argument(
         "--min-confidence",

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 DESCRIPTION = """\
 Generate the person of a photo in another pose. The person's keypoints are detected
@@ -88,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     if absent:
         raise InputError(f"missing {', '.join(absent)} (see posetransfer transfer --help)")
 
-    from posetransfer.photos.transfer import PoseTransfer, check_image_path, save_image
+    from posetransfer.photos.transfer import PoseTransfer
 
     check_image_path(args.out, "--out")
     if args.strip:
@@ -96,13 +101,41 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     with PoseTransfer.from_checkpoint(args.checkpoint, device=args.device) as pt:
         t_load = time.perf_counter() - t0
+        # Keypoint warnings (joints outside the image) print as one line each (see cli).
         result = pt.transfer(args.source, args.target_pose, paste_back=args.paste_back)
-    out = save_image(result.image, args.out, "--out")
+    out = write_image(result.image, args.out, "--out")
     h, w = result.image.shape[:2]
     print(f"wrote {out} ({h}x{w}{', pasted back' if args.paste_back else ''})")
     if args.strip:
-        strip = save_image(result.strip(), args.strip, "--strip")
+        strip = write_image(result.strip(), args.strip, "--strip")
         print(f"wrote {strip}")
     total = time.perf_counter() - t0
     print(f"model load {t_load:.2f} s, detection + generation {total - t_load:.2f} s")
     return 0
+
+
+def check_image_path(path: str, flag: str) -> Path:
+    """``path`` as a Path if its suffix names an image format PIL writes; else InputError."""
+    from PIL import Image
+
+    from posetransfer.errors import InputError
+
+    out = Path(path)
+    ext = out.suffix.lower()
+    if ext not in Image.registered_extensions():
+        raise InputError(f"{flag} {out}: unknown image format {ext or '(no suffix)'}; use .png")
+    if out.is_dir():
+        raise InputError(f"{flag} {out}: is a folder")
+    return out
+
+
+def write_image(image: np.ndarray, path: str, flag: str) -> Path:
+    """Save an image atomically in the format its suffix names; InputError naming ``flag``."""
+    from posetransfer.errors import InputError
+    from posetransfer.files import save_image
+
+    out = check_image_path(path, flag)
+    try:
+        return save_image(image, out)
+    except InputError as e:
+        raise InputError(f"{flag} {e}") from None

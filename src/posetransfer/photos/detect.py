@@ -27,7 +27,9 @@ back to the original pixels exactly.
 from __future__ import annotations
 
 import csv
+import os
 import time
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,10 +39,19 @@ import numpy as np
 from PIL import Image
 
 from posetransfer.errors import InputError
-from posetransfer.files import IMAGE_SUFFIXES, read_image, to_rgb_array
+from posetransfer.files import (
+    IMAGE_SUFFIXES,
+    atomic_open,
+    disk_error,
+    list_images,
+    read_image,
+    save_image,
+    to_rgb_array,
+)
 from posetransfer.pose import (
     MISSING,
     N_JOINTS,
+    check_annotation_name,
     draw_skeleton,
     has_torso,
     missing_torso,
@@ -175,7 +186,7 @@ class KeypointDetector:
         min_detection_confidence: MediaPipe's threshold for accepting a person at all.
 
     Raises:
-        InputError: when mediapipe is not installed.
+        InputError: when mediapipe is not installed, or naming the argument out of range.
     """
 
     def __init__(
@@ -184,12 +195,14 @@ class KeypointDetector:
         upscale_to: int | None = DEFAULT_UPSCALE_TO,
         min_detection_confidence: float = 0.5,
     ) -> None:
-        if not 0.0 <= min_confidence <= 1.0:
-            raise InputError(f"min_confidence must be in [0, 1], got {min_confidence}")
-        if not 0.0 <= min_detection_confidence <= 1.0:
-            raise InputError(
-                f"min_detection_confidence must be in [0, 1], got {min_detection_confidence}"
-            )
+        for arg, value in (
+            ("min_confidence", min_confidence),
+            ("min_detection_confidence", min_detection_confidence),
+        ):
+            if not 0.0 <= value <= 1.0:
+                raise InputError(f"{arg}={value}: must be in [0, 1]", arg=arg)
+        if upscale_to is not None and upscale_to < 0:
+            raise InputError(f"upscale_to={upscale_to}: must be 0 (off) or more", arg="upscale_to")
         self.min_confidence = float(min_confidence)
         self.upscale_to = int(upscale_to or 0)
         mp_pose = _import_mediapipe_pose()
@@ -301,9 +314,7 @@ def collect_images(inputs: Sequence[str | Path]) -> list[Path]:
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            found = sorted(
-                q for q in p.iterdir() if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES
-            )
+            found = list_images(p)
             if not found:
                 raise InputError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in folder {p}")
             paths.extend(found)
@@ -322,6 +333,82 @@ def skipped_path_for(out: str | Path) -> Path:
     return out.with_name(f"{out.stem}.skipped.csv")
 
 
+def check_outputs(out: str | Path, overlays: str | Path | None = None) -> tuple[Path, Path | None]:
+    """Check, before any work, that `annotate_images` can write its files.
+
+    Args:
+        out: the annotation CSV: a file name ending in ``.csv`` (annotation files are known by
+            that suffix, e.g. in a ``FILE.csv:NAME`` target pose), not a folder, in a folder
+            that exists or can be made.
+        overlays: the overlay folder, if any: not a file, nor the path of the CSVs.
+
+    Returns:
+        ``(out, overlays)`` as Paths.
+
+    Raises:
+        InputError: naming ``out`` or ``overlays``.
+    """
+    out = Path(out)
+    if out.is_dir():
+        raise InputError(f"out={out}: is a folder; give the annotation file to write", arg="out")
+    if out.suffix.lower() != ".csv":
+        raise InputError(
+            f"out={out}: an annotation file must end in .csv (it is found by that suffix, "
+            "e.g. as FILE.csv:NAME)",
+            arg="out",
+        )
+    skipped = skipped_path_for(out)
+    if skipped.is_dir():
+        raise InputError(f"out={out}: {skipped} (the skipped-images list) is a folder", arg="out")
+    _check_parent(out, "out")
+    if overlays is None:
+        return out, None
+    overlay_dir = Path(overlays)
+    if overlay_dir.exists() and not overlay_dir.is_dir():
+        raise InputError(f"overlays={overlay_dir}: is a file, not a folder", arg="overlays")
+    if overlay_dir.resolve() in (out.resolve(), skipped.resolve()):
+        raise InputError(f"overlays={overlay_dir}: is the annotation CSV's path", arg="overlays")
+    _check_parent(overlay_dir, "overlays")
+    return out, overlay_dir
+
+
+def _check_parent(path: Path, arg: str) -> None:
+    """InputError naming ``arg`` unless the nearest existing folder above ``path`` is writable."""
+    parent = next(p for p in path.absolute().parents if p.exists())  # the root always does
+    if not parent.is_dir():
+        raise InputError(f"{arg}={path}: {parent} is a file, not a folder", arg=arg)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"{arg}={path}: no permission to write in {parent}", arg=arg)
+
+
+def name_problems(paths: Sequence[Path]) -> dict[int, str]:
+    """Why some images cannot be annotated by file name: ``{index in paths: reason}``.
+
+    An annotation row is named after the image's file name, so a name the annotation format
+    cannot hold (`check_annotation_name`: a ':' or a line break, leading or trailing spaces),
+    or one that repeats an earlier image's, cannot be written.
+    """
+    problems: dict[int, str] = {}
+    seen: dict[str, Path] = {}
+    for i, path in enumerate(paths):
+        try:
+            check_annotation_name(path.name)
+        except InputError as e:
+            problems[i] = str(e)
+            continue
+        if path.name in seen:
+            problems[i] = f"same file name as {seen[path.name]}"
+        else:
+            seen[path.name] = path
+    return problems
+
+
+def overlay_names(paths: Sequence[Path]) -> list[str]:
+    """Overlay file names: ``<stem>.png``, or ``<name>.png`` where two images share a stem."""
+    stems = Counter(p.stem for p in paths)
+    return [f"{p.stem if stems[p.stem] == 1 else p.name}.png" for p in paths]
+
+
 def annotate_images(
     inputs: Sequence[str | Path],
     out: str | Path,
@@ -333,14 +420,18 @@ def annotate_images(
     """Detect keypoints in images and write them as an annotation CSV in the public format.
 
     An image is annotated when a person with all torso joints (both shoulders and hips) is
-    found. Images with no person, with torso joints missing, that cannot be read, or whose file
-    name repeats an earlier one are skipped; their reasons go to `skipped_path_for(out)`.
+    found. Images with no person, with torso joints missing, that cannot be read, whose file
+    name repeats an earlier one or cannot be an annotation row's name (a ':' or a line break;
+    `posetransfer.pose.check_annotation_name`) are skipped; their reasons go to
+    `skipped_path_for(out)`. The outputs and the file names are checked before any detection,
+    so a mistake there costs nothing.
 
     Args:
         inputs: image files and/or folders of images (see `collect_images`).
-        out: the annotation CSV to write (names are the images' file names).
-        overlays: if given, a folder receiving ``<stem>.png`` skeleton overlays of every image
-            where a person was found (annotated or not).
+        out: the annotation CSV to write (names are the images' file names); see
+            `check_outputs`.
+        overlays: if given, a folder receiving skeleton overlays (`overlay_names`) of every
+            image where a person was found (annotated or not).
         min_confidence: per-joint visibility threshold of the detector.
         upscale_to: see `KeypointDetector`.
         progress: show a tqdm progress bar.
@@ -349,27 +440,33 @@ def annotate_images(
         An `AnnotationReport`.
 
     Raises:
-        InputError: for missing inputs or when mediapipe is not installed.
+        InputError: for missing inputs, an output that cannot be written, or when mediapipe is
+            not installed.
     """
     from tqdm import tqdm
 
+    out, overlay_dir = check_outputs(out, overlays)
     paths = collect_images(inputs)
-    out = Path(out)
-    overlay_dir = Path(overlays) if overlays is not None else None
+    problems = name_problems(paths)
+    kept = [i for i in range(len(paths)) if i not in problems]
+    overlay_files = dict(zip(kept, overlay_names([paths[i] for i in kept])))
     if overlay_dir is not None:
-        overlay_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            overlay_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise disk_error(overlay_dir, e) from None
     annotations: dict[str, np.ndarray] = {}
     skipped: list[tuple[str, str, str]] = []
-    seen: dict[str, Path] = {}
     detect_time, n_detected = 0.0, 0
     with KeypointDetector(min_confidence=min_confidence, upscale_to=upscale_to) as detector:
-        bar = tqdm(paths, desc="keypoints", unit="img", disable=not progress)
-        for path in bar:
+        bar = tqdm(
+            enumerate(paths), total=len(paths), desc="keypoints", unit="img", disable=not progress
+        )
+        for i, path in bar:
             name = path.name
-            if name in seen:
-                skipped.append((name, str(path), f"same file name as {seen[name]}"))
+            if i in problems:
+                skipped.append((name, str(path), problems[i]))
                 continue
-            seen[name] = path
             try:
                 image = read_image(path)
             except InputError as e:
@@ -387,7 +484,7 @@ def annotate_images(
             else:
                 annotations[name] = det.kps
             if det is not None and overlay_dir is not None:
-                _write_overlay(overlay_dir / f"{path.stem}.png", image, det)
+                _write_overlay(overlay_dir / overlay_files[i], image, det)
             bar.set_postfix(ok=len(annotations), skipped=len(skipped))
     write_annotations(out, annotations)
     skipped_path = _write_skipped(skipped_path_for(out), skipped)
@@ -404,12 +501,11 @@ def _write_overlay(path: Path, image: np.ndarray, det: Detection) -> None:
     top, _, bottom, _ = det.box
     thickness = max(1, round((bottom - top) / 60))
     h, w = image.shape[:2]
-    Image.fromarray(draw_skeleton(det.kps, h, w, background=image, thickness=thickness)).save(path)
+    save_image(draw_skeleton(det.kps, h, w, background=image, thickness=thickness), path)
 
 
 def _write_skipped(path: Path, skipped: Iterable[tuple[str, str, str]]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as f:
+    with atomic_open(path, "w", newline="") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(("name", "path", "reason"))
         writer.writerows(skipped)

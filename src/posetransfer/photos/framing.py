@@ -15,18 +15,35 @@ photo edge instead of being padded past it.
 
 The mapping is a `Frame`: ``framed = (original - offset) * scale``, with `apply_keypoints`,
 `invert_keypoints`, `crop` and `paste_back` (put a generated frame back into the photo).
+`frame_skeleton` applies the same rule to keypoints alone (a target pose taken from another
+image).
+
+Keypoints given by a user (`check_keypoints`) hold a joint either inside the image they belong to
+or not at all: a joint with a coordinate outside the image (a negative one, or one past the
+image's size when that is known) is treated as missing, with an `KeypointWarning` naming
+it. A joint that is simply absent is -1 in both coordinates, as in the datasets.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from posetransfer.errors import InputError
 from posetransfer.files import to_rgb_array
-from posetransfer.pose import MISSING, N_JOINTS, require_joints, visible
+from posetransfer.pose import (
+    JOINT_NAMES,
+    MISSING,
+    N_JOINTS,
+    KeypointWarning,
+    in_image,
+    require_joints,
+    visible,
+)
 
 DEFAULT_FILL = 0.9
 DEFAULT_PAD = "edge"
@@ -40,6 +57,52 @@ _HEAD_ABOVE_SHOULDERS = 0.65
 _ABOVE_TOP_JOINT = 0.2
 _BELOW_BOTTOM_JOINT = 0.15
 _BESIDE_JOINTS = 0.15
+
+
+# --------------------------------------------------------------------------------------------
+# Checking given keypoints
+
+
+def check_keypoints(
+    kps: Any, what: str = "keypoints", bounds: tuple[int, int] | None = None
+) -> np.ndarray:
+    """Given keypoints as (18, 2) int64 (y, x), -1 for missing joints.
+
+    Coordinates are rounded to the nearest pixel. A joint with a -1 coordinate is missing. A
+    joint outside the image (a coordinate below 0, or at or past ``bounds``) is made missing,
+    and an `KeypointWarning` naming ``what`` and those joints says so.
+
+    Args:
+        kps: anything numpy turns into an (18, 2) array of numbers.
+        what: how messages name the keypoints.
+        bounds: (height, width) of the image the keypoints belong to, if known.
+
+    Raises:
+        InputError: for another shape, a non-numeric array, or a NaN or infinite value.
+    """
+    arr = np.asarray(kps)
+    if arr.shape != (N_JOINTS, 2):
+        raise InputError(f"{what} must be an (18, 2) array of (y, x), got shape {arr.shape}")
+    if not np.issubdtype(arr.dtype, np.number) or not np.all(np.isfinite(arr)):
+        raise InputError(f"{what} must hold finite numbers")
+    out = np.rint(arr).astype(np.int64)
+    out[~visible(out)] = MISSING
+    inside = np.all(out >= 0, axis=1) if bounds is None else in_image(out, *bounds)
+    outside = visible(out) & ~inside
+    if outside.any():
+        region = (
+            "joints with a negative coordinate"
+            if bounds is None
+            else f"joints outside the {bounds[0]}x{bounds[1]} image"
+        )
+        joints = ", ".join(
+            f"{JOINT_NAMES[j]} (y={out[j, 0]}, x={out[j, 1]})" for j in np.flatnonzero(outside)
+        )
+        warnings.warn(
+            f"{what}: {region}, treated as missing: {joints}", KeypointWarning, stacklevel=2
+        )
+        out[outside] = MISSING
+    return out
 
 
 @dataclass(frozen=True)
@@ -292,6 +355,48 @@ def frame_person(
     return frame.crop(rgb, pad), frame.apply_keypoints(kps), frame
 
 
+def frame_skeleton(
+    kps: np.ndarray,
+    height: int,
+    width: int,
+    image_size: tuple[int, int] | None = None,
+    include_box: tuple[float, float, float, float] | None = None,
+    fill: float = DEFAULT_FILL,
+    what: str = "keypoints",
+) -> np.ndarray:
+    """Bring keypoints of an image of any size into a ``height x width`` model frame.
+
+    The rule is `frame_person`'s, applied to the skeleton alone: the person's estimated extent
+    (`person_box`) is centred at ``fill`` of the frame height, so a target pose taken from
+    another photo fills the frame the way the framed source photo does. Every joint inside the
+    image lands inside the frame.
+
+    Args:
+        kps: (18, 2) (y, x) keypoints in the other image's pixels, -1 missing.
+        height: frame height.
+        width: frame width.
+        image_size: (height, width) of the image the keypoints come from, if known: joints
+            outside it are treated as missing (`check_keypoints` warns), and where that image
+            cuts the person off (an upper-body shot) the frame keeps the cut on its edge, as it
+            does for photos. Unknown (an OpenPose JSON file): the body is simply centred.
+        include_box: an extra (top, left, bottom, right) the extent must cover (e.g. a
+            detection's box).
+        fill: fraction of the frame the person spans.
+        what: how messages name the keypoints.
+
+    Returns:
+        (18, 2) int64 keypoints in the frame, -1 missing.
+
+    Raises:
+        InputError: for malformed keypoints or fewer than two visible joints (after dropping
+            those outside the image).
+    """
+    kps = check_keypoints(kps, what, image_size)
+    require_joints(kps, what)
+    frame = frame_around(kps, height, width, image_size, include_box, fill)
+    return frame.apply_keypoints(kps)
+
+
 # --------------------------------------------------------------------------------------------
 # Helpers
 
@@ -333,13 +438,26 @@ def frame_around(
     kps: np.ndarray,
     height: int,
     width: int,
-    image_size: tuple[int, int],
+    image_size: tuple[int, int] | None,
     include_box: tuple[float, float, float, float] | None = None,
     fill: float = DEFAULT_FILL,
 ) -> Frame:
-    """The Frame putting the person of ``kps`` (plus ``include_box``) in a height x width frame."""
+    """The Frame putting the person of ``kps`` (plus ``include_box``) in a height x width frame.
+
+    Args:
+        kps: (18, 2) (y, x) keypoints, at least two visible.
+        height: frame height.
+        width: frame width.
+        image_size: (height, width) of the image holding the person: the person's box is
+            clipped to it and a side cut off by its edge stays on the frame's edge. None (the
+            image is unknown): the box is simply centred.
+        include_box: an extra (top, left, bottom, right) the person's extent must cover.
+        fill: fraction of the frame the person spans.
+    """
     box = union_box(person_box(kps, image_size), include_box)
-    return frame_for_box(box, height, width, image_size, fill)
+    # With no image there is no edge to align to: a 1x1 "source" never holds the window, so
+    # `frame_for_box` centres the box without aligning it.
+    return frame_for_box(box, height, width, image_size or (1, 1), fill)
 
 
 def union_box(

@@ -15,11 +15,13 @@ exactly as the datasets' images look. The target pose is brought into the same f
 - a named pose (`posetransfer.photos.named_poses.POSE_NAMES`) is defined in the frame already;
 - keypoints of another image (a photo, an OpenPose JSON file, an annotation row) are in that
   image's pixels, so the skeleton itself is framed with the same rule as the photo
-  (`frame_skeleton`): the person spans the same 90% of the frame height, centred;
+  (`posetransfer.photos.framing.frame_skeleton`): the person spans the same 90% of the frame
+  height, centred;
 - an (18, 2) array is taken as frame coordinates, unless ``target_size`` says which image it
   belongs to.
 
-The result is the generated frame (``height x width``) or, with ``paste_back=True``, that frame
+The forms of target pose are read by `posetransfer.photos.targets`; `PoseTransfer` only chains
+the steps. The result is the generated frame (``height x width``) or, with ``paste_back=True``, that frame
 resized into its window of the original photo.
 """
 
@@ -28,7 +30,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -39,124 +41,21 @@ from posetransfer.checkpoint import GeneratorInfo, load_generator
 from posetransfer.data.datasets import image_to_tensor, tensor_to_image
 from posetransfer.device import resolve_device
 from posetransfer.errors import InputError
-from posetransfer.files import atomic_save, image_size, read_image, to_rgb_array
+from posetransfer.photos import targets
 from posetransfer.photos.framing import (
     DEFAULT_FILL,
     DEFAULT_PAD,
     Frame,
     PadMode,
-    frame_around,
+    check_keypoints,
     frame_person,
 )
-from posetransfer.photos.named_poses import POSE_NAMES, named_pose
-from posetransfer.pose import (
-    MISSING,
-    N_JOINTS,
-    keypoints_to_heatmaps,
-    read_annotations,
-    read_openpose_json,
-    require_joints,
-    require_torso,
-    visible,
-)
+from posetransfer.photos.targets import ImageInput, TargetPose, read_photo
+from posetransfer.pose import keypoints_to_heatmaps, require_torso
 from posetransfer.visualize import hstack, skeleton_image
 
-ImageInput = str | Path | np.ndarray | Image.Image
-TargetPose = str | Path | np.ndarray | Image.Image
-
-# Where an annotation row's image may lie, relative to the CSV (the public layout keeps
-# `<root>/market-annotation-test.csv` beside `<root>/test/`).
-_ANNOTATION_IMAGE_DIRS = (".", "test", "train")
-
-
-# --------------------------------------------------------------------------------------------
-# Inputs
-
-
-def read_photo(image: ImageInput, what: str = "image") -> np.ndarray:
-    """A photo as uint8 (H, W, 3) RGB from a path, a PIL image or an array.
-
-    Args:
-        image: a file path, a PIL image of any mode, or a uint8 (H, W), (H, W, 3) or (H, W, 4)
-            array.
-        what: how error messages name an in-memory image.
-
-    Raises:
-        InputError: the file is missing or unreadable, or the array is not a uint8 image.
-    """
-    if isinstance(image, str | Path):
-        path = Path(image)
-        if path.is_dir():
-            raise InputError(f"{what} is a folder, not an image file: {path}")
-        return read_image(path)
-    return to_rgb_array(image, what)
-
-
-def split_annotation_ref(text: str) -> tuple[Path, str] | None:
-    """``"annotation.csv:NAME"`` -> (csv path, NAME); None for anything else.
-
-    Annotation files use ':' as their separator, so a name never holds one: the split is at the
-    last ':'.
-    """
-    csv_part, sep, name = str(text).rpartition(":")
-    if not sep or not csv_part.lower().endswith(".csv"):
-        return None
-    return Path(csv_part), name.strip()
-
-
-def check_keypoints(kps: Any, what: str = "keypoints") -> np.ndarray:
-    """(18, 2) int64 (y, x) keypoints with -1 for missing joints, or InputError."""
-    arr = np.asarray(kps)
-    if arr.shape != (N_JOINTS, 2):
-        raise InputError(f"{what} must be an (18, 2) array of (y, x), got shape {arr.shape}")
-    if not np.issubdtype(arr.dtype, np.number) or not np.all(np.isfinite(arr)):
-        raise InputError(f"{what} must hold finite numbers")
-    out = np.rint(arr).astype(np.int64)
-    out[~visible(out) | np.any(out < 0, axis=1)] = MISSING
-    return out
-
-
-# --------------------------------------------------------------------------------------------
-# Framing a skeleton
-
-
-def frame_skeleton(
-    kps: np.ndarray,
-    height: int,
-    width: int,
-    image_size: tuple[int, int] | None = None,
-    include_box: tuple[float, float, float, float] | None = None,
-    fill: float = DEFAULT_FILL,
-) -> np.ndarray:
-    """Bring keypoints of an image of any size into a ``height x width`` model frame.
-
-    The rule is `frame_person`'s, applied to the skeleton alone: the person's estimated extent
-    (`person_box`) is centred at ``fill`` of the frame height, so a target pose taken from
-    another photo fills the frame the way the framed source photo does.
-
-    Args:
-        kps: (18, 2) (y, x) keypoints in the other image's pixels, -1 missing.
-        height: frame height.
-        width: frame width.
-        image_size: (height, width) of the image the keypoints come from, if known: where that
-            image cuts the person off (an upper-body shot), the frame keeps the cut on its edge,
-            as it does for photos. Unknown (an OpenPose JSON file): the body is simply centred.
-        include_box: an extra (top, left, bottom, right) the extent must cover (e.g. a
-            detection's box).
-        fill: fraction of the frame the person spans.
-
-    Returns:
-        (18, 2) int64 keypoints in the frame; joints landing outside it are -1.
-
-    Raises:
-        InputError: for fewer than two visible joints.
-    """
-    kps = check_keypoints(kps)
-    # Without the image's size there is no edge to align to; a 1x1 "source" never holds the
-    # window, which makes the frame centre the box without aligning it.
-    frame = frame_around(kps, height, width, image_size or (1, 1), include_box, fill)
-    return frame.apply_keypoints(kps)
-
+if TYPE_CHECKING:
+    from posetransfer.photos.detect import Detection, KeypointDetector
 
 # --------------------------------------------------------------------------------------------
 # Results
@@ -239,10 +138,14 @@ class PoseTransfer:
     Args:
         model: a generator taking (image, source heatmaps, target heatmaps).
         info: what the generator expects (frame size, heatmap sigma and style).
-        device: where the model runs.
+        device: where the model runs: "cpu", "cuda", "cuda:1", ... or "auto" (CUDA when
+            available).
         fill: fraction of the frame height the person spans after framing.
         pad: "edge" or an RGB colour for the parts of the frame outside the photo.
         min_confidence: the detector's per-joint visibility threshold.
+
+    Raises:
+        InputError: naming ``device`` when this machine does not have it.
     """
 
     def __init__(
@@ -254,13 +157,13 @@ class PoseTransfer:
         pad: PadMode = DEFAULT_PAD,
         min_confidence: float = 0.5,
     ) -> None:
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
         self.model = model.to(self.device).eval()  # dropout off, BatchNorm running statistics
         self.info = info
         self.fill = fill
         self.pad = pad
         self.min_confidence = min_confidence
-        self._detector: Any = None
+        self._detector: KeypointDetector | None = None
         self._lock = threading.RLock()
 
     @classmethod
@@ -276,7 +179,8 @@ class PoseTransfer:
             **kwargs: passed to the constructor (fill, pad, min_confidence).
 
         Raises:
-            InputError: the checkpoint is missing or does not fit its architecture.
+            InputError: the device is not present here, or the checkpoint is missing or does not
+                fit its architecture.
         """
         device = resolve_device(device)
         model, info = load_generator(path, device)
@@ -295,7 +199,7 @@ class PoseTransfer:
     # Detection -------------------------------------------------------------------------------
 
     @property
-    def detector(self) -> Any:
+    def detector(self) -> KeypointDetector:
         """The `KeypointDetector`, started on first use."""
         if self._detector is None:
             from posetransfer.photos.detect import KeypointDetector
@@ -316,7 +220,7 @@ class PoseTransfer:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def detect(self, photo: np.ndarray, what: str = "image") -> Any:
+    def detect(self, photo: np.ndarray, what: str = "image") -> Detection:
         """Detect the person in a photo; InputError naming ``what`` if there is none."""
         with self._lock:
             det = self.detector.detect(photo)
@@ -333,7 +237,8 @@ class PoseTransfer:
 
         Args:
             image: a path, PIL image or uint8 array.
-            kps: the person's (18, 2) keypoints in the photo, to skip detection.
+            kps: the person's (18, 2) keypoints in the photo, to skip detection; joints outside
+                the photo are treated as missing, with an `KeypointWarning`.
             what: how messages name the photo (default: its path, or "source image").
 
         Raises:
@@ -345,7 +250,7 @@ class PoseTransfer:
         if kps is None:
             det = self.detect(photo, what)
             kps, include_box = det.kps, det.box
-        kps = check_keypoints(kps, f"{what} keypoints")
+        kps = check_keypoints(kps, f"{what} keypoints", photo.shape[:2])
         require_torso(kps, what)
         framed, framed_kps, frame = frame_person(
             photo, kps, self.height, self.width, self.fill, self.pad, include_box=include_box
@@ -369,64 +274,20 @@ class PoseTransfer:
             target_size: (height, width) of the image an (18, 2) array belongs to; the skeleton
                 is then framed like a photo's. Ignored for the other forms.
 
+        Joints outside their image (or the frame) are treated as missing, with an
+        `KeypointWarning` (see `posetransfer.photos.targets`).
+
         Raises:
             InputError: unknown pose name (the message lists the known ones), missing or
                 unreadable file, no person in a target photo, too few joints.
         """
-        h, w = self.height, self.width
-        if isinstance(target_pose, Image.Image):
-            return self.target_from_photo(read_photo(target_pose), "target image")
-        if isinstance(target_pose, np.ndarray) and target_pose.ndim == 3:
-            return self.target_from_photo(read_photo(target_pose, "target image"), "target image")
-        if isinstance(target_pose, np.ndarray | list | tuple):
-            kps = check_keypoints(target_pose, "target keypoints")
-            if target_size is not None:
-                return frame_skeleton(kps, h, w, tuple(target_size), fill=self.fill)
-            return require_joints(kps, "target keypoints")
-        if not isinstance(target_pose, str | Path):
-            raise InputError(f"unsupported target pose of type {type(target_pose).__name__}")
-
-        text = str(target_pose).strip()
-        if isinstance(target_pose, str) and text in POSE_NAMES:
-            return named_pose(text, h, w)
-        ref = split_annotation_ref(text)
-        if ref is not None:
-            return self._target_from_annotation(*ref)
-        path = Path(text)
-        if path.suffix.lower() == ".json":
-            kps = read_openpose_json(path)
-            return frame_skeleton(require_joints(kps, str(path)), h, w, fill=self.fill)
-        if path.is_file():
-            return self.target_from_photo(read_photo(path), str(path))
-        if path.is_dir():
-            raise InputError(f"target pose is a folder, not a file: {path}")
-        if isinstance(target_pose, Path) or path.suffix or "/" in text or "\\" in text:
-            raise InputError(f"target pose file not found: {path}")
-        raise InputError(
-            f"unknown target pose {text!r}: not a named pose ({', '.join(POSE_NAMES)}) "
-            "nor an existing file"
+        return targets.target_keypoints(
+            target_pose, self.height, self.width, self.detect, self.fill, target_size
         )
 
     def target_from_photo(self, photo: np.ndarray, what: str = "target image") -> np.ndarray:
         """The pose of the person in a photo, framed; InputError naming ``what`` if none."""
-        det = self.detect(photo, what)
-        kps = require_joints(det.kps, what)
-        return frame_skeleton(
-            kps, self.height, self.width, photo.shape[:2], include_box=det.box, fill=self.fill
-        )
-
-    def _target_from_annotation(self, csv: Path, name: str) -> np.ndarray:
-        rows = read_annotations(csv)
-        if name not in rows:
-            known = ", ".join(list(rows)[:3]) + (" ..." if len(rows) > 3 else "")
-            raise InputError(f"{csv}: no row named {name!r} ({len(rows)} rows: {known})")
-        kps = require_joints(rows[name], f"{csv}:{name}")
-        size = None
-        for sub in _ANNOTATION_IMAGE_DIRS:
-            if (csv.parent / sub / name).is_file():
-                size = image_size(csv.parent / sub / name)
-                break
-        return frame_skeleton(kps, self.height, self.width, size, fill=self.fill)
+        return targets.photo_target(photo, self.height, self.width, self.detect, self.fill, what)
 
     # Generation -----------------------------------------------------------------------------
 
@@ -502,26 +363,3 @@ class PoseTransfer:
             target_size=target_size,
         )
         return Image.fromarray(result.image)
-
-
-def check_image_path(path: str | Path, what: str = "--out") -> Path:
-    """``path`` as a Path if its suffix names an image format PIL writes; else InputError."""
-    path = Path(path)
-    ext = path.suffix.lower()
-    if ext not in Image.registered_extensions():
-        raise InputError(f"{what} {path}: unknown image format {ext or '(no suffix)'}; use .png")
-    if path.is_dir():
-        raise InputError(f"{what} {path}: is a folder")
-    return path
-
-
-def save_image(image: np.ndarray | Image.Image, path: str | Path, what: str = "--out") -> Path:
-    """Save an image in the format its suffix names; InputError naming ``what`` otherwise."""
-    path = check_image_path(path, what)
-    ext = path.suffix.lower()
-    im = image if isinstance(image, Image.Image) else Image.fromarray(image)
-    fmt = Image.registered_extensions()[ext]
-    try:
-        return atomic_save(path, lambda f: im.save(f, format=fmt))
-    except InputError as e:
-        raise InputError(f"{what} {e}") from None
