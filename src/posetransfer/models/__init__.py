@@ -1,5 +1,10 @@
-"""Generators, discriminators and the import of the authors' checkpoints."""
+"""Generators, discriminators and the import of the authors' checkpoints.
 
+Importing this package imports every model module, which registers each generator variant
+(`register_generator`) before anything can ask the registry for one.
+"""
+
+from posetransfer.models import variants  # noqa: F401  (registers the ablations and baselines)
 from posetransfer.models.apatn import APATB, APATN
 from posetransfer.models.blocks import count_parameters
 from posetransfer.models.original import load_original_patn

@@ -1,6 +1,6 @@
 """Building blocks shared by the generators and discriminators: norms, conv stacks, residual blocks.
 
-Layer lists are kept as `nn.Sequential`s in the order of SPEC section 4 (pad, conv, norm, ReLU, ...)
+Layer lists are kept as `nn.Sequential`s in the layer order of docs/models.md (pad, conv, norm, ReLU, ...)
 so that module indices match the authors' checkpoints and importing them is a rename of prefixes.
 """
 

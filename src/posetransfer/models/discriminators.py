@@ -1,4 +1,4 @@
-"""The two discriminators of PATN (SPEC section 6).
+"""The two discriminators of PATN (docs/models.md, "Discriminators").
 
 D_A ("appearance", the authors' PP) judges cat(image, condition image), 6 channels; D_S ("shape",
 PB) judges cat(image, target heatmaps), 21 channels. Both are a ResNet encoder without a final

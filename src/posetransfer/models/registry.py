@@ -1,7 +1,10 @@
 """Named generator variants: `@register_generator` on a factory, `create_generator(name, **overrides)`.
 
 A checkpoint stores the variant name and its keyword arguments, which is all that is needed to
-rebuild the network (no pickled code).
+rebuild the network (no pickled code). This module imports no model: the model modules import it
+to register their factories, and `posetransfer.models` imports every model module, so the
+registry is complete whenever it can be reached (importing ``posetransfer.models.registry`` runs
+the package's ``__init__`` first).
 """
 
 from __future__ import annotations
@@ -25,21 +28,12 @@ def register_generator(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]
 
 def list_generators() -> list[str]:
     """Names of all registered generator variants, sorted."""
-    _load_builtin()
     return sorted(_GENERATORS)
 
 
 def create_generator(name: str, **overrides: Any) -> nn.Module:
     """Build the registered variant ``name``; keyword overrides replace its defaults (e.g. ngf)."""
-    _load_builtin()
     if name not in _GENERATORS:
         known = ", ".join(sorted(_GENERATORS))
         raise KeyError(f"unknown generator {name!r}; known: {known}")
     return _GENERATORS[name](**overrides)
-
-
-def _load_builtin() -> None:
-    # Importing the model modules runs their @register_generator decorators.
-    import posetransfer.models.apatn  # noqa: F401
-    import posetransfer.models.patn  # noqa: F401
-    import posetransfer.models.variants  # noqa: F401

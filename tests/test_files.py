@@ -1,0 +1,118 @@
+"""Tests of posetransfer.files (reading, atomic writes, disk-full), device resolution and errors."""
+
+from __future__ import annotations
+
+import errno
+import os
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from posetransfer import files
+from posetransfer.device import resolve_device
+from posetransfer.errors import InputError
+
+
+def _png(path, h=6, w=4, value=100):
+    Image.fromarray(np.full((h, w, 3), value, np.uint8)).save(path)
+    return path
+
+
+def test_read_image_returns_rgb_and_checks_size(tmp_path):
+    path = _png(tmp_path / "a.png")
+    assert files.read_image(path).shape == (6, 4, 3)
+    with pytest.raises(InputError, match=r"a\.png: image is 6x4 \(HxW\), expected 8x4"):
+        files.read_image(path, 8, 4)
+
+
+def test_read_image_names_a_truncated_file(tmp_path):
+    path = _png(tmp_path / "t.png", 64, 64)
+    path.write_bytes(path.read_bytes()[:-40])
+    with pytest.raises(InputError, match=r"t\.png: unreadable or truncated"):
+        files.read_image(path)
+    assert files.try_read_image(path) is None
+    assert not files.is_intact_image(path)
+
+
+def test_read_image_names_a_missing_file_and_a_folder(tmp_path):
+    with pytest.raises(InputError, match="image not found"):
+        files.read_image(tmp_path / "none.png")
+    with pytest.raises(InputError, match="is a folder"):
+        files.read_image(tmp_path)
+
+
+def test_list_images_uses_one_suffix_list(tmp_path):
+    for name in ("b.PNG", "a.jpg", "c.tiff", "notes.txt"):
+        (tmp_path / name).write_bytes(b"x")
+    assert [p.name for p in files.list_images(tmp_path)] == ["a.jpg", "b.PNG", "c.tiff"]
+
+
+def test_generated_name_joins_the_stems():
+    assert files.generated_name("0001_c1.jpg", "0001_c2.jpg") == "0001_c1___0001_c2.png"
+
+
+def test_atomic_write_replaces_only_on_success(tmp_path):
+    path = tmp_path / "out.txt"
+    files.atomic_write(path, "first")
+    with pytest.raises(RuntimeError), files.atomic_open(path, "w") as f:
+        f.write("half")
+        raise RuntimeError("interrupted")
+    assert path.read_text() == "first"
+    assert not list(tmp_path.glob(f".*{files.PART_SUFFIX}")), "the temporary file is removed"
+
+
+def test_disk_full_is_one_message_naming_the_file(tmp_path, monkeypatch):
+    path = tmp_path / "img.png"
+    _png(path)
+    before = path.read_bytes()
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(InputError, match=r"img\.png: no space left on the device"):
+        files.save_image(np.zeros((2, 2, 3), np.uint8), path)
+    assert path.read_bytes() == before, "the old file survives a failed write"
+    assert not list(tmp_path.glob(f".*{files.PART_SUFFIX}"))
+
+
+def test_remove_partial_clears_leftovers(tmp_path):
+    (tmp_path / f".a.png.x1{files.PART_SUFFIX}").write_bytes(b"")
+    (tmp_path / "keep.png").write_bytes(b"")
+    assert files.remove_partial(tmp_path) == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.png"]
+
+
+def test_to_rgb_array_rejects_float_arrays():
+    with pytest.raises(InputError, match="photo must be a uint8 array"):
+        files.to_rgb_array(np.zeros((2, 2, 3), np.float32), "photo")
+
+
+def test_resolve_device_auto_and_cpu():
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device(None) == resolve_device("auto")
+    assert resolve_device("cpu") == torch.device("cpu")
+
+
+@pytest.mark.skipif(
+    torch.cuda.is_available(), reason="checks the message on a machine without CUDA"
+)
+def test_resolve_device_names_the_argument_without_cuda():
+    with pytest.raises(InputError, match=r"train\.device='cuda': no CUDA device") as e:
+        resolve_device("cuda", "train.device")
+    assert e.value.arg == "train.device"
+
+
+def test_resolve_device_rejects_unknown_names():
+    with pytest.raises(InputError, match="device='gpu0': not a torch device"):
+        resolve_device("gpu0")
+
+
+def test_flag_message_translates_the_argument_to_its_flag():
+    e = InputError("batch_size=0: must be at least 1", arg="batch_size")
+    assert e.flag_message() == "--batch-size 0: must be at least 1"
+    assert InputError("train.lr=-1: bad", arg="train.lr").flag_message() == "--train.lr -1: bad"
+    assert e.flag_message({"batch_size": "-b"}) == "-b 0: must be at least 1"
+    assert InputError("plain message").flag_message() == "plain message"
