@@ -106,3 +106,22 @@ def test_markdown_has_one_row_per_measurement(tiny_run):
 def test_bad_arguments_exit_2_naming_the_option(args, message, tmp_path, capsys):
     assert main(["bench", "--out", str(tmp_path), *args]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_cuda_device_without_cuda_exits_2_with_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["bench", "--device", "cuda", "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (
+        "posetransfer bench: error: --device 'cuda': no CUDA device is available here; "
+        "use 'cpu' or 'auto'\n"
+    )
+    assert not (tmp_path / "bench.json").exists()
+
+
+def test_unknown_generator_is_named_as_the_argument():
+    from posetransfer.analysis.bench import run_bench
+    from posetransfer.errors import InputError
+
+    with pytest.raises(InputError, match=r"^generators=\['nope'\]: unknown") as e:
+        run_bench("unused", device="cpu", generators=["nope"], progress=False)
+    assert e.value.arg == "generators"

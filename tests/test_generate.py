@@ -1,11 +1,15 @@
+import errno
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from conftest import require_reference, tiny_overrides
+from posetransfer import files
 from posetransfer.cli import main
 from posetransfer.config import load_config
+from posetransfer.errors import InputError
 from posetransfer.files import generated_name as output_name
 from posetransfer.generate import generate
 from posetransfer.pose import read_pairs
@@ -121,3 +125,142 @@ def test_cli_errors_are_one_line(tiny_root, tmp_path, capsys):
         and err.strip()
         == f"posetransfer generate: error: checkpoint not found: {tmp_path / 'nope'}"
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Devices and arguments
+
+
+def test_cuda_device_without_cuda_exits_2_with_one_line(tiny_root, tiny_run, tmp_path, capsys,
+                                                         monkeypatch):  # fmt: skip
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    rc = main(["generate", "--checkpoint", str(tiny_run), "--dataset", str(tiny_root),
+               "--out", str(tmp_path / "gen"), "--device", "cuda"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert err == (
+        "posetransfer generate: error: --device 'cuda': no CUDA device is available here; "
+        "use 'cpu' or 'auto'\n"
+    )
+
+
+def test_bad_batch_size_names_the_argument_in_the_library_and_the_flag_in_the_cli(
+    tiny_root, tiny_run, tmp_path, capsys
+):
+    with pytest.raises(InputError, match=r"^batch_size=0: must be at least 1$") as e:
+        _generate(tiny_run, tiny_root, tmp_path, batch_size=0)
+    assert e.value.arg == "batch_size"
+    rc = main(["generate", "--checkpoint", str(tiny_run), "--dataset", str(tiny_root),
+               "--out", str(tmp_path), "--batch-size", "0"])  # fmt: skip
+    assert rc == 2
+    assert capsys.readouterr().err.strip().endswith("error: --batch-size 0: must be at least 1")
+
+
+# --------------------------------------------------------------------------------------------
+# A full disk, damaged outputs, resuming
+
+
+def _generate(run, root, out, **kw):
+    return generate(run, root / "test", root / "synthetic-annotation-test.csv",
+                    root / "synthetic-pairs-test.csv", out, progress=False, **kw)  # fmt: skip
+
+
+def _fill_disk_at_write(monkeypatch, n: int) -> None:
+    """Make the n-th atomic file write (and every later one) fail with ENOSPC mid-file."""
+    real = files.atomic_save
+    calls = {"n": 0}
+
+    def save(path, write, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] < n:
+            return real(path, write, *args, **kwargs)
+
+        def disk_full(f):
+            f.write(b"\x89PNG\r\n\x1a\n")  # a few bytes land, then the disk is full
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        return real(path, disk_full, *args, **kwargs)
+
+    monkeypatch.setattr(files, "atomic_save", save)
+
+
+def test_full_disk_raises_one_error_naming_the_file_and_keeps_the_written_images(
+    tiny_root, tiny_run, tmp_path, monkeypatch
+):
+    names = [output_name(a, b) for a, b in read_pairs(tiny_root / "synthetic-pairs-test.csv")]
+    _fill_disk_at_write(monkeypatch, 3)
+    with pytest.raises(InputError) as e:
+        _generate(tiny_run, tiny_root, tmp_path, limit=4)
+    assert str(e.value) == (
+        f"{tmp_path / names[2]}: no space left on the device (disk full); nothing was replaced"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names[:2])  # no partial files
+    assert all(files.is_intact_image(tmp_path / n) for n in names[:2])
+
+
+def test_skip_existing_finishes_a_run_stopped_by_a_full_disk(
+    tiny_root, tiny_run, tmp_path, monkeypatch
+):
+    with monkeypatch.context() as m:
+        _fill_disk_at_write(m, 3)
+        with pytest.raises(InputError, match="disk full"):
+            _generate(tiny_run, tiny_root, tmp_path, limit=4)
+    result = _generate(tiny_run, tiny_root, tmp_path, limit=4, skip_existing=True)
+    assert result.kept == list(result[:2]) and result.written == list(result[2:])
+    assert result.damaged == []
+    assert all(files.is_intact_image(p) for p in result)
+
+
+def test_cli_full_disk_exits_2_with_one_line(tiny_root, tiny_run, tmp_path, capsys,
+                                            monkeypatch):  # fmt: skip
+    _fill_disk_at_write(monkeypatch, 1)
+    rc = main(["generate", "--checkpoint", str(tiny_run), "--dataset", str(tiny_root),
+               "--out", str(tmp_path / "gen"), "--limit", "2"])  # fmt: skip
+    first = output_name(*read_pairs(tiny_root / "synthetic-pairs-test.csv")[0])
+    err = capsys.readouterr().err
+    assert rc == 2 and "Traceback" not in err
+    assert err.splitlines()[-1] == (
+        f"posetransfer generate: error: {tmp_path / 'gen' / first}: no space left on the "
+        "device (disk full); nothing was replaced"
+    )
+
+
+def test_skip_existing_remakes_a_truncated_output(tiny_root, tiny_run, tmp_path):
+    paths = _generate(tiny_run, tiny_root, tmp_path, limit=3)
+    whole = paths[1].read_bytes()
+    paths[1].write_bytes(whole[: len(whole) // 2])  # cut off like a write on a full disk
+    before = paths[0].stat().st_mtime_ns
+    result = _generate(tiny_run, tiny_root, tmp_path, limit=3, skip_existing=True)
+    assert result.damaged == [paths[1]] and result.written == [paths[1]]
+    assert result.kept == [paths[0], paths[2]] and paths[0].stat().st_mtime_ns == before
+    assert paths[1].read_bytes() == whole
+
+
+def test_cli_skip_existing_reports_the_damaged_files_it_remade(tiny_root, tiny_run, tmp_path,
+                                                               capsys):  # fmt: skip
+    args = ["generate", "--checkpoint", str(tiny_run), "--dataset", str(tiny_root),
+            "--out", str(tmp_path), "--limit", "3"]  # fmt: skip
+    assert main(args) == 0
+    garbage = sorted(tmp_path.glob("*.png"))[0]
+    garbage.write_bytes(b"not a png")
+    capsys.readouterr()
+    assert main([*args, "--skip-existing"]) == 0
+    out = capsys.readouterr().out
+    assert f"3 images in {tmp_path}: 1 written, 2 kept" in out
+    assert f"remade 1 damaged (undecodable) images: {garbage.name}" in out
+
+
+def test_skip_existing_remakes_a_missing_strip(tiny_root, tiny_run, tmp_path):
+    paths = _generate(tiny_run, tiny_root, tmp_path / "gen", strips_dir=tmp_path / "s", limit=2)
+    (tmp_path / "s" / paths[0].name).unlink()
+    result = _generate(tiny_run, tiny_root, tmp_path / "gen", strips_dir=tmp_path / "s",
+                       limit=2, skip_existing=True)  # fmt: skip
+    assert result.written == [paths[0]] and result.kept == [paths[1]]
+    assert files.is_intact_image(tmp_path / "s" / paths[0].name)
+
+
+def test_generate_clears_temporary_files_of_a_killed_run(tiny_root, tiny_run, tmp_path):
+    leftover = tmp_path / f".{output_name('a.jpg', 'b.jpg')}.x1y2.part"
+    leftover.write_bytes(b"half")
+    _generate(tiny_run, tiny_root, tmp_path, limit=1)
+    assert not leftover.exists()

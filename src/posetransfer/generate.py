@@ -1,12 +1,16 @@
 """Generation: run a checkpoint over a pairs file and write one PNG per pair.
 
 Files are named ``<from stem>___<to stem>.png`` (three underscores) at the dataset resolution,
-the naming that `posetransfer evaluate` reads. Each image is written as soon as it is made, so an
-interrupted run keeps what it produced; ``skip_existing`` continues it.
+the naming that `posetransfer evaluate` reads. Each image is written atomically as soon as it is
+made, so an interrupted run (a crash, Ctrl-C, a full disk) keeps every image it finished and
+never leaves a half-written one under its final name; ``skip_existing`` continues it. Outputs
+found on disk are decoded before they are trusted: a damaged one is made again.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -17,8 +21,32 @@ from posetransfer.checkpoint import GeneratorInfo, load_generator
 from posetransfer.data.datasets import PairDataset, tensor_to_image
 from posetransfer.device import resolve_device
 from posetransfer.errors import InputError
-from posetransfer.files import generated_name
+from posetransfer.files import disk_error, generated_name, is_intact_image, remove_partial
 from posetransfer.visualize import pair_strip, save_png
+
+
+@dataclass
+class Generated(Sequence[Path]):
+    """What `generate` did: the output paths of all pairs, in pairs-file order (a sequence).
+
+    Attributes:
+        paths: one output per pair.
+        written: the outputs made by this run.
+        kept: the outputs already on disk and intact, left as they were (``skip_existing``).
+        damaged: outputs that were on disk but did not decode (truncated by a full disk, say)
+            and were made again; they are in ``written`` too.
+    """
+
+    paths: list[Path]
+    written: list[Path] = field(default_factory=list)
+    kept: list[Path] = field(default_factory=list)
+    damaged: list[Path] = field(default_factory=list)
+
+    def __getitem__(self, index: int) -> Path:
+        return self.paths[index]
+
+    def __len__(self) -> int:
+        return len(self.paths)
 
 
 @torch.no_grad()
@@ -35,7 +63,7 @@ def generate(
     skip_existing: bool = False,
     legacy_heatmaps: bool | None = None,
     progress: bool = True,
-) -> list[Path]:
+) -> Generated:
     """Generate the target of every pair with a trained (or imported) generator.
 
     Args:
@@ -49,25 +77,47 @@ def generate(
         batch_size: pairs per forward pass.
         device: "auto", "cpu", "cuda", ...
         limit: only the first N pairs.
-        skip_existing: leave pairs whose output exists (continue an interrupted run).
+        skip_existing: leave pairs whose output (and strip) exists and decodes, to continue an
+            interrupted run; a file that does not decode is made again.
         legacy_heatmaps: override the heatmap style recorded with the checkpoint.
         progress: show a progress bar.
 
     Returns:
-        The paths written (or kept, with skip_existing), in pairs-file order.
+        The output paths in pairs-file order, with what was written, kept and remade.
+
+    Raises:
+        InputError: for a bad argument or input file, and for a failed write (a full disk),
+            naming the file; the images written before it stay on disk.
     """
     if batch_size < 1:
-        raise InputError(f"batch size must be at least 1, got {batch_size}")
+        raise InputError(f"batch_size={batch_size}: must be at least 1", arg="batch_size")
     if limit is not None and limit < 1:
-        raise InputError(f"limit must be at least 1, got {limit}")
+        raise InputError(f"limit={limit}: must be at least 1", arg="limit")
     dev = resolve_device(device)
     model, info = load_generator(checkpoint, dev)
     dataset = dataset_for(info, image_dir, annotations, pairs, legacy_heatmaps)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    strips = Path(strips_dir) if strips_dir is not None else None
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise disk_error(out_dir, e) from None
+    for folder in (out_dir, strips):
+        if folder is not None:
+            remove_partial(folder)  # temporary files of a run that was killed mid-write
     indices = list(range(len(dataset) if limit is None else min(limit, len(dataset))))
     names = [generated_name(*dataset.pairs[i]) for i in indices]
-    todo = [i for i, n in zip(indices, names) if not (skip_existing and (out_dir / n).is_file())]
+    result = Generated([out_dir / n for n in names])
+    todo = []
+    for i, name in zip(indices, names):
+        out = out_dir / name
+        if skip_existing and out.exists():
+            if not is_intact_image(out):
+                result.damaged.append(out)
+            elif strips is None or is_intact_image(strips / name):
+                result.kept.append(out)
+                continue
+        todo.append(i)
     loader = DataLoader(Subset(dataset, todo), batch_size=batch_size, num_workers=0)
     with tqdm(total=len(todo), desc="generate", unit="img", disable=not progress) as bar:
         for batch in loader:
@@ -77,8 +127,9 @@ def generate(
             for j in range(fake.shape[0]):
                 img = tensor_to_image(fake[j])
                 name = generated_name(batch["src_name"][j], batch["tgt_name"][j])
-                save_png(img, out_dir / name)
-                if strips_dir is not None:
+                # A full disk raises InputError naming the file; what was written stays.
+                result.written.append(save_png(img, out_dir / name))
+                if strips is not None:
                     strip = pair_strip(
                         tensor_to_image(batch["src_img"][j]),
                         batch["src_kps"][j].numpy(),
@@ -86,9 +137,9 @@ def generate(
                         batch["tgt_kps"][j].numpy(),
                         img,
                     )
-                    save_png(strip, Path(strips_dir) / name)
+                    save_png(strip, strips / name)
             bar.update(fake.shape[0])
-    return [out_dir / n for n in names]
+    return result
 
 
 def dataset_for(

@@ -29,6 +29,7 @@ def hstack(images: Sequence[np.ndarray], gap: int = 2, fill: int = 255) -> np.nd
 
 
 def vstack(rows: Sequence[np.ndarray], gap: int = 2, fill: int = 255) -> np.ndarray:
+    """Rows of images stacked with a white gap, narrower ones padded on the right."""
     w = max(r.shape[1] for r in rows)
     padded = [np.pad(r, ((0, 0), (0, w - r.shape[1]), (0, 0)), constant_values=fill) for r in rows]
     sep = np.full((gap, w, 3), fill, np.uint8)

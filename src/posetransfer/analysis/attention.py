@@ -28,7 +28,7 @@ from torch import nn
 
 from posetransfer.data.datasets import image_to_tensor
 from posetransfer.errors import InputError, require_dir
-from posetransfer.files import read_image
+from posetransfer.files import read_image, save_image
 from posetransfer.models.apatn import APATN
 from posetransfer.models.patn import PATN
 from posetransfer.pose import (
@@ -244,7 +244,7 @@ def _tile(image: np.ndarray, label: str, scale: int) -> Image.Image:
 
 
 def save_strip(tiles: Sequence[tuple[str, np.ndarray]], path: str | Path, scale: int = 1) -> Path:
-    """Save labelled RGB images side by side as one PNG."""
+    """Save labelled RGB images side by side as one PNG (atomically; the folder is created)."""
     imgs = [_tile(image, label, scale) for label, image in tiles]
     strip = Image.new("RGB", (sum(t.width + 2 for t in imgs) - 2, max(t.height for t in imgs)))
     strip.paste("white", (0, 0, strip.width, strip.height))
@@ -252,10 +252,7 @@ def save_strip(tiles: Sequence[tuple[str, np.ndarray]], path: str | Path, scale:
     for t in imgs:
         strip.paste(t, (x, 0))
         x += t.width + 2
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    strip.save(path)
-    return path
+    return save_image(strip, path, format="PNG")
 
 
 def _mark(image: np.ndarray, y: int, x: int, radius: int) -> np.ndarray:
@@ -405,11 +402,13 @@ def load_pair(
     kps = read_annotations(annotations)
     if pair is None:
         if pairs is None:
-            raise InputError("give a pairs CSV with --pairs (or a pair with --pair FROM,TO)")
+            raise InputError("pairs=None: give a pairs CSV (or pair=(FROM, TO))", arg="pairs")
         rows = read_pairs(pairs, known=kps)
         index = 0 if index is None else index
         if not 0 <= index < len(rows):
-            raise InputError(f"--index {index} is out of range: {pairs} holds {len(rows)} pairs")
+            raise InputError(
+                f"index={index}: out of range, {pairs} holds {len(rows)} pairs", arg="index"
+            )
         pair = rows[index]
     for name in pair:
         if name not in kps:

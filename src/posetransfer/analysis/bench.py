@@ -33,6 +33,7 @@ import torch
 from tqdm import tqdm
 
 from posetransfer.device import resolve_device
+from posetransfer.errors import InputError
 from posetransfer.files import atomic_write
 from posetransfer.models.apatn import APATB
 from posetransfer.models.blocks import count_parameters
@@ -186,7 +187,7 @@ def generator_speed(
         ``{"generator", "height", "width", "batch", "ms_per_image": summary, "images_per_s"}``
         with the summary of `summarize` in milliseconds per image.
     """
-    device = torch.device(device)
+    device = resolve_device(device)
     model = create_generator(name).to(device).eval()
     inputs = _random_inputs(batch, *size, device)
     with torch.inference_mode():
@@ -230,7 +231,7 @@ def block_timings(
         One dict per case: ``block``, ``attention`` (None, "sdpa" or "explicit"), ``input``,
         ``params``, ``us`` (summary in microseconds) and ``breakdown_us`` per category.
     """
-    device = torch.device(device)
+    device = resolve_device(device)
     out = []
     with torch.inference_mode():
         for label, path, module, call in _block_cases(dim, size, device):
@@ -249,6 +250,7 @@ def block_timings(
 
 
 def device_description(device: torch.device) -> dict[str, Any]:
+    """The device of a benchmark for its report: type, model name, torch threads, load."""
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
     else:
@@ -282,7 +284,7 @@ def run_bench(
 
     Args:
         out_dir: output folder (created).
-        device: "auto" (CUDA when present), "cpu" or "cuda".
+        device: "auto" (CUDA when present), "cpu", "cuda", "cuda:1", ...
         generators: registered names to time (parameters are counted for all of them).
         sizes: (H, W) image sizes to time them at.
         batch: images per forward pass.
@@ -299,7 +301,9 @@ def run_bench(
     known = set(list_generators())
     unknown = [g for g in generators if g not in known]
     if unknown:
-        raise ValueError(f"unknown generators {unknown}; known: {', '.join(sorted(known))}")
+        raise InputError(
+            f"generators={unknown}: unknown; known: {', '.join(sorted(known))}", arg="generators"
+        )
     result: dict[str, Any] = {
         "device": device_description(dev),
         "torch": torch.__version__,
@@ -326,8 +330,7 @@ def run_bench(
         bar.update()
     if hasattr(os, "getloadavg"):
         result["device"]["load_average_1min_end"] = round(os.getloadavg()[0], 2)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(out_dir)  # atomic_write creates it
     atomic_write(out / "bench.json", json.dumps(result, indent=2) + "\n")
     atomic_write(out / "bench.md", format_markdown(result))
     return result

@@ -81,8 +81,11 @@ def run(args: argparse.Namespace) -> int:
         if len(names) != 2 or not all(names):
             raise InputError(f"--pair: expected FROM,TO image names, got {args.pair!r}")
         pair = (names[0], names[1])
+    elif args.pairs is None:
+        raise InputError("give a pairs CSV with --pairs (or a pair with --pair FROM,TO)")
     points = _parse_points(args.points)
-    model, info = load_generator(args.checkpoint, device=resolve_device(args.device))
+    dev = resolve_device(args.device)
+    model, info = load_generator(args.checkpoint, device=dev)
     item = load_pair(
         args.dataset,
         args.annotations,
@@ -94,7 +97,6 @@ def run(args: argparse.Namespace) -> int:
         sigma=info.sigma,
         legacy_heatmaps=info.legacy_heatmaps,
     )
-    dev = next(model.parameters()).device
     paths = save_attention_maps(
         model,
         item["src_img"].to(dev),

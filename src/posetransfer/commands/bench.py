@@ -32,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
-        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="(auto: CUDA if any)"
+        "--device", default="auto", help="auto (CUDA if any), cpu, cuda, cuda:1, ... (auto)"
     )
     p.add_argument("--repeats", type=int, default=5, metavar="N", help="timed calls (5)")
     p.add_argument("--warmup", type=int, default=1, metavar="N", help="untimed calls first (1)")

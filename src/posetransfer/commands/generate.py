@@ -14,7 +14,9 @@ examples:
       --annotations data/market/market-annotation-test.csv \\
       --pairs data/market/market-pairs-test.csv --out generated
 
-Writes <from stem>___<to stem>.png per pair at the dataset resolution.
+Writes <from stem>___<to stem>.png per pair at the dataset resolution, each one whole or not
+at all; after an interruption (Ctrl-C, a full disk) the same command with --skip-existing
+finishes the job and remakes any damaged file.
 """
 
 
@@ -39,7 +41,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     p.add_argument("--limit", type=int, help="only the first N pairs")
-    p.add_argument("--skip-existing", action="store_true", help="continue an interrupted run")
+    p.add_argument(
+        "--skip-existing",
+        action="store_true",
+        help="continue an interrupted run: keep outputs that decode, remake damaged ones",
+    )
     p.add_argument(
         "--legacy-heatmaps",
         action=argparse.BooleanOptionalAction,
@@ -68,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     from posetransfer.generate import generate
 
     root = require_dir(args.dataset, "dataset root")
-    paths = generate(
+    result = generate(
         args.checkpoint,
         image_dir=root / args.split,
         annotations=args.annotations or find_split_file(root, "annotation", args.split),
@@ -81,5 +87,12 @@ def run(args: argparse.Namespace) -> int:
         skip_existing=args.skip_existing,
         legacy_heatmaps=args.legacy_heatmaps,
     )
-    print(f"{len(paths)} images in {args.out}")
+    summary = f"{len(result)} images in {args.out}"
+    if args.skip_existing:
+        summary += f": {len(result.written)} written, {len(result.kept)} kept"
+    print(summary)
+    if result.damaged:
+        shown = ", ".join(p.name for p in result.damaged[:10])
+        more = f", ... ({len(result.damaged) - 10} more)" if len(result.damaged) > 10 else ""
+        print(f"remade {len(result.damaged)} damaged (undecodable) images: {shown}{more}")
     return 0

@@ -1,6 +1,9 @@
 """Evaluation metrics of pose transfer: the paper's (SSIM, mask-SSIM, IS, mask-IS, DS, PCKh) and
 later papers' (FID, LPIPS), plus L1, and one runner over a folder of generated images.
 
+Every metric the runner knows is registered by name in `posetransfer.metrics.registry`
+(`METRICS`, `register_metric`); `evaluate` sets up the requested ones and loops over them.
+
 The per-image functions (`ssim`, `l1`, `body_mask`, `pckh`) and the runner import no torch;
 the network-based pieces (FID, IS, LPIPS, DS) load on first access.
 """
@@ -19,6 +22,7 @@ from posetransfer.metrics.image import (
     ssim,
 )
 from posetransfer.metrics.pckh import HEAD_JOINTS, pckh, pckh_counts
+from posetransfer.metrics.registry import METRICS, MetricContext, register_metric
 from posetransfer.metrics.report import format_markdown, format_table, write_report
 from posetransfer.metrics.runner import ALL_METRICS, PROTOCOLS, evaluate, generated_name
 from posetransfer.metrics.weights import MetricUnavailable
@@ -41,7 +45,9 @@ __all__ = [
     "ALL_METRICS",
     "HEAD_JOINTS",
     "MASK_LIMBS",
+    "METRICS",
     "PROTOCOLS",
+    "MetricContext",
     "MetricUnavailable",
     "apply_mask",
     "body_mask",
@@ -53,6 +59,7 @@ __all__ = [
     "pad_fashion",
     "pckh",
     "pckh_counts",
+    "register_metric",
     "ssim",
     "write_report",
     *_LAZY,

@@ -7,6 +7,7 @@ torch is imported where a network metric runs, not at import time.
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from posetransfer.errors import InputError
-from posetransfer.files import list_images
+from posetransfer.files import atomic_save, list_images
 from posetransfer.files import try_read_image as read_rgb
 from posetransfer.metrics import image as image_metrics
 from posetransfer.metrics.pckh import pckh_counts
@@ -133,7 +134,51 @@ class InceptionScoreMetric(Metric):
         return out
 
 
+# FID's sample sizes. FID fits a Gaussian to the 2048-d Inception features of each set: below
+# 2048 images the covariance estimate is rank-deficient, and at any finite size the estimate is
+# biased upwards by a term that shrinks roughly as 1/N, so FIDs over different numbers of images
+# cannot be compared and FIDs over a few dozen images say nothing about the generator.
+FID_RELIABLE_IMAGES = 2048
+FID_MEANINGLESS_IMAGES = 50
+
+
+def fid_sample_warning(n_generated: int, n_real: int | None = None) -> str | None:
+    """The report's warning for an FID over too few images, or None from 2048 images on.
+
+    Args:
+        n_generated: generated images the FID was computed from.
+        n_real: real images of the statistics, if known.
+    """
+    if n_generated < FID_MEANINGLESS_IMAGES:
+        text = (
+            f"computed from only {n_generated} generated images: an FID from fewer than "
+            f"{FID_MEANINGLESS_IMAGES} images is meaningless (its small-sample bias dominates "
+            "the value); do not report it"
+        )
+    elif n_generated < FID_RELIABLE_IMAGES:
+        text = (
+            f"computed from {n_generated} generated images, fewer than the "
+            f"{FID_RELIABLE_IMAGES} feature dimensions: the covariance is rank-deficient and "
+            "FID is biased upwards for small sets; compare it only with FIDs over the same "
+            "number of images (papers use the whole test set)"
+        )
+    else:
+        text = None
+    if n_real is not None and 0 < n_real < FID_RELIABLE_IMAGES:
+        real = f"the real set has only {n_real} images (fewer than {FID_RELIABLE_IMAGES})"
+        text = f"{text}; {real}" if text else real
+    return text
+
+
 class FIDMetric(Metric):
+    """FID between the generated images and a real set (a folder, or cached statistics).
+
+    The real statistics come from ``real_stats`` when that file exists, else from the images
+    of ``real_dir`` (and are then written to ``real_stats``, atomically, when it is given).
+    Below `FID_RELIABLE_IMAGES` generated images the result carries a ``warning`` (see
+    `fid_sample_warning`): FID is only meaningful over thousands of images.
+    """
+
     def __init__(
         self,
         network: Callable,
@@ -160,17 +205,28 @@ class FIDMetric(Metric):
     def update(self, batch: list[Sample]) -> None:
         self.fake.extend(self._features([s.fake for s in batch]))
 
+    def _cached_statistics(self, path: Path) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {key: data[key] for key in data.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, TypeError) as e:
+            # TypeError: a plain .npy file loads as one array, not an archive of named ones.
+            raise InputError(
+                f"{path}: unreadable FID statistics ({type(e).__name__}: {e}); delete the "
+                "file to compute them again"
+            )
+        if "mu" not in arrays or "sigma" not in arrays:
+            raise InputError(f"{path}: not a statistics file (no mu/sigma)")
+        n = int(arrays["n"]) if "n" in arrays else -1
+        return arrays["mu"], arrays["sigma"], {"real_stats": str(path), "n_real": n}
+
     def _real_statistics(self) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
         from tqdm import tqdm
 
         from posetransfer.metrics.inception import feature_statistics
 
         if self.real_stats is not None and self.real_stats.is_file():
-            with np.load(self.real_stats) as data:
-                if "mu" not in data or "sigma" not in data:
-                    raise InputError(f"{self.real_stats}: not a statistics file (no mu/sigma)")
-                info = {"real_stats": str(self.real_stats), "n_real": int(data.get("n", -1))}
-                return data["mu"], data["sigma"], info
+            return self._cached_statistics(self.real_stats)
         assert self.real_dir is not None
         paths = list_images(self.real_dir)
         feats, unreadable = [], []
@@ -196,8 +252,7 @@ class FIDMetric(Metric):
         if unreadable:
             info["real_unreadable"] = {"count": len(unreadable), "files": unreadable}
         if self.real_stats is not None:
-            self.real_stats.parent.mkdir(parents=True, exist_ok=True)
-            np.savez(self.real_stats, mu=mu, sigma=sigma, n=real.shape[0])
+            atomic_save(self.real_stats, lambda f: np.savez(f, mu=mu, sigma=sigma, n=len(real)))
             info["real_stats"] = str(self.real_stats)
         return mu, sigma, info
 
@@ -217,7 +272,11 @@ class FIDMetric(Metric):
                 "unavailable": f"real statistics have {mu_r.shape[0]} features, not {mu_f.shape[0]}"
             }
         value = frechet_distance(mu_r, sigma_r, mu_f, sigma_f)
-        return {"value": value, "n": int(fake.shape[0]), **info}
+        out: dict[str, Any] = {"value": value, "n": int(fake.shape[0]), **info}
+        warning = fid_sample_warning(out["n"], info["n_real"])
+        if warning:
+            out["warning"] = warning
+        return out
 
 
 class LPIPSMetric(Metric):

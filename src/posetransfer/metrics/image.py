@@ -3,7 +3,7 @@
 Everything here works on uint8 (H, W, 3) RGB arrays with numpy, scikit-image and scipy only,
 so importing it is cheap (no torch).
 
-The protocol (SPEC section 7) follows the scripts every pose-transfer paper since PG2 used:
+The protocol follows the scripts every pose-transfer paper since PG2 used:
 - SSIM with a Gaussian window (sigma 1.5), population covariance, on uint8 RGB, and
   ``data_range`` = max - min of the *generated* image (a quirk of the original scripts, kept
   because it changes the numbers).
@@ -20,7 +20,7 @@ from skimage.metrics import structural_similarity
 
 from posetransfer.pose import visible
 
-# The 23 limbs of the mask-SSIM body mask, as 1-based joint pairs (SPEC section 7): the 19
+# The 23 limbs of the mask-SSIM body mask, as 1-based joint pairs: the 19
 # skeleton limbs plus hips-to-hips (9-12), hip-to-shoulder (12-6, 9-3) and ear-to-ear (17-18),
 # which close the torso and the head.
 MASK_LIMBS_1BASED: tuple[tuple[int, int], ...] = (
@@ -107,7 +107,8 @@ def body_mask(keypoints: np.ndarray, height: int, width: int) -> np.ndarray:
     fills the gaps between limbs). Rasterisation: scikit-image's ``polygon`` on the exact
     (unrounded) corners and ``disk`` (pixels strictly closer than the radius), i.e. a pixel is
     in when its centre is inside. The image border does not erode the mask. This reproduces
-    the reference masks of ``shared/reference/mask_ssim_masks.npz`` bit for bit.
+    the masks of the original evaluation code bit for bit (the tests compare with masks it
+    drew).
 
     Args:
         keypoints: (18, 2) integer (y, x) keypoints, -1 for missing.

@@ -1,6 +1,6 @@
 """PCKh: the share of target joints that a pose estimator finds in the generated images.
 
-Protocol (SPEC section 7): a predicted joint is right when ``|dx| < alpha * w_head`` and
+Protocol: a predicted joint is right when ``|dx| < alpha * w_head`` and
 ``|dy| < alpha * h_head``, where the head box is the extent (max - min) of the *target's*
 visible joints among nose, neck, eyes and ears. Pairs whose target has fewer than 2 of those
 are skipped. The denominator is the number of visible target joints; a joint the estimator

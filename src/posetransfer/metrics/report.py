@@ -10,36 +10,53 @@ from typing import Any
 
 from posetransfer.errors import InputError
 from posetransfer.files import atomic_write
+from posetransfer.metrics.registry import METRICS
 
-LABELS: dict[str, str] = {
-    "ssim": "SSIM", "is": "IS", "mask_ssim": "mask-SSIM", "mask_is": "mask-IS", "ds": "DS",
-    "pckh": "PCKh", "fid": "FID", "lpips": "LPIPS", "l1": "L1 (0..255)",
-}  # fmt: skip
-# Rows in the order of the paper's Table 1, then the later papers' metrics.
+# Rows in the order of the paper's Table 1, then the later papers' metrics; any other
+# registered metric follows in registration order.
 TABLE_ORDER: tuple[str, ...] = (
     "ssim", "is", "mask_ssim", "mask_is", "ds", "pckh", "fid", "lpips", "l1",
 )  # fmt: skip
+
+
+def _label(name: str) -> str:
+    # A saved report may name a metric that is not registered in this process.
+    return METRICS[name].label if name in METRICS else name
 
 
 def format_value(name: str, result: Mapping[str, Any]) -> str:
     """A metric's cell in the table: the value (IS: mean +- std) or ``unavailable: ...``."""
     if "unavailable" in result:
         return f"unavailable: {result['unavailable']}"
-    value = result["value"]
-    digits = {"fid": 2, "l1": 2, "lpips": 4}.get(name, 3)
-    text = f"{value:.{digits}f}"
-    if name in ("is", "mask_is") and not math.isnan(result.get("std", math.nan)):
+    digits = METRICS[name].digits if name in METRICS else 3
+    text = f"{result['value']:.{digits}f}"
+    if not math.isnan(result.get("std", math.nan)):
         text += f" ± {result['std']:.3f}"
+    if "warning" in result:
+        text += " (see warning)"
     return text
+
+
+def _order(report: Mapping[str, Any]) -> list[str]:
+    names = [n for n in TABLE_ORDER if n in report["results"]]
+    return names + [n for n in report["results"] if n not in TABLE_ORDER]
 
 
 def _rows(report: Mapping[str, Any]) -> list[tuple[str, str, str]]:
     rows = []
-    for name in TABLE_ORDER:
-        if name in report["results"]:
-            r = report["results"][name]
-            rows.append((LABELS[name], format_value(name, r), str(r.get("n", ""))))
+    for name in _order(report):
+        r = report["results"][name]
+        rows.append((_label(name), format_value(name, r), str(r.get("n", ""))))
     return rows
+
+
+def _warning_lines(report: Mapping[str, Any]) -> list[str]:
+    """``LABEL: warning`` for every result that carries one (e.g. FID over too few images)."""
+    return [
+        f"{_label(name)}: {report['results'][name]['warning']}"
+        for name in _order(report)
+        if "warning" in report["results"][name]
+    ]
 
 
 def _problem_lines(report: Mapping[str, Any], limit: int = 10) -> list[str]:
@@ -70,6 +87,7 @@ def format_table(report: Mapping[str, Any]) -> str:
         f"{'-' * width}  {'-' * 5}",
     ]
     lines += [f"{label:<{width}}  {value}" for label, value, _ in rows]
+    lines += [f"warning: {w}" for w in _warning_lines(report)]
     problems = _problem_lines(report)
     if problems:
         lines.append("left out:")
@@ -91,6 +109,9 @@ def format_markdown(report: Mapping[str, Any]) -> str:
         "|---|---|---|",
     ]
     lines += [f"| {label} | {value.replace('|', '/')} | {n} |" for label, value, n in _rows(report)]
+    warnings = _warning_lines(report)
+    if warnings:
+        lines += ["", "## Warnings", ""] + [f"- {w}" for w in warnings]
     problems = _problem_lines(report, limit=50)
     if problems:
         lines += ["", "## Left out", ""] + [f"- {p}" for p in problems]
@@ -102,16 +123,17 @@ def check_report_path(out: str | Path) -> tuple[Path, Path]:
     out = Path(out)
     md = out.with_suffix(".md")
     if md == out or out.is_dir():
-        raise InputError(f"--out {out}: use a .json file name (the Markdown goes beside it)")
+        raise InputError(
+            f"out={out}: use a .json file name (the Markdown goes beside it)", arg="out"
+        )
     if out.parent.exists() and not out.parent.is_dir():
-        raise InputError(f"--out {out}: {out.parent} is not a folder")
+        raise InputError(f"out={out}: {out.parent} is not a folder", arg="out")
     return out, md
 
 
 def write_report(report: Mapping[str, Any], out: str | Path) -> tuple[Path, Path]:
     """Write the report as JSON (``out``) and Markdown (same name, ``.md``); returns both paths."""
-    out, md = check_report_path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out, md = check_report_path(out)  # atomic_write creates the folder
     atomic_write(out, json.dumps(report, indent=2, allow_nan=True) + "\n")
     atomic_write(md, format_markdown(report))
     return out, md

@@ -1,9 +1,9 @@
 """One evaluation run over a folder of generated images: the paper's metrics and later ones.
 
 ``evaluate(...)`` reads the pairs file, finds each generated image ``<from stem>___<to stem>.png``
-and its ground truth ``ROOT/<split>/<to name>``, streams them in batches through the requested
-metrics and returns a report dict; `posetransfer.metrics.report.write_report` saves it as JSON
-plus a Markdown table.
+and its ground truth ``ROOT/<split>/<to name>``, sets up the requested metrics from the registry
+(`posetransfer.metrics.registry`), streams the pairs through them in batches and returns a
+report dict; `posetransfer.metrics.report.write_report` saves it as JSON plus a Markdown table.
 Images that are missing, unreadable or of the wrong size are listed by name and left out; the
 rest is still evaluated. A metric whose network weights are missing is reported as
 ``unavailable: <how to get them>`` while the others run.
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,24 +23,13 @@ import numpy as np
 from posetransfer.device import resolve_device
 from posetransfer.errors import InputError, require_dir, require_file
 from posetransfer.files import IMAGE_SUFFIXES, generated_name
-from posetransfer.metrics import image as image_metrics
-from posetransfer.metrics.collect import (
-    DetectionScoreMetric,
-    FIDMetric,
-    InceptionScoreMetric,
-    LPIPSMetric,
-    Metric,
-    PCKhMetric,
-    PerPairMean,
-    Sample,
-    masked_pair,
-    read_rgb,
-)
-from posetransfer.metrics.weights import ALIASES, WEIGHTS, MetricUnavailable, resolve
+from posetransfer.metrics.collect import Metric, Sample, read_rgb
+from posetransfer.metrics.registry import METRICS, MetricContext, setup_metric
+from posetransfer.metrics.weights import ALIASES, WEIGHTS, MetricUnavailable
 
-ALL_METRICS: tuple[str, ...] = (
-    "ssim", "mask_ssim", "l1", "is", "mask_is", "fid", "lpips", "ds", "pckh",
-)  # fmt: skip
+# The built-in metrics (`posetransfer.metrics.registry`), in registration order; ``metrics=``
+# accepts these and any metric registered later.
+ALL_METRICS: tuple[str, ...] = tuple(METRICS)
 PROTOCOLS: dict[str, tuple[str, ...]] = {
     # The paper's Table 1 (mask-SSIM / mask-IS were reported for Market-1501 only).
     "paper": ("ssim", "is", "mask_ssim", "mask_is", "ds", "pckh"),
@@ -56,22 +44,28 @@ PROBLEM_KINDS: tuple[str, ...] = (
 def parse_metrics(metrics: str | Sequence[str] | None, protocol: str) -> tuple[str, ...]:
     """The metric names to compute: a comma list or sequence, ``all``, or the protocol's set.
 
+    Names are those of the registry (`posetransfer.metrics.registry.METRICS`).
+
     Raises:
         InputError: for an unknown protocol or metric name.
     """
     if protocol not in PROTOCOLS:
-        raise InputError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+        raise InputError(
+            f"protocol={protocol!r}: unknown protocol; choose one of {', '.join(PROTOCOLS)}",
+            arg="protocol",
+        )
     if metrics is None:
         return PROTOCOLS[protocol]
     names = metrics.split(",") if isinstance(metrics, str) else list(metrics)
     names = [n.strip().lower().replace("-", "_") for n in names if n.strip()]
     if names == ["all"]:
-        return ALL_METRICS
-    unknown = [n for n in names if n not in ALL_METRICS]
+        return tuple(METRICS)
+    unknown = [n for n in names if n not in METRICS]
     if unknown or not names:
         raise InputError(
-            f"unknown metric(s) {', '.join(unknown) or '(none given)'}; "
-            f"choose from {', '.join(ALL_METRICS)} or 'all'"
+            f"metrics={metrics!r}: unknown metric(s) {', '.join(unknown) or '(none given)'}; "
+            f"choose from {', '.join(METRICS)} or 'all'",
+            arg="metrics",
         )
     return tuple(dict.fromkeys(names))
 
@@ -106,120 +100,6 @@ def resolve_reference_dir(root: Path, split: str, targets: Iterable[str]) -> Pat
         f"no folder {candidate} with the ground-truth images (and {root} does not hold them "
         f"either); pass the dataset root that contains '{split}/', or --split NAME"
     )
-
-
-# --------------------------------------------------------------------------------------------
-# Setting the metrics up: load networks (or take injected ones), or say why they cannot run.
-
-
-@dataclass
-class _Setup:
-    weights: Mapping[str, Path]  # explicit weights files by network name
-    networks: Mapping[str, Any]  # injected, already-built networks by name
-    device: Any
-    download: bool
-    _cache: dict[str, Any] = field(default_factory=dict)
-
-    def network(self, name: str, loader: Callable[[Path, Any], Any]) -> Any:
-        """An injected network, or the one loaded from the weights of ``name`` (loaded once)."""
-        if name in self.networks:
-            return self.networks[name]
-        if name not in self._cache:
-            path = resolve(name, self.weights.get(name), self.download)
-            self._cache[name] = loader(path, self.device)
-        return self._cache[name]
-
-
-def _keypoint_predictor(
-    keypoints: Path | None, networks: Mapping[str, Any]
-) -> tuple[Callable[[Sample], np.ndarray | None], str, Callable[[], None] | None]:
-    if "keypoints" in networks:
-        detect = networks["keypoints"]
-        return (lambda s: np.asarray(detect(s.fake))), "injected estimator", None
-    if keypoints is not None:
-        from posetransfer.pose import read_annotations
-
-        table = read_annotations(keypoints)
-        by_stem = {Path(name).stem: kps for name, kps in table.items()}
-
-        def lookup(s: Sample) -> np.ndarray | None:
-            return table.get(s.name, by_stem.get(Path(s.name).stem))
-
-        return lookup, f"keypoint file {keypoints}", None
-    try:
-        from posetransfer.photos.detect import KeypointDetector
-
-        detector = KeypointDetector()
-    except (ImportError, InputError) as e:
-        raise MetricUnavailable(
-            f"no pose estimator ({e}); install mediapipe (pip install 'posetransfer[keypoints]') "
-            "or pass --keypoints CSV with the keypoints of the generated images"
-        )
-    close = getattr(detector, "close", None)
-    return (lambda s: np.asarray(detector(s.fake))), "MediaPipe BlazePose", close
-
-
-def _make_metric(
-    name: str,
-    setup: _Setup,
-    *,
-    pad: bool,
-    real_dir: Path | None,
-    real_dir_hint: str,
-    real_stats: Path | None,
-    keypoints: Path | None,
-    has_annotations: bool,
-    batch_size: int,
-    progress: bool,
-) -> Metric:
-    if name in ("mask_ssim", "mask_is", "pckh") and not has_annotations:
-        raise MetricUnavailable("needs the target keypoints: pass --annotations CSV")
-    if name == "ssim":
-        if pad:
-            return PerPairMean(
-                lambda s: image_metrics.ssim(
-                    image_metrics.pad_fashion(s.fake), image_metrics.pad_fashion(s.real)
-                )
-            )
-        return PerPairMean(lambda s: image_metrics.ssim(s.fake, s.real))
-    if name == "mask_ssim":
-
-        def masked_ssim(s: Sample) -> float | None:
-            pair = masked_pair(s)
-            return None if pair is None else image_metrics.ssim(*pair)
-
-        return PerPairMean(masked_ssim)
-    if name == "l1":
-        return PerPairMean(lambda s: image_metrics.l1(s.fake, s.real))
-    if name in ("is", "mask_is"):
-        from posetransfer.metrics.inception import load_inception_classifier
-
-        classifier = setup.network("inception", load_inception_classifier)
-        return InceptionScoreMetric(
-            classifier, masked=name == "mask_is", pad=pad, device=setup.device
-        )
-    if name == "fid":
-        from posetransfer.metrics.inception import load_fid_network
-
-        have_stats = real_stats is not None and real_stats.is_file()
-        if real_dir is None and not have_stats:
-            raise MetricUnavailable(f"no real images: {real_dir_hint}")
-        net = setup.network("fid", load_fid_network)
-        return FIDMetric(net, real_dir, real_stats, setup.device, batch_size, progress)
-    if name == "lpips":
-        from posetransfer.metrics.perceptual import load_lpips
-
-        model = setup.network("alexnet", load_lpips)
-        return LPIPSMetric(model, setup.device)
-    if name == "ds":
-        from posetransfer.metrics.detect import load_person_detector
-
-        detector = setup.network("ssd", load_person_detector)
-        return DetectionScoreMetric(detector, setup.device)
-    if name == "pckh":
-        predict, source, close = _keypoint_predictor(keypoints, setup.networks)
-        return PCKhMetric(predict, source, close=close)
-    raise AssertionError(name)
 
 
 # --------------------------------------------------------------------------------------------
@@ -344,7 +224,8 @@ def evaluate(
     t0 = time.perf_counter()
     names = parse_metrics(metrics, protocol)
     if batch_size < 1:
-        raise InputError(f"batch size must be at least 1, got {batch_size}")
+        raise InputError(f"batch_size={batch_size}: must be at least 1", arg="batch_size")
+    device = resolve_device(device)  # the device really used is what the report records
     generated_dir = require_dir(generated_dir, "generated image folder")
     root = require_dir(dataset_root, "dataset root")
     from posetransfer.pose import read_annotations, read_pairs
@@ -355,50 +236,47 @@ def evaluate(
     table = read_annotations(annotations) if annotations is not None else None
     reference_dir = resolve_reference_dir(root, split, (t for _, t in pair_list))
     if real_dir is not None:
-        real = require_dir(real_dir, "real image folder (--real-dir)")
+        real = require_dir(real_dir, "real image folder")
         real_hint = str(real)
     else:
         real = root / "train" if (root / "train").is_dir() else None
         real_hint = f"{root / 'train'} not found; pass --real-dir DIR (or --real-stats NPZ)"
-    if keypoints is not None:
-        keypoints = require_file(keypoints, "keypoint file (--keypoints)")
-    device = resolve_device(device)  # the device really used is what the report records
-    weight_paths = _network_keys(weights or {}, "weights", Path)
-    built = _network_keys(networks or {}, "networks", lambda v: v)
-    setup = _Setup(weight_paths, built, device, download)
-    pad = protocol == "paper"
+    ctx = MetricContext(
+        device=device,
+        pad=protocol == "paper",
+        batch_size=batch_size,
+        progress=progress,
+        has_annotations=table is not None,
+        real_dir=real,
+        real_dir_hint=real_hint,
+        real_stats=Path(real_stats) if real_stats is not None else None,
+        keypoints=require_file(keypoints, "keypoint file") if keypoints is not None else None,
+        weights=_network_keys(weights or {}, "weights", Path),
+        networks=_network_keys(networks or {}, "networks", lambda v: v),
+        download=download,
+    )
 
-    # Set up each metric, or record why it cannot run.
     active: dict[str, Metric] = {}
     results: dict[str, dict[str, Any]] = {}
-    for name in names:
-        try:
-            active[name] = _make_metric(
-                name,
-                setup,
-                pad=pad,
-                real_dir=real,
-                real_dir_hint=real_hint,
-                real_stats=Path(real_stats) if real_stats is not None else None,
-                keypoints=keypoints,
-                has_annotations=table is not None,
-                batch_size=batch_size,
-                progress=progress,
-            )
-        except (MetricUnavailable, InputError) as e:
-            results[name] = {"unavailable": str(e)}
-
-    # Stream the pairs through the metrics.
     problems: dict[str, list] = {kind: [] for kind in PROBLEM_KINDS}
     evaluated = 0
-    batches = _iter_batches(
-        pair_list, generated_dir, reference_dir, table, batch_size, problems, progress
-    )
     try:
-        for batch in batches:
+        # Set up each metric, or record why it cannot run.
+        for name in names:
+            try:
+                active[name] = setup_metric(name, ctx)
+            except (MetricUnavailable, InputError) as e:
+                results[name] = {"unavailable": str(e)}
+
+        # Stream the pairs through the metrics.
+        for batch in _iter_batches(
+            pair_list, generated_dir, reference_dir, table, batch_size, problems, progress
+        ):
             evaluated += len(batch)
             for metric in active.values():
                 metric.update(batch)
+
+        # Collect the results.
         for name, metric in active.items():
             if evaluated == 0:
                 results[name] = {"unavailable": "no generated image could be evaluated"}
@@ -413,7 +291,9 @@ def evaluate(
 
     return {
         "protocol": protocol,
-        "padding": "DeepFashion 256x176 -> 256x256 white, before SSIM and IS" if pad else "none",
+        "padding": "DeepFashion 256x176 -> 256x256 white, before SSIM and IS"
+        if ctx.pad
+        else "none",
         "metrics": list(names),
         "generated_dir": str(generated_dir),
         "reference_dir": str(reference_dir),

