@@ -452,7 +452,7 @@ def test_a_newly_registered_metric_runs_in_evaluate_and_appears_in_the_table(tin
     assert red["value"] == pytest.approx(np.mean([f[..., 0].mean() for f in fakes]))
     assert f"mean red     {red['value']:.1f}" in table.splitlines()
     assert without["results"]["mean_red"] == {
-        "unavailable": "needs the target keypoints: pass --annotations CSV"
+        "unavailable": "needs the target keypoints: pass --annotations CSV (annotations= in Python)"
     }
 
 

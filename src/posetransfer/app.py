@@ -454,5 +454,7 @@ def launch(
         )
     except OSError as e:
         why = "port in use" if "empty port" in str(e) else str(e)
-        raise InputError(f"cannot serve on {host}:{port} ({why}); choose another --port")
+        raise InputError(
+            f"port={port}: cannot serve on {host}:{port} ({why}); choose another port", arg="port"
+        )
     return demo

@@ -76,7 +76,11 @@ Need = Callable[[MetricContext], str | None]
 
 def annotations(ctx: MetricContext) -> str | None:
     """Need: the target keypoints (mask-SSIM, mask-IS and PCKh)."""
-    return None if ctx.has_annotations else "needs the target keypoints: pass --annotations CSV"
+    return (
+        None
+        if ctx.has_annotations
+        else "needs the target keypoints: pass --annotations CSV (annotations= in Python)"
+    )
 
 
 def real_images(ctx: MetricContext) -> str | None:
@@ -242,7 +246,7 @@ def _keypoint_predictor(
     except (ImportError, InputError) as e:
         raise MetricUnavailable(
             f"no pose estimator ({e}); install mediapipe (pip install 'posetransfer[keypoints]') "
-            "or pass --keypoints CSV with the keypoints of the generated images"
+            "or pass --keypoints CSV with the keypoints of the generated images (keypoints= in Python)"
         )
     close = getattr(detector, "close", None)
     return (lambda s: np.asarray(detector(s.fake))), "MediaPipe BlazePose", close

@@ -98,7 +98,8 @@ def resolve_reference_dir(root: Path, split: str, targets: Iterable[str]) -> Pat
         return root
     raise InputError(
         f"no folder {candidate} with the ground-truth images (and {root} does not hold them "
-        f"either); pass the dataset root that contains '{split}/', or --split NAME"
+        f"either); pass the dataset root that contains '{split}/', or name the split "
+        "(split=NAME; --split NAME on the command line)"
     )
 
 
@@ -240,7 +241,10 @@ def evaluate(
         real_hint = str(real)
     else:
         real = root / "train" if (root / "train").is_dir() else None
-        real_hint = f"{root / 'train'} not found; pass --real-dir DIR (or --real-stats NPZ)"
+        real_hint = (
+            f"{root / 'train'} not found; give the real images (real_dir=DIR or real_stats=NPZ; "
+            "--real-dir DIR or --real-stats NPZ on the command line)"
+        )
     ctx = MetricContext(
         device=device,
         pad=protocol == "paper",

