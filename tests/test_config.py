@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import pytest
 
 from posetransfer.config import cli_overrides, load_config, shipped_configs
@@ -87,3 +90,23 @@ def test_command_line_values_take_the_field_type():
         load_config("synthetic", ["model.ngf=2.5"])
     with pytest.raises(InputError, match="with the command-line overrides: train.lr must be float"):
         load_config("synthetic", ["train.lr=fast"])
+
+
+def test_config_does_not_import_the_checkpoint_module():
+    code = "import sys, posetransfer.config; print('posetransfer.checkpoint' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == "False", result.stderr
+
+
+def test_resume_without_a_config_starts_from_the_checkpoint_config(tmp_path):
+    from posetransfer.checkpoint import save_checkpoint
+    from posetransfer.models.registry import create_generator
+
+    cfg = load_config("synthetic", ["train.iterations=7", "data.sigma=3"])
+    run = tmp_path / "run"
+    save_checkpoint(
+        run / "checkpoints" / "step-0000003", create_generator("patn_tiny"), "patn_tiny", {}, cfg, 3
+    )
+    resumed = load_config(None, [f"train.resume={run}", "train.lr=0.01"])
+    assert (resumed.train.iterations, resumed.data.sigma, resumed.train.lr) == (7, 3.0, 0.01)
+    assert resumed.train.resume == str(run)

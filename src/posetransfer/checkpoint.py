@@ -5,34 +5,77 @@
         discriminators.safetensors  D_A and D_S (absent when trained without a GAN loss)
         config.yaml                 the resolved training config, plus the generator's name and
                                     keyword arguments: enough to rebuild it with no pickled code
-        train_state.pt              optimisers, schedulers, image pools, step, RNG states
+        train_state.pt              optimisers, image pools, step, RNG states (tensors, numbers,
+                                    lists and dicts only: read with ``torch.load(weights_only=True)``)
+        manifest.json               size and sha256 of each file above, written last
 
 Every checkpoint is written to a temporary directory and renamed into place, so an interrupted
-write never leaves a half-written checkpoint; ``checkpoints/latest`` names the newest one.
+write never leaves a half-written checkpoint; ``checkpoints/latest`` names the newest one. Loading
+checks the files it reads against the manifest, so a truncated or corrupted file is an error
+naming it rather than weights that load silently wrong (see `posetransfer.checkpoint_files`).
 """
 
 from __future__ import annotations
 
 import os
+import pickle
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import yaml
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from posetransfer.checkpoint_files import (
+    CONFIG_FILE,
+    DISCRIMINATORS_FILE,
+    GENERATOR_FILE,
+    LATEST_FILE,
+    MANIFEST_FILE,
+    STATE_FILE,
+    CheckpointWarning,
+    checkpoint_steps,
+    read_saved_config,
+    resolve_checkpoint,
+    verify_checkpoint,
+    write_manifest,
+)
 from posetransfer.config import Config, config_from_dict
 from posetransfer.errors import InputError
-from posetransfer.files import atomic_write
+from posetransfer.files import atomic_write, remove_partial
 
-GENERATOR_FILE = "generator.safetensors"
-DISCRIMINATORS_FILE = "discriminators.safetensors"
-CONFIG_FILE = "config.yaml"
-STATE_FILE = "train_state.pt"
-LATEST_FILE = "latest"
+__all__ = [
+    "CONFIG_FILE",
+    "DISCRIMINATORS_FILE",
+    "GENERATOR_FILE",
+    "LATEST_FILE",
+    "MANIFEST_FILE",
+    "STATE_FILE",
+    "CheckpointWarning",
+    "GeneratorInfo",
+    "load_generator",
+    "load_weights",
+    "prune_checkpoints",
+    "read_checkpoint_config",
+    "read_train_state",
+    "remove_orphans",
+    "resolve_checkpoint",
+    "save_checkpoint",
+    "verify_checkpoint",
+]
+
+# Temporary folders of `save_checkpoint`: ``.step-N.tmp-PID`` (being written) and
+# ``.step-N.old-PID`` (the previous copy of a step being re-saved, until the new one is in place).
+_ORPHAN = re.compile(r"\.(step-\d+)\.(tmp|old)-\d+")
+
+# train_state.pt files written before RNG states were stored as tensors hold one NumPy array (the
+# legacy NumPy RNG key); exactly these globals rebuild it, still under weights_only=True.
+_LEGACY_NUMPY_GLOBALS = [np.ndarray(0).__reduce__()[0], np.ndarray, np.dtype, type(np.dtype("u4"))]
 
 
 @dataclass(frozen=True)
@@ -64,26 +107,36 @@ def save_checkpoint(
     discriminators: dict[str, nn.Module] | None = None,
     train_state: dict[str, Any] | None = None,
 ) -> Path:
-    """Write a checkpoint directory atomically and return its path."""
+    """Write a checkpoint directory atomically and return its path.
+
+    The files go into a temporary folder beside ``ckpt_dir``, the manifest last; the folder is
+    then renamed into place and ``latest`` updated. A failed write removes the temporary folder
+    and leaves every existing checkpoint as it was.
+    """
     ckpt_dir = Path(ckpt_dir)
     tmp = ckpt_dir.with_name(f".{ckpt_dir.name}.tmp-{os.getpid()}")
     if tmp.exists():
         shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    save_file(_state_for_safetensors(generator), tmp / GENERATOR_FILE)
-    if discriminators:
-        sd: dict[str, torch.Tensor] = {}
-        for name, d in discriminators.items():
-            sd.update(_state_for_safetensors(d, prefix=f"{name}."))
-        save_file(sd, tmp / DISCRIMINATORS_FILE)
-    meta = {
-        "generator": {"name": generator_name, "kwargs": dict(generator_kwargs)},
-        "step": step,
-        **cfg.to_dict(),
-    }
-    (tmp / CONFIG_FILE).write_text(yaml.safe_dump(meta, sort_keys=False))
-    if train_state is not None:
-        torch.save(train_state, tmp / STATE_FILE)
+    try:
+        tmp.mkdir(parents=True)
+        save_file(_state_for_safetensors(generator), tmp / GENERATOR_FILE)
+        if discriminators:
+            sd: dict[str, torch.Tensor] = {}
+            for name, d in discriminators.items():
+                sd.update(_state_for_safetensors(d, prefix=f"{name}."))
+            save_file(sd, tmp / DISCRIMINATORS_FILE)
+        meta = {
+            "generator": {"name": generator_name, "kwargs": dict(generator_kwargs)},
+            "step": step,
+            **cfg.to_dict(),
+        }
+        (tmp / CONFIG_FILE).write_text(yaml.safe_dump(meta, sort_keys=False))
+        if train_state is not None:
+            torch.save(train_state, tmp / STATE_FILE)
+        write_manifest(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if ckpt_dir.exists():  # re-saving the same step: swap the old one out first
         old = ckpt_dir.with_name(f".{ckpt_dir.name}.old-{os.getpid()}")
         ckpt_dir.rename(old)
@@ -95,45 +148,101 @@ def save_checkpoint(
     return ckpt_dir
 
 
-def prune_checkpoints(checkpoints_dir: Path, keep: int) -> None:
-    """Delete all but the ``keep`` newest step-* checkpoints."""
-    steps = sorted(p for p in checkpoints_dir.glob("step-*") if p.is_dir())
-    for p in steps[:-keep] if keep > 0 else []:
+def prune_checkpoints(checkpoints_dir: Path, keep: int, newest: Path | None = None) -> None:
+    """Delete all but the ``keep`` newest step-* checkpoints up to ``newest``.
+
+    Checkpoints of later steps than ``newest`` (the one just written) are left alone: they are
+    damaged ones a resumed run skipped, or those of a run resumed from an earlier step, which
+    training replaces when it gets there.
+    """
+    steps = checkpoint_steps(checkpoints_dir)
+    if newest is not None:
+        limit = int(newest.name.split("-")[1])
+        steps = [p for p in steps if int(p.name.split("-")[1]) <= limit]
+    for p in steps[keep:]:
         shutil.rmtree(p, ignore_errors=True)
 
 
-def resolve_checkpoint(path: str | Path) -> Path:
-    """A checkpoint directory from a checkpoint directory, a run directory or its checkpoints/."""
-    p = Path(path)
-    if not p.exists():
-        raise InputError(f"checkpoint not found: {p}")
-    if (p / GENERATOR_FILE).is_file():
-        return p
-    for parent in (p, p / "checkpoints"):
-        latest = parent / LATEST_FILE
-        if latest.is_file():
-            ckpt = parent / latest.read_text().strip()
-            if (ckpt / GENERATOR_FILE).is_file():
-                return ckpt
-    raise InputError(
-        f"{p}: not a checkpoint (no {GENERATOR_FILE}) nor a run directory with checkpoints"
-    )
+def remove_orphans(checkpoints_dir: Path) -> list[str]:
+    """Clear what a killed `save_checkpoint` left in a checkpoints folder; what was done.
+
+    A ``.step-N.tmp-PID`` folder is an unfinished write and is deleted. A ``.step-N.old-PID``
+    folder is the previous copy of a step being re-saved: it goes back in place when the process
+    died before the new copy arrived, and is deleted otherwise. Only call this while holding the
+    run's lock, so that no other process is writing there.
+    """
+    done: list[str] = []
+    if not checkpoints_dir.is_dir():
+        return done
+    for p in sorted(checkpoints_dir.iterdir()):
+        m = _ORPHAN.fullmatch(p.name)
+        if m is None or not p.is_dir():
+            continue
+        target = checkpoints_dir / m.group(1)
+        if m.group(2) == "old" and not target.exists():
+            p.rename(target)
+            done.append(f"restored {target.name} from {p.name}")
+        else:
+            shutil.rmtree(p, ignore_errors=True)
+            done.append(f"removed {p.name}")
+    if remove_partial(checkpoints_dir):
+        done.append(f"removed unfinished {LATEST_FILE} updates")
+    return done
 
 
 def read_checkpoint_config(ckpt: Path) -> tuple[dict[str, Any], Config]:
     """(metadata: generator name/kwargs and step, training Config) of a checkpoint directory."""
-    path = ckpt / CONFIG_FILE
-    if not path.is_file():
-        raise InputError(f"{ckpt}: missing {CONFIG_FILE}")
-    try:
-        meta = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise InputError(f"{path}: not valid YAML ({e})")
+    meta = read_saved_config(ckpt)
     gen = meta.pop("generator", None)
     step = meta.pop("step", None)
+    path = ckpt / CONFIG_FILE
     if not isinstance(gen, dict) or "name" not in gen:
         raise InputError(f"{path}: no generator name recorded")
     return {"generator": gen, "step": step}, config_from_dict(meta, str(path))
+
+
+def load_weights(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file; InputError naming it when it cannot be read."""
+    try:
+        return load_file(path)
+    except FileNotFoundError:
+        raise InputError(f"{path}: missing") from None
+    except Exception as e:  # safetensors raises its own error type for a damaged file
+        raise InputError(f"{path}: unreadable weights ({' '.join(str(e).split())})") from None
+
+
+def read_train_state(ckpt: Path) -> dict[str, Any]:
+    """A checkpoint's ``train_state.pt``, read with ``torch.load(weights_only=True)``.
+
+    Raises:
+        InputError: the file is missing, unreadable, or holds anything but tensors and plain
+            Python values.
+    """
+    path = ckpt / STATE_FILE
+    if not path.is_file():
+        raise InputError(f"{ckpt}: no {STATE_FILE}: a checkpoint for inference only, not resumable")
+    try:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:  # perhaps a file of an earlier version (see above)
+            with torch.serialization.safe_globals(_LEGACY_NUMPY_GLOBALS):
+                state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        named = re.search(r"GLOBAL ([\w.]+)", str(e))
+        why = (
+            f"it holds pickled Python objects ({named.group(1)}), which are never loaded"
+            if named
+            else "damaged, or not a PyTorch file"
+        )
+        raise InputError(f"{path}: unreadable training state ({why})") from None
+    except Exception as e:  # torch raises many types for a truncated or foreign file
+        first = (str(e).strip().splitlines() or [""])[0]
+        raise InputError(
+            f"{path}: unreadable training state ({type(e).__name__}: {first})"
+        ) from None
+    if not isinstance(state, dict) or "step" not in state:
+        raise InputError(f"{path}: not a training state (no step recorded)")
+    return state
 
 
 def load_generator(
@@ -142,14 +251,17 @@ def load_generator(
     """Load a generator in eval mode from our checkpoint or an authors' ``latest_net_netG.pth``.
 
     Args:
-        path: a checkpoint directory, a run directory (its latest checkpoint), or a ``.pth``
-            file of the authors' PATN code (norm detected from the weights; image size and
-            heatmap style then follow the dataset the norm implies: BatchNorm -> Market 128x64,
-            InstanceNorm -> DeepFashion 256x176 with the legacy uint8 heatmaps).
+        path: a checkpoint directory, a run directory (its newest intact checkpoint), or a
+            ``.pth`` file of the authors' PATN code (norm detected from the weights; image size
+            and heatmap style then follow the dataset the norm implies: BatchNorm -> Market
+            128x64, InstanceNorm -> DeepFashion 256x176 with the legacy uint8 heatmaps).
         device: where to put the model.
 
     Returns:
         (model, info) where info says which image size and heatmaps the model expects.
+
+    Raises:
+        InputError: no checkpoint there, a file fails its checksum, or the weights do not fit.
     """
     from posetransfer.models.registry import create_generator
 
@@ -168,17 +280,14 @@ def load_generator(
             source=str(p),
         )
         return model.to(device), info
-    ckpt = resolve_checkpoint(p)
+    ckpt = resolve_checkpoint(p)  # checks the generator and config files against the manifest
     meta, cfg = read_checkpoint_config(ckpt)
     name, kwargs = meta["generator"]["name"], meta["generator"].get("kwargs") or {}
     try:
         model = create_generator(name, **kwargs)
     except (KeyError, TypeError) as e:
         raise InputError(f"{ckpt}: cannot build generator {name!r} with {kwargs}: {e}")
-    try:
-        sd = load_file(ckpt / GENERATOR_FILE)
-    except Exception as e:
-        raise InputError(f"{ckpt / GENERATOR_FILE}: unreadable weights ({e})")
+    sd = load_weights(ckpt / GENERATOR_FILE)
     try:
         model.load_state_dict(sd)
     except RuntimeError as e:

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from posetransfer.checkpoint_files import CONFIG_FILE, read_saved_config, resolve_checkpoint
 from posetransfer.errors import InputError
 
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -116,7 +117,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class LossConfig:
-    """Loss weights of SPEC section 6; a weight of 0 switches that term off."""
+    """Loss weights (see docs/training.md); a weight of 0 switches that term off."""
 
     gan_mode: str = "bce"
     """"bce" (Market, with sigmoid) or "lsgan" (DeepFashion, least squares)."""
@@ -174,7 +175,7 @@ class TrainConfig:
     run_name: str | None = None
     """Suffix of the run directory name; defaults to <generator>-<dataset>."""
     resume: str | None = None
-    """A run or checkpoint directory to resume from exactly."""
+    """A run or checkpoint directory to resume from exactly (a run: its newest intact one)."""
     progress: bool = True
     """Show a progress bar."""
 
@@ -208,7 +209,6 @@ class Config:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
-_SECTIONS = {f.name: f.type for f in fields(Config)}
 _SECTION_TYPES = {
     "data": DataConfig,
     "model": ModelConfig,
@@ -342,7 +342,9 @@ def load_config(
     Args:
         name_or_path: e.g. "market_patn", "fashion_patn", "synthetic", or a path; None for
             defaults, or, when the overrides hold ``train.resume=RUN``, the config saved with
-            that run's checkpoint (so a resumed run keeps its schedule and settings).
+            the checkpoint that resuming continues from (RUN's newest intact one), so that a
+            resumed run keeps its settings; the other overrides then change only the fields
+            that may change on resume (see `posetransfer.train.resume`).
         overrides: e.g. ["train.batch_size=8", "model.ngf=32"].
     """
     overrides = list(overrides or [])
@@ -350,11 +352,12 @@ def load_config(
     origin = "defaults"
     resume = [v for k, v in map(parse_override, overrides) if k == ["train", "resume"] and v]
     if name_or_path is None and resume:
-        from posetransfer.checkpoint import read_checkpoint_config, resolve_checkpoint
-
-        ckpt = resolve_checkpoint(resume[-1])
-        base = read_checkpoint_config(ckpt)[1].to_dict()
-        origin = str(ckpt / "config.yaml")
+        # The checkpoint that training will resume from: all of its files intact.
+        ckpt = resolve_checkpoint(resume[-1], names=None)
+        base = read_saved_config(ckpt)
+        for key in ("generator", "step"):  # saved beside the config sections
+            base.pop(key, None)
+        origin = str(ckpt / CONFIG_FILE)
     elif name_or_path is not None:
         path = find_config(name_or_path)
         origin = str(path)

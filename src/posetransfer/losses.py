@@ -1,7 +1,8 @@
-"""Losses of PATN training (SPEC section 6): adversarial, L1, perceptual, and the image pool.
+"""Losses of PATN training (docs/training.md): adversarial, L1, perceptual, and the image pool.
 
-`GeneratorLoss` and `DiscriminatorLoss` return named terms (a dict of scalars) so that training
-can log each of them; the total is under ``"total"``.
+`GeneratorLoss` returns named terms (a dict of scalars) so that training can log each of them;
+the weighted total is under ``"G_total"``. `discriminator_step` back-propagates one
+discriminator's loss and returns its real and fake terms.
 """
 
 from __future__ import annotations
@@ -105,6 +106,7 @@ class ImagePool:
         self.rng = random.Random(seed)
 
     def query(self, images: torch.Tensor) -> torch.Tensor:
+        """The batch to show the discriminator in place of ``images`` [B, C, H, W]."""
         if self.size == 0:
             return images
         out = []
@@ -121,6 +123,7 @@ class ImagePool:
         return torch.stack(out)
 
     def state_dict(self) -> dict:
+        """Size, stored images (on the CPU) and RNG state: tensors and plain Python values."""
         return {
             "size": self.size,
             "images": [t.cpu() for t in self.images],
@@ -128,6 +131,7 @@ class ImagePool:
         }
 
     def load_state_dict(self, state: dict, device: torch.device | str = "cpu") -> None:
+        """Restore a `state_dict`, putting the stored images on ``device``."""
         self.size = state["size"]
         self.images = [t.to(device) for t in state["images"]]
         self.rng.setstate(state["rng"])
@@ -145,6 +149,11 @@ class GeneratorLoss(nn.Module):
         )
 
     def forward(self, fake, batch, d_app=None, d_shape=None) -> dict[str, torch.Tensor]:
+        """The named terms for generated images ``fake`` of ``batch``, and their ``G_total``.
+
+        ``d_app`` and ``d_shape`` (the appearance and shape discriminators) are needed when
+        ``lambda_gan`` > 0. A term whose weight is 0 is neither computed nor returned.
+        """
         cfg = self.cfg
         terms: dict[str, torch.Tensor] = {}
         total = fake.new_zeros(())

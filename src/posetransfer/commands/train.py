@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import sys
+import warnings
 
 EXAMPLE = """\
 examples:
@@ -12,8 +14,21 @@ examples:
   posetransfer train --config market_patn --data.root data/market --train.batch_size 16
   # several GPUs (or CPU processes with the gloo backend)
   torchrun --nproc_per_node 2 -m posetransfer.cli train --config market_patn
-  # continue an interrupted run exactly
+  # continue an interrupted run exactly (from its newest intact checkpoint)
   posetransfer train --train.resume runs/00003-patn_market-market
+  # ... and train it longer with a lower learning rate from there on
+  posetransfer train --train.resume runs/00003-patn_market-market \\
+      --train.iterations 120000 --train.lr 1e-4
+
+Resuming keeps the run's saved config. Only these fields may change on resume; they apply after
+the checkpoint's step and are recorded in the run's config-history.jsonl: train.iterations,
+train.decay_start, train.lr, train.log_every, train.sample_every, train.checkpoint_every,
+train.keep_checkpoints, train.max_minutes, train.progress, train.device, data.num_workers.
+Changing any other field (model, data, losses, batch size, seed, ...) is refused: start a new
+run instead. One process at a time may train a run.
+
+Ctrl-C (or SIGTERM) finishes the current step, writes a checkpoint and exits with status 130
+(143 for SIGTERM); a second Ctrl-C stops at once.
 
 Shipped configs: market_patn, fashion_patn, market_apatn, fashion_apatn, synthetic.
 Ablations and ResNet baselines are generator names: --model.generator patn_fashion_wo_cat.
@@ -45,12 +60,31 @@ def run(args: argparse.Namespace) -> int:
 
     resuming = any(o.startswith("train.resume=") for o in args.overrides)
     name = args.config or (None if resuming else "synthetic")
-    cfg = load_config(name, args.overrides)
-    if args.print_config:
-        print(cfg.to_yaml())
-        return 0
-    from posetransfer.train import train
+    shown: set[str] = set()
 
-    run_dir = train(cfg)
+    def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+        # One line per warning (e.g. a damaged checkpoint skipped), once: loading the config
+        # and training both look for the checkpoint to resume.
+        if str(message) not in shown:
+            shown.add(str(message))
+            print(f"posetransfer train: warning: {message}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show_warning
+        cfg = load_config(name, args.overrides)
+        if args.print_config:
+            print(cfg.to_yaml())
+            return 0
+        from posetransfer.train import TrainingInterrupted, train
+
+        try:
+            run_dir = train(cfg)
+        except TrainingInterrupted as e:
+            print(
+                f"posetransfer train: interrupted at step {e.step}; continue with "
+                f"--train.resume {e.run_dir}",
+                file=sys.stderr,
+            )
+            return e.exit_code
     print(f"run directory: {run_dir}")
     return 0

@@ -11,6 +11,7 @@ carrying running statistics the model does not use, and models trained without d
 
 from __future__ import annotations
 
+import pickle
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -41,8 +42,25 @@ def _read_state_dict(path_or_state_dict: str | Path | Mapping) -> tuple[dict, st
             raise InputError(f"checkpoint not found: {path}")
         try:
             sd = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as e:
+            # weights_only=True refuses pickled Python objects (a whole model saved with
+            # torch.save(model) names its class) and bytes that are no pickle at all.
+            named = re.search(r"GLOBAL ([\w.]+)", str(e))
+            if named is None:
+                raise InputError(
+                    f"{path}: not a readable PyTorch checkpoint (not a PyTorch file, or damaged)"
+                ) from None
+            raise InputError(
+                f"{path}: holds a pickled module, not a state dict (it names the Python class "
+                f"{named.group(1)}); load it in the authors' code and save model.state_dict()"
+            ) from None
         except Exception as e:  # torch raises many types for a bad file
-            raise InputError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__}: {e})")
+            first = (str(e).strip().splitlines() or [""])[0]
+            raise InputError(
+                f"{path}: not a readable PyTorch checkpoint ({type(e).__name__}: {first})"
+            ) from None
+        if not isinstance(sd, Mapping):
+            raise InputError(f"{path}: holds a {type(sd).__name__}, not a state dict of tensors")
     if isinstance(sd.get("state_dict"), Mapping):  # e.g. the reference fixtures
         sd = dict(sd["state_dict"])
     if not all(isinstance(v, torch.Tensor) for v in sd.values()):

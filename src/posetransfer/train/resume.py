@@ -1,0 +1,67 @@
+"""Which config fields a resumed run may change.
+
+Resuming continues a run exactly: the networks, optimisers, image pools, data order and every
+RNG come from the checkpoint. The config given with ``train.resume`` is compared with the one
+saved in that checkpoint, field by field:
+
+- `RESUMABLE_FIELDS` only steer the rest of the run (how long, the learning rate and its decay,
+  logging and checkpointing, the device, data workers). A changed value applies after the
+  checkpoint's step and is recorded in the run's ``config-history.jsonl`` as
+  ``{"step": N, "checkpoint": "step-N", "changed": {"train.lr": [old, new]}}``.
+- Every other field (the model, the data, the losses, batch size, seed, Adam betas, where runs
+  live) is fixed by the checkpoint: a changed value is refused, naming the fields and the run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from posetransfer.config import Config
+from posetransfer.errors import InputError
+
+RESUMABLE_FIELDS: tuple[str, ...] = (
+    "train.iterations",
+    "train.decay_start",
+    "train.lr",
+    "train.log_every",
+    "train.sample_every",
+    "train.checkpoint_every",
+    "train.keep_checkpoints",
+    "train.max_minutes",
+    "train.progress",
+    "train.device",
+    "data.num_workers",
+)
+
+# Not a setting of the run: where it continues from.
+_NOT_COMPARED = ("train.resume",)
+
+
+def _flat(cfg: Config) -> dict[str, Any]:
+    return {f"{s}.{k}": v for s, section in cfg.to_dict().items() for k, v in section.items()}
+
+
+def config_changes(saved: Config, new: Config) -> dict[str, tuple[Any, Any]]:
+    """The fields whose values differ: ``"section.field" -> (saved, new)``."""
+    old, cur = _flat(saved), _flat(new)
+    return {k: (old[k], cur[k]) for k in cur if k not in _NOT_COMPARED and old[k] != cur[k]}
+
+
+def resume_changes(saved: Config, new: Config, ckpt: Path) -> dict[str, tuple[Any, Any]]:
+    """The changes resuming ``ckpt`` with config ``new`` makes; all must be resumable.
+
+    Raises:
+        InputError: naming each changed field that a checkpoint fixes, and the run.
+    """
+    changes = config_changes(saved, new)
+    refused = {k: v for k, v in changes.items() if k not in RESUMABLE_FIELDS}
+    if refused:
+        listed = ", ".join(f"{k} ({a!r} -> {b!r})" for k, (a, b) in refused.items())
+        raise InputError(
+            f"{ckpt.parent.parent}: cannot resume with a changed {listed}: the checkpoint "
+            f"{ckpt.name} fixes {'them' if len(refused) > 1 else 'it'}; start a new run to change "
+            f"{'them' if len(refused) > 1 else 'it'} (fields that may change on resume: "
+            f"{', '.join(RESUMABLE_FIELDS)})"
+        )
+    return changes

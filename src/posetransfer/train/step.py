@@ -1,0 +1,61 @@
+"""One training step: a generator update, then one update of each discriminator."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from posetransfer.losses import discriminator_step
+from posetransfer.train.build import Training
+from posetransfer.train.run import Stats
+
+
+def train_step(t: Training, batch: dict[str, Any], stats: Stats) -> None:
+    """Update G on ``batch`` (discriminators frozen), then each D; advance the schedules."""
+    # Generator step (discriminators frozen).
+    for d in t.discs.values():
+        d.requires_grad_(False)
+    fake = t.ddp_generator(batch["src_img"], batch["src_pose"], batch["tgt_pose"])
+    terms = t.g_loss(fake, batch, t.discs.get("D_app"), t.discs.get("D_shape"))
+    t.opts["G"].zero_grad(set_to_none=True)
+    terms["G_total"].backward()
+    t.opts["G"].step()
+    for k, v in terms.items():
+        stats.report(f"loss/{k}", v.detach())
+
+    # Discriminator steps: real pairs against generated ones drawn through the image pools.
+    if t.discs:
+        _discriminator_steps(t, batch, fake.detach(), stats)
+    for s in t.scheds.values():
+        s.step()
+
+
+def _discriminator_steps(
+    t: Training, batch: dict[str, Any], fake: torch.Tensor, stats: Stats
+) -> None:
+    pairs = {
+        "D_app": (
+            torch.cat([batch["tgt_img"], batch["src_img"]], 1),
+            torch.cat([fake, batch["src_img"]], 1),
+        ),
+        "D_shape": (
+            torch.cat([batch["tgt_img"], batch["tgt_pose"]], 1),
+            torch.cat([fake, batch["tgt_pose"]], 1),
+        ),
+    }
+    for name, d in t.discs.items():
+        d.requires_grad_(True)
+        t.opts[name].zero_grad(set_to_none=True)
+        real, fake_pair = pairs[name]
+        parts = discriminator_step(
+            t.gan, d, real, t.pools[name].query(fake_pair), t.cfg.loss.lambda_gan
+        )
+        if t.world > 1:  # average gradients by hand: D is not wrapped in DDP
+            for p in d.parameters():
+                dist.all_reduce(p.grad)
+                p.grad /= t.world
+        t.opts[name].step()
+        stats.report(f"loss/{name}_real", parts["real"])
+        stats.report(f"loss/{name}_fake", parts["fake"])

@@ -1,0 +1,187 @@
+"""Checkpoint files: the checksum manifest, finding an intact checkpoint, untrusted pickles."""
+
+import json
+import shutil
+import warnings
+
+import pytest
+import torch
+
+from conftest import tiny_overrides
+from posetransfer import checkpoint as ckpt_mod
+from posetransfer.checkpoint import (
+    CheckpointWarning,
+    load_generator,
+    prune_checkpoints,
+    read_train_state,
+    remove_orphans,
+    resolve_checkpoint,
+    save_checkpoint,
+    verify_checkpoint,
+)
+from posetransfer.checkpoint_files import sha256_file
+from posetransfer.config import load_config
+from posetransfer.errors import InputError
+from posetransfer.models.original import load_original_patn
+from posetransfer.models.registry import create_generator
+
+
+class NotPlainData:
+    """A class of the test module: weights_only loading must refuse to build it."""
+
+
+def write(run, step, state=None):
+    cfg = load_config("synthetic", tiny_overrides(run / "data", run.parent))
+    torch.manual_seed(step)
+    return save_checkpoint(
+        run / "checkpoints" / f"step-{step:07d}",
+        create_generator("patn_tiny"),
+        "patn_tiny",
+        {},
+        cfg,
+        step,
+        train_state={"step": step} if state is None else state,
+    )
+
+
+def flip_a_byte(path):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_manifest_records_size_and_sha256_of_every_file(tmp_path):
+    ckpt = write(tmp_path / "run", 1)
+    files = json.loads((ckpt / "manifest.json").read_text())["files"]
+    assert set(files) == {"generator.safetensors", "config.yaml", "train_state.pt"}
+    for name, entry in files.items():
+        assert entry == {"bytes": (ckpt / name).stat().st_size, "sha256": sha256_file(ckpt / name)}
+    assert verify_checkpoint(ckpt, names=None) is True
+
+
+def test_corrupted_generator_bytes_are_refused_not_loaded(tmp_path):
+    ckpt = write(tmp_path / "run", 1)
+    flip_a_byte(ckpt / "generator.safetensors")  # same size: safetensors alone would not notice
+    with pytest.raises(InputError, match="generator.safetensors is damaged .*sha256"):
+        load_generator(ckpt)
+
+
+@pytest.mark.parametrize("name", ["generator.safetensors", "config.yaml", "train_state.pt"])
+def test_truncated_checkpoint_file_is_named(tmp_path, name):
+    ckpt = write(tmp_path / "run", 1)
+    path = ckpt / name
+    path.write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(InputError, match=f"{name} is truncated or damaged"):
+        verify_checkpoint(ckpt, names=None)
+
+
+def test_run_falls_back_to_newest_intact_checkpoint_with_a_warning(tmp_path):
+    run = tmp_path / "run"
+    write(run, 1)
+    bad = write(run, 2)
+    flip_a_byte(bad / "generator.safetensors")
+    with pytest.warns(
+        CheckpointWarning, match="skipped step-0000002 .*damaged.*; using step-0000001"
+    ):
+        _, info = load_generator(run)
+    assert info.step == 1
+
+
+def test_latest_naming_a_deleted_step_does_not_hide_the_others(tmp_path):
+    run = tmp_path / "run"
+    write(run, 1)
+    write(run, 2)
+    shutil.rmtree(write(run, 3))  # `latest` now names a checkpoint that is gone
+    with pytest.warns(
+        CheckpointWarning, match="step-0000003 .*no longer there.*using step-0000002"
+    ):
+        assert resolve_checkpoint(run).name == "step-0000002"
+
+
+def test_latest_naming_an_older_intact_step_is_followed(tmp_path):
+    run = tmp_path / "run"
+    write(run, 1)
+    write(run, 2)
+    (run / "checkpoints" / "latest").write_text("step-0000001\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert resolve_checkpoint(run).name == "step-0000001"
+
+
+def test_no_intact_checkpoint_is_one_clear_error_naming_each(tmp_path):
+    run = tmp_path / "run"
+    for step in (1, 2):
+        flip_a_byte(write(run, step) / "config.yaml")
+    with pytest.raises(InputError, match="no intact checkpoint: step-0000002 .*; step-0000001 "):
+        resolve_checkpoint(run)
+
+
+def test_checkpoint_without_a_manifest_still_loads(tmp_path):
+    ckpt = write(tmp_path / "run", 1)
+    (ckpt / "manifest.json").unlink()
+    assert verify_checkpoint(ckpt, names=None) is False
+    _, info = load_generator(tmp_path / "run")
+    assert info.step == 1
+
+
+def test_failed_save_leaves_no_temporary_folder(tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    write(run, 1)
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ckpt_mod, "save_file", broken)
+    with pytest.raises(OSError):
+        write(run, 2)
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["latest", "step-0000001"]
+
+
+def test_orphans_of_a_killed_save_are_cleared(tmp_path):
+    run = tmp_path / "run"
+    ckpts = run / "checkpoints"
+    write(run, 1)
+    write(run, 2)
+    (ckpts / ".step-0000003.tmp-4242").mkdir()  # an unfinished write
+    (ckpts / "step-0000002").rename(ckpts / ".step-0000002.old-4242")  # killed mid-swap
+    (ckpts / ".latest.abc.part").write_text("step-")
+    done = remove_orphans(ckpts)
+    assert sorted(p.name for p in ckpts.iterdir()) == ["latest", "step-0000001", "step-0000002"]
+    assert "restored step-0000002 from .step-0000002.old-4242" in done
+    verify_checkpoint(ckpts / "step-0000002", names=None)
+
+
+def test_prune_keeps_checkpoints_of_later_steps_than_the_newest(tmp_path):
+    run = tmp_path / "run"
+    for step in (1, 2, 5):
+        write(run, step)
+    prune_checkpoints(run / "checkpoints", keep=1, newest=run / "checkpoints" / "step-0000002")
+    assert sorted(p.name for p in (run / "checkpoints").glob("step-*")) == [
+        "step-0000002",
+        "step-0000005",
+    ]
+
+
+def test_train_state_with_python_objects_is_refused(tmp_path):
+    ckpt = write(tmp_path / "run", 1, state={"step": 1, "extra": NotPlainData()})
+    with pytest.raises(InputError, match="holds pickled Python objects .*NotPlainData"):
+        read_train_state(ckpt)
+
+
+def test_whole_pickled_module_gets_our_error(tmp_path):
+    path = tmp_path / "latest_net_netG.pth"
+    torch.save(create_generator("patn_tiny"), path)  # torch.save(model), not its state dict
+    message = "holds a pickled module, not a state dict .*save model.state_dict\\(\\)"
+    with pytest.raises(InputError, match=message):
+        load_original_patn(path)
+    with pytest.raises(InputError, match=message):
+        load_generator(path)
+
+
+def test_truncated_weights_without_a_manifest_are_one_clear_error(tmp_path):
+    ckpt = write(tmp_path / "run", 1)
+    (ckpt / "manifest.json").unlink()
+    path = ckpt / "generator.safetensors"
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(InputError, match="generator.safetensors: unreadable weights"):
+        load_generator(ckpt)
