@@ -71,7 +71,10 @@ def test_disk_full_is_one_message_naming_the_file(tmp_path, monkeypatch):
     def full(fd):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(os, "fsync", full)
+    monkeypatch.setattr(os, "fsync", full)  # a durable write fails at the flush
+    with pytest.raises(InputError, match=r"img\.png: no space left on the device"):
+        files.atomic_write(path, b"new bytes")
+    monkeypatch.setattr(Image.Image, "save", lambda *a, **k: full(None))  # an image write fails
     with pytest.raises(InputError, match=r"img\.png: no space left on the device"):
         files.save_image(np.zeros((2, 2, 3), np.uint8), path)
     assert path.read_bytes() == before, "the old file survives a failed write"
