@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from posetransfer.errors import InputError
+from posetransfer.errors import InputError, InputWarning
 from posetransfer.files import atomic_write
 
 GENERATOR_FILE = "generator.safetensors"
@@ -48,7 +48,7 @@ _STEP_DIR = re.compile(r"step-(\d+)")
 _CHUNK = 1 << 20
 
 
-class CheckpointWarning(UserWarning):
+class CheckpointWarning(InputWarning):
     """A damaged or missing checkpoint was skipped in favour of an older intact one."""
 
 

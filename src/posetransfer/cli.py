@@ -6,6 +6,7 @@ import argparse
 import importlib
 import sys
 import warnings
+from collections.abc import Callable
 
 from posetransfer import __version__
 from posetransfer.commands import COMMANDS
@@ -33,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if extra and not getattr(args, "accepts_overrides", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    _one_line_warnings(args.command)
+    previous = _one_line_warnings(args.command)
     try:
         if getattr(args, "accepts_overrides", False):
             from posetransfer.config import cli_overrides
@@ -49,19 +50,29 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `posetransfer ... | head`
         sys.stderr.close()
         return 0
+    finally:
+        warnings.showwarning = previous
 
 
-def _one_line_warnings(command: str) -> None:
-    """Print the project's own warnings (`InputWarning`) as one line each, like its errors."""
+def _one_line_warnings(command: str) -> Callable:
+    """Print the project's own warnings (`InputWarning`) as one line each, like its errors.
+
+    Each message is printed once per command, wherever it was raised from. Returns the previous
+    `warnings.showwarning`, for the caller to put back.
+    """
     show = warnings.showwarning
+    shown: set[str] = set()
 
     def showwarning(message, category, filename, lineno, file=None, line=None):
         if issubclass(category, InputWarning):
-            print(f"posetransfer {command}: warning: {message}", file=file or sys.stderr)
+            if str(message) not in shown:
+                shown.add(str(message))
+                print(f"posetransfer {command}: warning: {message}", file=file or sys.stderr)
         else:
             show(message, category, filename, lineno, file, line)
 
     warnings.showwarning = showwarning
+    return show
 
 
 if __name__ == "__main__":

@@ -199,9 +199,7 @@ def atomic_write(path: str | Path, data: bytes | str, durable: bool = True) -> P
     return Path(path)
 
 
-def atomic_save(
-    path: str | Path, save: Callable[[IO[bytes]], None], durable: bool = True
-) -> Path:
+def atomic_save(path: str | Path, save: Callable[[IO[bytes]], None], durable: bool = True) -> Path:
     """Let ``save(file)`` write into a temporary file that then replaces ``path`` atomically."""
     with atomic_open(path, "wb", durable) as f:
         save(f)

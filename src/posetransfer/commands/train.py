@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 
 EXAMPLE = """\
 examples:
@@ -60,31 +59,22 @@ def run(args: argparse.Namespace) -> int:
 
     resuming = any(o.startswith("train.resume=") for o in args.overrides)
     name = args.config or (None if resuming else "synthetic")
-    shown: set[str] = set()
+    # A damaged checkpoint skipped on resume is one warning line (see cli), printed once although
+    # loading the config and training both look for the checkpoint to resume.
+    cfg = load_config(name, args.overrides)
+    if args.print_config:
+        print(cfg.to_yaml())
+        return 0
+    from posetransfer.train import TrainingInterrupted, train
 
-    def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-        # One line per warning (e.g. a damaged checkpoint skipped), once: loading the config
-        # and training both look for the checkpoint to resume.
-        if str(message) not in shown:
-            shown.add(str(message))
-            print(f"posetransfer train: warning: {message}", file=sys.stderr)
-
-    with warnings.catch_warnings():
-        warnings.showwarning = show_warning
-        cfg = load_config(name, args.overrides)
-        if args.print_config:
-            print(cfg.to_yaml())
-            return 0
-        from posetransfer.train import TrainingInterrupted, train
-
-        try:
-            run_dir = train(cfg)
-        except TrainingInterrupted as e:
-            print(
-                f"posetransfer train: interrupted at step {e.step}; continue with "
-                f"--train.resume {e.run_dir}",
-                file=sys.stderr,
-            )
-            return e.exit_code
+    try:
+        run_dir = train(cfg)
+    except TrainingInterrupted as e:
+        print(
+            f"posetransfer train: interrupted at step {e.step}; continue with "
+            f"--train.resume {e.run_dir}",
+            file=sys.stderr,
+        )
+        return e.exit_code
     print(f"run directory: {run_dir}")
     return 0

@@ -84,7 +84,9 @@ def prepare_market(
             return "unreadable"
         if image_size(io.BytesIO(data)) is None:
             return "unreadable"
-        atomic_write(job.dest, data, durable=False)  # a wrong size is copied anyway and reported by the check
+        atomic_write(
+            job.dest, data, durable=False
+        )  # a wrong size is copied anyway and reported by the check
         return "written"
 
     try:
