@@ -22,6 +22,7 @@ from posetransfer.checkpoint import (
 from posetransfer.checkpoint_files import sha256_file
 from posetransfer.config import load_config
 from posetransfer.errors import InputError
+from posetransfer.files import PART_SUFFIX
 from posetransfer.models.original import load_original_patn
 from posetransfer.models.registry import create_generator
 
@@ -144,7 +145,7 @@ def test_orphans_of_a_killed_save_are_cleared(tmp_path):
     write(run, 2)
     (ckpts / ".step-0000003.tmp-4242").mkdir()  # an unfinished write
     (ckpts / "step-0000002").rename(ckpts / ".step-0000002.old-4242")  # killed mid-swap
-    (ckpts / ".latest.abc.part").write_text("step-")
+    (ckpts / f".latest.abc{PART_SUFFIX}").write_text("step-")
     done = remove_orphans(ckpts)
     assert sorted(p.name for p in ckpts.iterdir()) == ["latest", "step-0000001", "step-0000002"]
     assert "restored step-0000002 from .step-0000002.old-4242" in done

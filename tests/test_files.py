@@ -119,3 +119,29 @@ def test_flag_message_translates_the_argument_to_its_flag():
     assert InputError("train.lr=-1: bad", arg="train.lr").flag_message() == "--train.lr -1: bad"
     assert e.flag_message({"batch_size": "-b"}) == "-b 0: must be at least 1"
     assert InputError("plain message").flag_message() == "plain message"
+
+
+def test_written_files_get_the_mode_of_a_plain_open(tmp_path):
+    umask = os.umask(0o022)
+    os.umask(umask)
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    written = files.atomic_write(tmp_path / "atomic.txt", "x")
+    assert (written.stat().st_mode & 0o777) == (plain.stat().st_mode & 0o777)
+
+
+def test_text_is_written_as_utf8(tmp_path):
+    path = files.atomic_write(tmp_path / "names.csv", "caf\u00e9\u00b7\u4eba\n")
+    assert path.read_bytes() == "caf\u00e9\u00b7\u4eba\n".encode()
+
+
+def test_load_torch_file_refuses_a_pickled_module(tmp_path):
+    path = tmp_path / "model.pt"
+    torch.save(torch.nn.Linear(2, 2), path)
+    with pytest.raises(InputError, match=r"model\.pt: the weights file holds a pickled Python"):
+        files.load_torch_file(path, "weights")
+    path.write_bytes(b"not a torch file")
+    with pytest.raises(InputError, match=r"model\.pt: unreadable weights"):
+        files.load_torch_file(path, "weights")
+    torch.save({"w": torch.ones(2)}, path)
+    assert torch.equal(files.load_torch_file(path, "weights")["w"], torch.ones(2))

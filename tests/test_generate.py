@@ -10,6 +10,7 @@ from posetransfer import files
 from posetransfer.cli import main
 from posetransfer.config import load_config
 from posetransfer.errors import InputError
+from posetransfer.files import PART_SUFFIX
 from posetransfer.files import generated_name as output_name
 from posetransfer.generate import generate
 from posetransfer.pose import read_pairs
@@ -260,7 +261,7 @@ def test_skip_existing_remakes_a_missing_strip(tiny_root, tiny_run, tmp_path):
 
 
 def test_generate_clears_temporary_files_of_a_killed_run(tiny_root, tiny_run, tmp_path):
-    leftover = tmp_path / f".{output_name('a.jpg', 'b.jpg')}.x1y2.part"
+    leftover = tmp_path / f".{output_name('a.jpg', 'b.jpg')}.x1y2{PART_SUFFIX}"
     leftover.write_bytes(b"half")
     _generate(tiny_run, tiny_root, tmp_path, limit=1)
     assert not leftover.exists()

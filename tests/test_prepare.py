@@ -23,6 +23,7 @@ from posetransfer.data.prepare import (
     read_name_list,
 )
 from posetransfer.errors import InputError
+from posetransfer.files import PART_SUFFIX
 from posetransfer.pose import read_pairs, write_annotations, write_pairs
 
 MARKET_TOP = "Market-1501-v15.09.15"
@@ -136,7 +137,7 @@ def test_market_folder_source_and_default_annotation_search(tmp_path: Path) -> N
 def test_market_resume_skips_existing(market_zip: Path, tmp_path: Path) -> None:
     root = tmp_path / "market"
     prepare_market(market_zip, root, progress=False)
-    partial = root / "train" / f".{MARKET_TRAIN[0]}.abc.part"
+    partial = root / "train" / f".{MARKET_TRAIN[0]}.abc{PART_SUFFIX}"
     partial.write_bytes(b"trunc")  # left by an interrupted run
     (root / "train" / MARKET_TRAIN[1]).write_bytes(b"truncated")  # wrong size: redone
     report = prepare_market(market_zip, root, progress=False)

@@ -30,7 +30,9 @@ from posetransfer.errors import InputError
 # The image formats the project reads from folders (a photo folder, a folder of generated images).
 IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
-PART_SUFFIX = ".part"
+# Temporary files are ".<name>.<random>.posetransfer-part": a name no other program uses, so
+# `remove_partial` only ever deletes the project's own leftovers.
+PART_SUFFIX = ".posetransfer-part"
 
 # Generated images are named after their pair: ``<from stem>___<to stem>.png``.
 GENERATED_SEPARATOR = "___"
@@ -45,6 +47,11 @@ IMAGE_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+# The process's umask, read once at import (reading it means setting it, which is not
+# thread-safe): temporary files are created 0600, and get the mode a plain open() would give.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 
 # --------------------------------------------------------------------------------------------
@@ -172,10 +179,13 @@ def atomic_open(
         **kwargs: passed to `open` (e.g. ``newline=""``).
     """
     path = Path(path)
+    if "b" not in mode:
+        kwargs.setdefault("encoding", "utf-8")  # the project's text files are UTF-8 everywhere
     tmp: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=PART_SUFFIX)
+        os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, mode, **kwargs) as f:
             yield f
             f.flush()
@@ -221,6 +231,42 @@ def save_image(
     im = image if isinstance(image, Image.Image) else Image.fromarray(image)
     fmt = format or Image.registered_extensions().get(path.suffix.lower(), "PNG")
     return atomic_save(path, lambda f: im.save(f, format=fmt), durable)
+
+
+def load_torch_file(path: str | Path, what: str) -> Any:
+    """Read a ``.pt``/``.pth`` file with ``torch.load(weights_only=True)``, never unpickling code.
+
+    Args:
+        path: the file.
+        what: what the file should hold, for messages (e.g. "VGG19 weights").
+
+    Raises:
+        InputError: naming the file: it is missing, damaged, not a PyTorch file, or holds pickled
+            Python objects (such as a whole model saved with ``torch.save(model)``), which are
+            refused rather than run; the message says to save a ``state_dict()`` instead.
+    """
+    import pickle
+    import re
+
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{what} not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        named = re.search(r"GLOBAL ([\w.]+)", str(e))
+        if named is None:
+            raise InputError(f"{path}: unreadable {what} (damaged, or not a PyTorch file)") from None
+        raise InputError(
+            f"{path}: the {what} file holds a pickled Python object ({named.group(1)}), not only "
+            "tensors; such files can run code and are never loaded: load it where it was made "
+            "and save its state_dict() instead"
+        ) from None
+    except Exception as e:  # torch raises many types for a truncated or foreign file
+        first = (str(e).strip().splitlines() or [""])[0]
+        raise InputError(f"{path}: unreadable {what} ({type(e).__name__}: {first})") from None
 
 
 def remove_partial(folder: str | Path) -> int:
