@@ -145,3 +145,15 @@ def test_load_torch_file_refuses_a_pickled_module(tmp_path):
         files.load_torch_file(path, "weights")
     torch.save({"w": torch.ones(2)}, path)
     assert torch.equal(files.load_torch_file(path, "weights")["w"], torch.ones(2))
+
+
+def test_flag_message_translates_every_named_argument():
+    e = InputError(
+        "give either train_list and test_list, or split_from_annotations",
+        names=("train_list", "test_list", "split_from_annotations"),
+    )
+    assert (
+        e.flag_message() == "give either --train-list and --test-list, or --split-from-annotations"
+    )
+    in_a_path = InputError("out=/runs/out/x: exists", arg="out", names=("out",))
+    assert in_a_path.flag_message() == "--out /runs/out/x: exists", "paths are left alone"

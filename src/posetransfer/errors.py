@@ -7,34 +7,48 @@ with status 2 instead of showing a traceback from deep inside a library.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 
 class InputError(ValueError):
     """Bad input that the user can fix; the message names the file, row or argument at fault.
 
-    Library code names its own arguments: ``InputError("device='cuda': ...", arg="device")``.
-    The command line translates the argument to its flag (`flag_message`), so the same mistake
-    reads ``--device 'cuda': ...`` there.
+    Library code names its own arguments: ``InputError("device='cuda': ...", arg="device")``,
+    or, for a message about several, ``InputError("give train_list or split_from_annotations",
+    names=("train_list", "split_from_annotations"))``. The command line translates each named
+    argument to its flag (`flag_message`), so the same mistakes read ``--device 'cuda': ...``
+    and ``give --train-list or --split-from-annotations`` there.
     """
 
-    def __init__(self, message: str, *, arg: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, arg: str | None = None, names: tuple[str, ...] = ()
+    ) -> None:
         super().__init__(message)
         self.arg = arg
+        self.names = tuple(names)
 
     def flag_message(self, flags: dict[str, str] | None = None) -> str:
-        """The message with a leading ``arg=`` written as the command-line flag.
+        """The message with the named arguments written as their command-line flags.
+
+        A leading ``arg=value`` becomes ``--flag value``; each of ``names`` standing as a word
+        (not inside a path) becomes ``--flag``.
 
         Args:
             flags: argument name -> flag, where the flag is not ``--`` + the name with ``-``
                 for ``_`` (config fields such as ``train.device`` keep their dots).
         """
+
+        def flag(name: str) -> str:
+            default = "--" + (name if "." in name else name.replace("_", "-"))
+            return (flags or {}).get(name) or default
+
         text = str(self)
         if self.arg and text.startswith(f"{self.arg}="):
-            dotted = "." in self.arg  # a config field: --train.batch_size
-            default = "--" + (self.arg if dotted else self.arg.replace("_", "-"))
-            flag = (flags or {}).get(self.arg) or default
-            text = f"{flag} {text[len(self.arg) + 1 :]}"
+            text = f"{flag(self.arg)} {text[len(self.arg) + 1 :]}"
+        for name in self.names:
+            word = rf"(?<![\w./\\-]){re.escape(name)}(?![\w/\\])"
+            text = re.sub(word, lambda _, name=name: flag(name), text)
         return text
 
 

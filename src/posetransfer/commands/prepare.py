@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 
 EXAMPLE = """\
@@ -20,13 +19,6 @@ Writes ROOT/train and ROOT/test, copies the annotation/pairs CSVs found in --ann
 images against them and writes ROOT/prepare-report.json. Missing images are reported, not fatal.
 A re-run resumes: complete outputs are kept. See docs/datasets.md.
 """
-
-# The library's argument names, as the options of this command.
-_FLAGS = {
-    name: "--" + name.replace("_", "-")
-    for name in ("train_list", "test_list", "split_from_annotations", "annotations_dir")
-}
-_ARG_NAME = re.compile(r"\b(" + "|".join(_FLAGS) + r")\b")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -91,30 +83,27 @@ def run(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         raise InputError(f"--workers must be at least 1, got {args.workers}")
     progress = not args.no_progress
-    try:
-        if args.check:
-            report = check_layout(args.out, args.dataset, workers=args.workers, progress=progress)
-            path = report.write()
+    if args.check:
+        report = check_layout(args.out, args.dataset, workers=args.workers, progress=progress)
+        path = report.write()
+    else:
+        if args.source is None:
+            raise InputError("--source is required (or --check to check ROOT only)")
+        common = dict(annotations_dir=args.annotations_dir, workers=args.workers)
+        if args.dataset == "market":
+            report = prepare_market(args.source, args.out, progress=progress, **common)
         else:
-            if args.source is None:
-                raise InputError("--source is required (or --check to check ROOT only)")
-            common = dict(annotations_dir=args.annotations_dir, workers=args.workers)
-            if args.dataset == "market":
-                report = prepare_market(args.source, args.out, progress=progress, **common)
-            else:
-                report = prepare_fashion(
-                    args.source,
-                    args.out,
-                    train_list=args.train_list,
-                    test_list=args.test_list,
-                    split_from_annotations=args.split_from_annotations,
-                    jpeg_quality=args.jpeg_quality,
-                    progress=progress,
-                    **common,
-                )
-            path = Path(args.out) / REPORT_NAME
-    except InputError as e:  # name the options, not the library's arguments
-        raise InputError(_ARG_NAME.sub(lambda m: _FLAGS[m.group(1)], e.flag_message())) from None
+            report = prepare_fashion(
+                args.source,
+                args.out,
+                train_list=args.train_list,
+                test_list=args.test_list,
+                split_from_annotations=args.split_from_annotations,
+                jpeg_quality=args.jpeg_quality,
+                progress=progress,
+                **common,
+            )
+        path = Path(args.out) / REPORT_NAME
     print(report.summary())
     print(f"report: {path}")
     return 0

@@ -107,10 +107,7 @@ def run(args: argparse.Namespace) -> int:
             jpeg_quality=args.jpeg_quality,
         )
     except InputError as e:  # name the option, not the config field
-        message = str(e)
-        for field, flag in _FLAGS.items():
-            message = message.replace(f"SyntheticConfig.{field}", flag)
-        raise InputError(message)
+        raise InputError(e.flag_message(_FLAGS)) from None
     t0 = time.monotonic()
     root = make_synthetic_dataset(args.out, config, progress=not args.no_progress)
     n_pairs = {split: len(read_pairs(root / name)) for split, name in PAIRS_FILES.items()}

@@ -41,6 +41,24 @@ def is_distractor(name: str) -> bool:
     return name.startswith("-1") or name.startswith("0000")
 
 
+def unpaired_reason(name: str, kps: np.ndarray, require_torso: bool = True) -> str | None:
+    """Why an annotated image never enters a pair (``"distractor"``, ``"no_torso"``), or None.
+
+    The public splits' rule: Market-1501's distractors and junk images belong to no person, and
+    (with ``require_torso``) images missing a shoulder or a hip are dropped.
+    """
+    if is_distractor(name):
+        return "distractor"
+    if require_torso and not has_torso(kps):
+        return "no_torso"
+    return None
+
+
+def _check_max_pairs(max_pairs: int | None) -> None:
+    if max_pairs is not None and max_pairs < 1:
+        raise InputError(f"max_pairs={max_pairs}: must be at least 1", arg="max_pairs")
+
+
 def build_pairs(
     annotations: Mapping[str, np.ndarray],
     max_pairs: int | None = None,
@@ -55,14 +73,15 @@ def build_pairs(
             replacement (deterministic for a given seed); the result keeps a stable order.
         seed: random seed for the sampling.
         require_torso: drop images missing a shoulder or a hip, as the public splits do.
+
+    Raises:
+        InputError: for max_pairs < 1.
     """
+    _check_max_pairs(max_pairs)
     by_id: dict[str, list[str]] = defaultdict(list)
     for name in sorted(annotations):
-        if is_distractor(name):
-            continue
-        if require_torso and not has_torso(annotations[name]):
-            continue
-        by_id[person_id(name)].append(name)
+        if unpaired_reason(name, annotations[name], require_torso) is None:
+            by_id[person_id(name)].append(name)
     pairs = [(a, b) for names in by_id.values() for a in names for b in names if a != b]
     if max_pairs is not None and max_pairs < len(pairs):
         keep = sorted(random.Random(seed).sample(range(len(pairs)), max_pairs))
@@ -123,32 +142,30 @@ def make_pairs_file(
     Raises:
         InputError: for a malformed annotation file, a missing images_dir, or max_pairs < 1.
     """
-    if max_pairs is not None and max_pairs < 1:
-        raise InputError(f"max_pairs={max_pairs}: must be at least 1", arg="max_pairs")
+    _check_max_pairs(max_pairs)  # before reading anything
     kps = read_annotations(annotations)
     present = None
     if images_dir is not None:
         present = set(os.listdir(require_dir(images_dir, "image folder")))
-    kept, n_distractor, n_torso, n_missing = {}, 0, 0, 0
+    kept, dropped = {}, Counter()
     for name, k in kps.items():
-        if is_distractor(name):
-            n_distractor += 1
-        elif require_torso and not has_torso(k):
-            n_torso += 1
-        elif present is not None and name not in present:
-            n_missing += 1
-        else:
+        reason = unpaired_reason(name, k, require_torso)
+        if reason is None and present is not None and name not in present:
+            reason = "missing"
+        if reason is None:
             kept[name] = k
+        else:
+            dropped[reason] += 1
     per_id = Counter(person_id(n) for n in kept)
-    # kept is already filtered (distractors, torso, missing files); only pair and sample here.
+    # kept holds only pairable images: build_pairs pairs and samples them.
     pairs = build_pairs(kept, max_pairs=max_pairs, seed=seed, require_torso=False)
     write_pairs(out, pairs)
     return PairsSummary(
         out=str(out),
         annotated=len(kps),
-        distractors=n_distractor,
-        no_torso=n_torso,
-        missing_images=n_missing,
+        distractors=dropped["distractor"],
+        no_torso=dropped["no_torso"],
+        missing_images=dropped["missing"],
         kept=len(kept),
         identities=len(per_id),
         single_image_identities=sum(c == 1 for c in per_id.values()),

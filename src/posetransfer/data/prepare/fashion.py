@@ -100,13 +100,19 @@ def _split_lists(
     """The image names of each split, from the lists or from the annotation files."""
     if split_from_annotations:
         if train_list is not None or test_list is not None:
-            raise InputError("give either train_list/test_list or split_from_annotations")
+            raise InputError(
+                "give either train_list and test_list, or split_from_annotations",
+                names=("train_list", "test_list", "split_from_annotations"),
+            )
         names = {}
         for split, fname in DATASET_FILES["fashion"]["annotations"].items():
             found = find_file(fname, [out, *dirs])
             if found is None:
                 where = ", ".join(dict.fromkeys(map(str, [out, *dirs])))
-                raise InputError(f"split_from_annotations: {fname} not found in {where}")
+                raise InputError(
+                    f"split_from_annotations: {fname} not found in {where}",
+                    names=("split_from_annotations",),
+                )
             names[split] = list(read_annotations(found))
         return names
     given = {"train": train_list, "test": test_list}
@@ -116,7 +122,8 @@ def _split_lists(
             raise InputError(
                 "no split lists: give train_list train.lst and test_list test.lst (the "
                 f"authors' fashion_data lists; none found in {', '.join(map(str, dirs))}), "
-                "or use split_from_annotations"
+                "or use split_from_annotations",
+                names=("train_list", "test_list", "split_from_annotations"),
             )
     return {s: read_name_list(p) for s, p in given.items() if p is not None}
 

@@ -57,7 +57,7 @@ class SyntheticConfig:
     def __post_init__(self) -> None:
         def check(name: str, ok: bool, rule: str) -> None:
             if not ok:
-                raise InputError(f"SyntheticConfig.{name} {rule}, got {getattr(self, name)!r}")
+                raise InputError(f"{name}={getattr(self, name)!r}: {rule}", arg=name)
 
         for name in ("n_train_ids", "n_test_ids", "images_per_id", "height", "width", "seed"):
             value = getattr(self, name)
@@ -66,8 +66,9 @@ class SyntheticConfig:
         check("n_test_ids", self.n_test_ids >= 1, "must be at least 1")
         if self.n_train_ids + self.n_test_ids > 9999:
             raise InputError(
-                "SyntheticConfig.n_train_ids + SyntheticConfig.n_test_ids must be at most 9999 "
-                f"(ids have 4 digits), got {self.n_train_ids + self.n_test_ids}"
+                "n_train_ids + n_test_ids must be at most 9999 (ids have 4 digits), got "
+                f"{self.n_train_ids + self.n_test_ids}",
+                names=("n_train_ids", "n_test_ids"),
             )
         check("images_per_id", 2 <= self.images_per_id <= 5000, "must be in 2..5000")
         check("height", 32 <= self.height <= 2048, "must be in 32..2048")
