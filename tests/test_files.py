@@ -157,3 +157,13 @@ def test_flag_message_translates_every_named_argument():
     )
     in_a_path = InputError("out=/runs/out/x: exists", arg="out", names=("out",))
     assert in_a_path.flag_message() == "--out /runs/out/x: exists", "paths are left alone"
+
+
+def test_exclusive_lock_refuses_a_second_holder_without_waiting(tmp_path):
+    lock = tmp_path / "x.lock"
+    with files.exclusive_lock(lock):
+        with pytest.raises(files.LockHeld) as e, files.exclusive_lock(lock, wait=False):
+            pass
+        assert e.value.holder == str(os.getpid())
+    with files.exclusive_lock(lock, wait=False):  # free again once released
+        pass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import re
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from posetransfer.data.synthetic import (
     PAIRS_FILES,
     VIEWS,
     SyntheticConfig,
+    is_complete,
     make_contact_sheet,
     make_synthetic_dataset,
     render_background,
@@ -249,3 +251,26 @@ def test_keypoints_of_joints_off_the_image_are_missing() -> None:
     assert off.any() and (~off).any()
     assert (kps[off] == MISSING).all()
     assert np.array_equal(kps[~off], np.floor(shifted.joints[~off][:, [1, 0]]).astype(int))
+
+
+def test_two_processes_building_one_folder_both_get_the_finished_dataset(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    root = tmp_path / "shared"
+    code = (
+        "import sys; from posetransfer.data.synthetic import SyntheticConfig, make_synthetic_dataset\n"
+        "cfg = SyntheticConfig(n_train_ids=6, n_test_ids=2, images_per_id=4)\n"
+        "make_synthetic_dataset(sys.argv[1], cfg, progress=False)\n"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, str(root)], env=env, stderr=subprocess.PIPE)
+        for _ in range(2)
+    ]
+    errors = [p.communicate(timeout=120)[1].decode() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errors
+    cfg = SyntheticConfig(n_train_ids=6, n_test_ids=2, images_per_id=4)
+    assert is_complete(root, cfg)
+    assert len(read_annotations(root / ANNOTATION_FILES["train"])) == 24
+    assert not (root / ".partial").exists()

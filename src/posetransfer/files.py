@@ -258,7 +258,9 @@ def load_torch_file(path: str | Path, what: str) -> Any:
     except pickle.UnpicklingError as e:
         named = re.search(r"GLOBAL ([\w.]+)", str(e))
         if named is None:
-            raise InputError(f"{path}: unreadable {what} (damaged, or not a PyTorch file)") from None
+            raise InputError(
+                f"{path}: unreadable {what} (damaged, or not a PyTorch file)"
+            ) from None
         raise InputError(
             f"{path}: the {what} file holds a pickled Python object ({named.group(1)}), not only "
             "tensors; such files can run code and are never loaded: load it where it was made "
@@ -267,6 +269,57 @@ def load_torch_file(path: str | Path, what: str) -> Any:
     except Exception as e:  # torch raises many types for a truncated or foreign file
         first = (str(e).strip().splitlines() or [""])[0]
         raise InputError(f"{path}: unreadable {what} ({type(e).__name__}: {first})") from None
+
+
+class LockHeld(InputError):
+    """`exclusive_lock` with ``wait=False`` found the lock taken; ``holder`` is its process id."""
+
+    def __init__(self, path: Path, holder: str) -> None:
+        who = f"process {holder}" if holder.isdigit() else "another process"
+        super().__init__(f"{path}: held by {who}")
+        self.path, self.holder = path, holder
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | Path, wait: bool = True) -> Iterator[Path]:
+    """Hold an exclusive ``flock`` on ``path`` (created if needed) while the block runs.
+
+    The lock file holds the holder's process id. The operating system drops the lock when the
+    process ends, however it ends (even killed with SIGKILL), so a stale lock never blocks.
+    Where the file system has no locks (or on Windows), the block runs unlocked.
+
+    Args:
+        path: the lock file.
+        wait: block until the lock is free; with False, raise `LockHeld` at once.
+
+    Raises:
+        LockHeld: ``wait=False`` and another process holds the lock.
+        InputError: the lock file cannot be created (e.g. a read-only folder or a full disk).
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        f = path.open("a+")
+    except OSError as e:
+        raise disk_error(path, e) from None
+    with f:
+        try:
+            import fcntl
+        except ImportError:  # not POSIX
+            fcntl = None
+        if fcntl is not None:
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except OSError as e:
+                if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    f.seek(0)
+                    raise LockHeld(path, f.read().strip()) from None
+                # ENOLCK, EINVAL...: a file system without locks; run unlocked
+        f.seek(0)
+        f.truncate()
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        yield path
 
 
 def remove_partial(folder: str | Path) -> int:

@@ -18,7 +18,7 @@ from posetransfer.data.synthetic.background import render_background
 from posetransfer.data.synthetic.body import sample_skeleton
 from posetransfer.data.synthetic.figure import render_person
 from posetransfer.errors import InputError, require_dir
-from posetransfer.files import atomic_write, disk_error, read_image, save_image
+from posetransfer.files import atomic_write, disk_error, exclusive_lock, read_image, save_image
 from posetransfer.pose import draw_skeleton, read_annotations, write_annotations, write_pairs
 
 # Bump when the drawing changes, so that `make_synthetic_dataset` regenerates old folders.
@@ -31,6 +31,7 @@ ANNOTATION_FILES = {
 PAIRS_FILES = {"train": "synthetic-pairs-train.csv", "test": "synthetic-pairs-test.csv"}
 META_FILE = "synthetic.json"
 _STAGING = ".partial"
+_LOCK = ".synthetic.lock"
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,7 @@ def _metadata(config: SyntheticConfig) -> dict:
 
 def _own_names() -> set[str]:
     files = {*ANNOTATION_FILES.values(), *PAIRS_FILES.values(), META_FILE, META_FILE + ".tmp"}
-    return files | {"train", "test", _STAGING}
+    return files | {"train", "test", _STAGING, _LOCK}
 
 
 def is_complete(root: str | Path, config: SyntheticConfig) -> bool:
@@ -193,6 +194,15 @@ def make_synthetic_dataset(
                 "choose a new or empty folder"
             )
     root.mkdir(parents=True, exist_ok=True)
+    # Two processes asked for the same folder (e.g. two training runs on a fresh clone): the
+    # second waits for the first, then finds the dataset finished.
+    with exclusive_lock(root / _LOCK):
+        if not is_complete(root, config):
+            _write_dataset(root, config, progress)
+    return root
+
+
+def _write_dataset(root: Path, config: SyntheticConfig, progress: bool) -> None:
     (root / META_FILE).unlink(missing_ok=True)
     staging = root / _STAGING
     shutil.rmtree(staging, ignore_errors=True)
@@ -234,7 +244,6 @@ def make_synthetic_dataset(
         (staging / name).rename(target)
     staging.rmdir()
     atomic_write(root / META_FILE, json.dumps(_metadata(config), indent=2) + "\n")
-    return root
 
 
 def make_contact_sheet(
