@@ -7,6 +7,7 @@ not image quality. The end-to-end test in a real browser is tests/test_browser.p
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -96,12 +97,31 @@ def test_joint_table_roundtrip():
     assert np.array_equal(keypoints_from_table(joints_table(kps), H, W), kps)
 
 
+@pytest.mark.filterwarnings("ignore::posetransfer.pose.KeypointWarning")  # tested below
 def test_joint_table_outside_frame_or_empty_means_missing():
     rows = joints_table(named_pose("front", H, W))
     rows[4][1] = H + 5
     rows[7][2] = ""
     kps = keypoints_from_table(rows, H, W)
     assert (kps[4] == MISSING).all() and (kps[7] == MISSING).all()
+
+
+def test_joint_table_warns_about_a_joint_placed_past_the_frame():
+    rows = joints_table(named_pose("front", H, W))
+    rows[4][1] = H + 5
+    with pytest.warns(KeypointWarning, match=rf"joint table: .*right_wrist \(y={H + 5}, x="):
+        kps = keypoints_from_table(rows, H, W)
+    assert (kps[4] == MISSING).all()
+
+
+def test_joint_table_removing_a_joint_with_minus_one_does_not_warn():
+    rows = joints_table(named_pose("front", H, W))
+    rows[4][1] = -1
+    rows[5][2] = "-1"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        kps = keypoints_from_table(rows, H, W)
+    assert (kps[[4, 5]] == MISSING).all()
 
 
 def test_joint_table_bad_cell_names_the_row():

@@ -12,8 +12,10 @@ from PIL import Image
 
 from posetransfer.analysis.attention import (
     apatb_attention,
+    eval_mode,
     heat_colormap,
     keypoint_mask,
+    load_pair,
     overlay_heatmap,
     query_cells,
     save_attention_maps,
@@ -21,7 +23,13 @@ from posetransfer.analysis.attention import (
 from posetransfer.cli import main
 from posetransfer.errors import InputError
 from posetransfer.models import create_generator
-from posetransfer.pose import keypoints_to_heatmaps, write_annotations, write_pairs
+from posetransfer.pose import (
+    MISSING,
+    KeypointWarning,
+    keypoints_to_heatmaps,
+    write_annotations,
+    write_pairs,
+)
 
 H, W = 64, 32
 KPS = np.array(
@@ -121,6 +129,31 @@ def _tiny_dataset(root):
     write_annotations(root / "ann.csv", {names[0]: KPS, names[1]: KPS[::-1].copy()})
     write_pairs(root / "pairs.csv", [(names[0], names[1])])
     return names
+
+
+@pytest.mark.parametrize("size", [(H, W), None])
+def test_load_pair_drops_joints_outside_the_image_like_the_dataset_and_warns(tmp_path, size):
+    from posetransfer.data.datasets import PairDataset
+
+    names = _tiny_dataset(tmp_path)
+    off = KPS[::-1].copy()
+    off[4] = (H + 3, 10)  # the target's right wrist below the image
+    write_annotations(tmp_path / "ann.csv", {names[0]: KPS, names[1]: off})
+    with pytest.warns(KeypointWarning, match=rf"ann.csv: 1 row.*{H}x{W} image.*right_wrist"):
+        item = load_pair(tmp_path, tmp_path / "ann.csv", tmp_path / "pairs.csv", size=size)
+    with pytest.warns(KeypointWarning):
+        expected = PairDataset(tmp_path / "test", tmp_path / "ann.csv", tmp_path / "pairs.csv",
+                               H, W)[0]  # fmt: skip
+    assert tuple(item["tgt_kps"][4]) == (MISSING, MISSING)
+    for key in ("src_kps", "tgt_kps", "src_pose", "tgt_pose", "src_img", "tgt_img"):
+        np.testing.assert_array_equal(np.asarray(item[key]), np.asarray(expected[key]))
+
+
+def test_eval_mode_restores_the_training_mode():
+    model = create_generator("patn_tiny", n_blocks=1).train()
+    with eval_mode(model):
+        assert not model.training
+    assert model.training
 
 
 def test_attention_command_renders_a_pair_of_a_dataset(tmp_path, monkeypatch):

@@ -126,7 +126,7 @@ def test_person_cut_off_by_the_photo_stays_on_the_frame_border() -> None:
     # Upper body only: the hips sit near the bottom edge of the photo, the legs are outside.
     kps = person_in_photo(1000, 1000, top=100, left=400, size=800)
     kps[[9, 10, 12, 13]] = MISSING
-    kps[visible(kps)] += [390, 0]  # hips now at ~y 790 of a 800-high photo
+    kps[visible(kps)] += [280, 0]  # hips at y 780, wrists at 796 of an 800-high photo
     frame = frame_person(textured(800, 1000), kps, 256, 176)[2]
     top, _, bottom, _ = frame.window
     assert bottom == pytest.approx(800)  # no padding below the photo
@@ -184,6 +184,34 @@ def test_too_few_joints_is_an_input_error() -> None:
 def test_frame_for_box_rejects_bad_fill() -> None:
     with pytest.raises(InputError, match="fill"):
         frame_for_box((0, 0, 10, 10), 128, 64, (100, 100), fill=1.5)
+
+
+def test_bad_fill_and_pad_name_their_argument() -> None:
+    kps = person_in_photo(300, 300, top=5, left=0, size=290)
+    with pytest.raises(InputError, match=r"^fill=1.5: must be in \(0, 1\]$") as e:
+        frame_person(textured(300, 300), kps, 128, 64, fill=1.5)
+    assert e.value.arg == "fill"
+    with pytest.raises(InputError, match=r"^pad='mirror': must be 'edge' or an RGB colour$") as e:
+        frame_person(textured(300, 300), kps, 128, 64, pad="mirror")
+    assert e.value.arg == "pad"
+    with pytest.raises(InputError, match=r"^pad=\(0, 0, 300\): an RGB colour must be") as e:
+        frame_person(textured(300, 300), kps, 128, 64, pad=(0, 0, 300))
+    assert e.value.arg == "pad"
+
+
+def test_frame_person_drops_joints_outside_the_photo_with_a_warning() -> None:
+    kps = person_in_photo(400, 300, top=40, left=100, size=300)
+    outside = kps.copy()
+    outside[4] = (420, 150)  # right wrist below the 400-high photo
+    photo = textured(400, 300)
+    with pytest.warns(KeypointWarning, match=r"outside the 400x300 image.*right_wrist"):
+        image, framed, frame = frame_person(photo, outside, 128, 64)
+    without = kps.copy()
+    without[4] = MISSING
+    expected_image, expected_kps, expected_frame = frame_person(photo, without, 128, 64)
+    assert frame == expected_frame and tuple(framed[4]) == (MISSING, MISSING)
+    np.testing.assert_array_equal(framed, expected_kps)
+    np.testing.assert_array_equal(image, expected_image)
 
 
 # --------------------------------------------------------------------------------------------

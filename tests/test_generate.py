@@ -265,3 +265,40 @@ def test_generate_clears_temporary_files_of_a_killed_run(tiny_root, tiny_run, tm
     leftover.write_bytes(b"half")
     _generate(tiny_run, tiny_root, tmp_path, limit=1)
     assert not leftover.exists()
+
+
+def test_skip_existing_remakes_an_output_of_the_wrong_size(tiny_root, tiny_run, tmp_path):
+    paths = _generate(tiny_run, tiny_root, tmp_path, limit=2)
+    whole = paths[0].read_bytes()
+    Image.new("RGB", (32, 64)).save(paths[0])  # the size of another model
+    result = _generate(tiny_run, tiny_root, tmp_path, limit=2, skip_existing=True)
+    assert result.damaged == result.wrong_size == result.written == [paths[0]]
+    assert result.kept == [paths[1]]
+    assert paths[0].read_bytes() == whole
+
+
+def test_skip_existing_remakes_a_strip_of_the_wrong_size(tiny_root, tiny_run, tmp_path):
+    kw = dict(strips_dir=tmp_path / "s", limit=2)
+    paths = _generate(tiny_run, tiny_root, tmp_path / "gen", **kw)
+    strip = tmp_path / "s" / paths[1].name
+    size = Image.open(strip).size
+    Image.new("RGB", (64, 128)).save(strip)  # a lone image where the strip should be
+    result = _generate(tiny_run, tiny_root, tmp_path / "gen", skip_existing=True, **kw)
+    assert result.damaged == result.wrong_size == [strip]
+    assert result.written == [paths[1]] and result.kept == [paths[0]]
+    assert Image.open(strip).size == size == (5 * 64 + 4 * 2, 128)
+
+
+def test_cli_skip_existing_reports_the_images_of_the_wrong_size_it_remade(tiny_root, tiny_run,
+                                                                          tmp_path, capsys):  # fmt: skip
+    args = ["generate", "--checkpoint", str(tiny_run), "--dataset", str(tiny_root),
+            "--out", str(tmp_path), "--limit", "2"]  # fmt: skip
+    assert main(args) == 0
+    small = sorted(tmp_path.glob("*.png"))[1]
+    Image.new("RGB", (32, 64)).save(small)
+    capsys.readouterr()
+    assert main([*args, "--skip-existing"]) == 0
+    out = capsys.readouterr().out
+    assert f"2 images in {tmp_path}: 1 written, 1 kept" in out
+    assert f"remade 1 images of the wrong size: {small.name}" in out
+    assert "undecodable" not in out

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import os
 import shutil
 import sys
 import types
@@ -357,6 +358,53 @@ def test_bad_min_confidence_names_the_flag(
     assert cli.main(argv) == 2
     assert "--min-confidence 1.5: must be in [0, 1]" in capsys.readouterr().err
     assert count_detections == []
+
+
+@pytest.mark.parametrize("mistake", ["min_confidence", "upscale_to", "no_mediapipe"])
+def test_a_detector_that_cannot_start_leaves_no_overlay_folder(
+    fake_mediapipe: type[FakePose], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, mistake: str
+) -> None:
+    images = two_images(tmp_path / "images")
+    kwargs: dict[str, object] = {"min_confidence": 1.5} if mistake == "min_confidence" else {}
+    if mistake == "upscale_to":
+        kwargs["upscale_to"] = -1
+    if mistake == "no_mediapipe":
+        monkeypatch.setitem(sys.modules, "mediapipe", None)  # makes `import mediapipe` fail
+    with pytest.raises(InputError):
+        annotate_images([images], tmp_path / "a.csv", overlays=tmp_path / "ov", progress=False,
+                        **kwargs)  # fmt: skip
+    assert not (tmp_path / "ov").exists() and not (tmp_path / "a.csv").exists()
+
+
+def not_utf8_image(folder: Path) -> str:
+    """Save an image under the Linux file name b"caf\\xff.png"; its name as Python holds it."""
+    name = os.fsdecode(b"caf\xff.png")  # "caf\udcff.png"
+    try:
+        Image.new("RGB", (64, 128)).save(folder / name, format="PNG")
+    except (OSError, UnicodeEncodeError):
+        pytest.skip("this file system does not take file names that are not UTF-8")
+    return name
+
+
+def test_a_file_name_that_is_not_utf8_is_skipped_and_listed_escaped(
+    fake_mediapipe: type[FakePose], tmp_path: Path
+) -> None:
+    images = two_images(tmp_path / "images")
+    name = not_utf8_image(images)
+    report = annotate_images([images], tmp_path / "ann.csv", progress=False)
+    assert list(read_annotations(tmp_path / "ann.csv")) == ["a.png", "b.png"]
+    assert [(n, "must be valid UTF-8" in why) for n, _, why in report.skipped] == [(name, True)]
+    listed = (tmp_path / "ann.skipped.csv").read_text(encoding="utf-8").splitlines()
+    assert listed[1].startswith("caf\\udcff.png,")
+
+
+def test_command_prints_a_name_that_is_not_utf8_escaped(
+    fake_mediapipe: type[FakePose], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    images = two_images(tmp_path / "images")
+    not_utf8_image(images)
+    assert cli.main(["keypoints", str(images), "--out", str(tmp_path / "a.csv"), "--quiet"]) == 0
+    assert f"skipped {images}/caf\\udcff.png: " in capsys.readouterr().out
 
 
 def test_overlays_of_images_sharing_a_stem_are_both_kept(

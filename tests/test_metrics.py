@@ -324,11 +324,19 @@ def test_inception_loader_accepts_fidelity_weights_and_rejects_others(tmp_path, 
         inception.load_inception_classifier(bad)
 
 
-def test_parse_weights(tmp_path):
-    f = tmp_path / "a.pth"
-    f.write_bytes(b"x")
-    assert weights.parse_weights([f"lpips={f}", f"ssd={f}"]) == {"alexnet": f, "ssd": f}
-    with pytest.raises(InputError, match="unknown network 'vgg'"):
-        weights.parse_weights([f"vgg={f}"])
-    with pytest.raises(InputError, match="file not found"):
-        weights.parse_weights([f"fid={tmp_path / 'none.pt'}"])
+def test_ssd_loader_refuses_a_pickled_model_naming_the_file(tmp_path):
+    from posetransfer.metrics.detect import load_person_detector
+
+    pickled = tmp_path / "model.pth"
+    torch.save(torch.nn.Linear(2, 2), pickled)  # a whole module, not a state dict
+    with pytest.raises(InputError, match=r"model.pth: cannot read .*pickled Python object"):
+        load_person_detector(pickled)
+
+
+def test_message_line_picks_a_non_blank_line_or_the_type_name():
+    error = RuntimeError("Error(s) in loading:\n\n\tsize mismatch for a\n\tlast detail  ")
+    assert weights.message_line(error) == "Error(s) in loading:"
+    assert weights.message_line(error, 1) == "size mismatch for a"
+    assert weights.message_line(error, -1) == "last detail"
+    assert weights.message_line(RuntimeError("only line"), 1) == "only line"
+    assert weights.message_line(ValueError("")) == "ValueError"

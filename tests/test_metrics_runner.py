@@ -12,7 +12,8 @@ from PIL import Image
 
 from posetransfer import metrics
 from posetransfer.errors import InputError
-from posetransfer.metrics import runner, weights
+from posetransfer.files import generated_name
+from posetransfer.metrics import weights
 from posetransfer.pose import HEAD_JOINTS, write_annotations, write_pairs
 
 
@@ -62,7 +63,7 @@ def tiny(tmp_path):
     gen = tmp_path / "generated"
     gen.mkdir()
     for i, (src, tgt) in enumerate(pairs):
-        name = runner.generated_name(src, tgt)
+        name = generated_name(src, tgt)
         if i == 3:
             continue  # missing
         size = (H, W + 4) if i == 4 else (H, W)  # wrong size
@@ -100,8 +101,8 @@ def test_evaluate_end_to_end_reports_problems_and_values(tiny):
         gen, root, ann, pairs_csv, metrics="all", networks=_fake_networks(), device="cpu",
         batch_size=2, progress=False,
     )  # fmt: skip
-    missing = runner.generated_name(*pairs[3])
-    wrong = runner.generated_name(*pairs[4])
+    missing = generated_name(*pairs[3])
+    wrong = generated_name(*pairs[4])
     assert report["pairs"] == 5 and report["evaluated"] == 3
     assert report["problems"]["missing"] == {"count": 1, "files": [missing]}
     assert report["problems"]["wrong_size"]["count"] == 1
@@ -110,7 +111,7 @@ def test_evaluate_end_to_end_reports_problems_and_values(tiny):
     }  # fmt: skip
 
     # SSIM and L1 are the means of the per-image functions over the 3 good pairs.
-    fakes = [np.asarray(Image.open(gen / runner.generated_name(*p))) for p in pairs[:3]]
+    fakes = [np.asarray(Image.open(gen / generated_name(*p))) for p in pairs[:3]]
     reals = [np.asarray(Image.open(root / "test" / p[1]).convert("RGB")) for p in pairs[:3]]
     res = report["results"]
     assert res["ssim"]["value"] == pytest.approx(
@@ -135,7 +136,7 @@ def test_evaluate_pckh_from_keypoint_csv(tiny, tmp_path):
 
     targets = read_annotations(ann)
     # Perfect keypoints for the first generated image only; the others are absent (wrong).
-    first = runner.generated_name(*pairs[0])
+    first = generated_name(*pairs[0])
     kps_csv = write_annotations(tmp_path / "gen-kps.csv", {first: targets[pairs[0][1]]})
     report = metrics.evaluate(
         gen, root, ann, pairs_csv, metrics="pckh", keypoints=kps_csv, progress=False,
@@ -145,6 +146,69 @@ def test_evaluate_pckh_from_keypoint_csv(tiny, tmp_path):
     head_ok = [(targets[t][list(HEAD_JOINTS)] >= 0).all(axis=1).sum() >= 2 for _, t in pairs[:3]]
     assert res["no_keypoints"] == sum(head_ok[1:])
     assert res["correct"] == 18 and res["total"] == 18 * sum(head_ok)
+
+
+def test_target_joints_outside_the_image_are_warned_about_and_left_out_of_pckh(tiny, tmp_path):
+    from posetransfer.pose import KeypointWarning, read_annotations
+
+    root, gen, ann, pairs_csv, pairs = tiny
+    targets = read_annotations(ann)
+    targets[pairs[0][1]][4] = (H + 10, 5)  # the first target's right wrist below the image
+    ann = write_annotations(tmp_path / "off-image.csv", targets)
+    # Keypoints equal to the targets' (off-image wrist included) for the 3 evaluated images.
+    found = {generated_name(s, t): targets[t] for s, t in pairs[:3]}
+    kps_csv = write_annotations(tmp_path / "gen-kps.csv", found)
+    with pytest.warns(KeypointWarning) as caught:
+        report = metrics.evaluate(gen, root, ann, pairs_csv, metrics="pckh", keypoints=kps_csv,
+                                  progress=False, device="cpu")  # fmt: skip
+    files = sorted(str(w.message).split(": 1 row(s) ")[0] for w in caught)
+    assert files == sorted([str(ann), str(kps_csv)])
+    assert all(f"outside the {H}x{W} image" in str(w.message) for w in caught)
+    res = report["results"]["pckh"]
+    assert res["total"] == 3 * 18 - 1 and res["correct"] == res["total"]
+
+
+def test_a_weights_file_given_that_is_missing_or_not_weights_is_an_input_error(tiny, tmp_path):
+    root, gen, ann, pairs_csv, _ = tiny
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_bytes(b"not a checkpoint")
+    kw = dict(metrics="ds,l1", device="cpu", progress=False)
+    with pytest.raises(InputError, match=r"garbage.pth: cannot read"):
+        metrics.evaluate(gen, root, ann, pairs_csv, weights={"ds": garbage}, **kw)
+    with pytest.raises(InputError, match=r"file not found: .*none.pth"):
+        metrics.evaluate(gen, root, ann, pairs_csv, weights={"ssd": tmp_path / "none.pth"}, **kw)
+
+
+def test_cli_with_a_weights_file_that_is_not_weights_exits_2_with_one_line(tiny, tmp_path,
+                                                                          capsys):  # fmt: skip
+    from posetransfer.cli import main
+
+    root, gen, ann, pairs_csv, _ = tiny
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_bytes(b"not a checkpoint")
+    code = main([
+        "evaluate", "--generated", str(gen), "--dataset", str(root), "--pairs", str(pairs_csv),
+        "--metrics", "ds", "--weights", f"ssd={garbage}", "--device", "cpu", "--no-progress",
+        "--out", str(tmp_path / "r.json"),
+    ])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith(f"posetransfer evaluate: error: {garbage}: cannot read")
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_a_damaged_cached_weights_file_makes_the_metric_unavailable(tiny, tmp_path, monkeypatch):
+    root, gen, ann, pairs_csv, _ = tiny
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    cached = weights.hub_checkpoint_dir() / weights.WEIGHTS["ssd"].filename
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"cut short")
+    report = metrics.evaluate(gen, root, ann, pairs_csv, metrics="ds,l1", device="cpu",
+                              progress=False)  # fmt: skip
+    why = report["results"]["ds"]["unavailable"]
+    assert why.startswith(f"damaged cached file: {cached}: cannot read")
+    assert "--weights ssd=PATH" in why
+    assert "value" in report["results"]["l1"]
 
 
 def test_unavailable_metrics_are_reported_while_others_run(tiny, tmp_path, monkeypatch):
@@ -251,7 +315,7 @@ def test_cli_writes_json_and_markdown(tiny, tmp_path, capsys):
     assert report["evaluated"] == 3 and set(report["results"]) == {"ssim", "mask_ssim", "l1"}
     md = (tmp_path / "eval" / "report.md").read_text()
     assert "| SSIM |" in md and "| mask-SSIM |" in md
-    assert runner.generated_name(*pairs[3]) in md  # the missing file, by name
+    assert generated_name(*pairs[3]) in md  # the missing file, by name
     printed = capsys.readouterr().out
     assert "missing: 1" in printed and "wrong size: 1" in printed
 
@@ -447,7 +511,7 @@ def test_a_newly_registered_metric_runs_in_evaluate_and_appears_in_the_table(tin
         table = metrics.format_table(report)
     finally:
         del METRICS["mean_red"]
-    fakes = [np.asarray(Image.open(gen / runner.generated_name(*p))) for p in tiny[4][:3]]
+    fakes = [np.asarray(Image.open(gen / generated_name(*p))) for p in tiny[4][:3]]
     red = report["results"]["mean_red"]
     assert red["value"] == pytest.approx(np.mean([f[..., 0].mean() for f in fakes]))
     assert f"mean red     {red['value']:.1f}" in table.splitlines()
@@ -468,3 +532,15 @@ def test_report_path_error_names_out_in_the_library_and_the_flag_in_the_cli(tiny
                  str(pairs_csv), "--out", str(tmp_path)])  # fmt: skip
     assert code == 2
     assert f"error: --out {tmp_path}: use a .json file name" in capsys.readouterr().err
+
+
+def test_parse_weights(tmp_path):
+    from posetransfer.commands.evaluate import parse_weights
+
+    f = tmp_path / "a.pth"
+    f.write_bytes(b"x")
+    assert parse_weights([f"lpips={f}", f"ssd={f}"]) == {"alexnet": f, "ssd": f}
+    with pytest.raises(InputError, match="unknown network 'vgg'"):
+        parse_weights([f"vgg={f}"])
+    with pytest.raises(InputError, match="file not found"):
+        parse_weights([f"fid={tmp_path / 'none.pt'}"])

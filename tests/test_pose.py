@@ -220,6 +220,22 @@ def test_write_annotations_refuses_a_name_with_a_colon_and_writes_nothing(tmp_pa
     assert list(tmp_path.iterdir()) == []
 
 
+def test_write_annotations_refuses_a_name_that_is_not_utf8_and_writes_nothing(tmp_path):
+    name = "caf\udcff.jpg"  # how Python holds the Linux file name b"caf\xff.jpg"
+    with pytest.raises(InputError, match=r"'caf\\udcff.jpg' cannot be written to an annotation "
+                       r"file: names must be valid UTF-8"):  # fmt: skip
+        write_annotations(tmp_path / "a.csv", {"ok.jpg": kps_example(), name: kps_example()})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_legacy_heatmap_keeps_the_last_row_and_column_and_drops_one_past_them():
+    kps = np.full((18, 2), -1)
+    kps[0], kps[1], kps[2] = [127, 63], [128, 10], [10, 64]
+    maps = keypoints_to_heatmaps(kps, 128, 64, legacy_uint8=True)
+    assert maps[0, 127, 63] == 1 and maps[0].sum() == 1
+    assert maps[1].sum() == 0 and maps[2].sum() == 0
+
+
 def test_pairs_round_trip_keeps_names_with_commas_and_quotes(tmp_path):
     pairs = [("a,b.jpg", 'c"d.jpg'), ("my photo.jpg", "café.jpg")]
     assert read_pairs(write_pairs(tmp_path / "p.csv", pairs)) == pairs

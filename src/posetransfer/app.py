@@ -25,6 +25,7 @@ import math
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,15 @@ from posetransfer.photos.framing import check_keypoints
 from posetransfer.photos.named_poses import POSE_DESCRIPTIONS, POSE_NAMES
 from posetransfer.photos.targets import read_photo
 from posetransfer.photos.transfer import PoseTransfer, Source
-from posetransfer.pose import JOINT_NAMES, MISSING, N_JOINTS, draw_skeleton, require_joints, visible
+from posetransfer.pose import (
+    JOINT_NAMES,
+    MISSING,
+    N_JOINTS,
+    KeypointWarning,
+    draw_skeleton,
+    require_joints,
+    visible,
+)
 
 # Before gradio is imported: no telemetry, no version check, no Hugging Face calls.
 for _key, _value in (
@@ -165,7 +174,8 @@ def joints_table(kps: np.ndarray) -> list[list[Any]]:
 def keypoints_from_table(rows: Any, height: int, width: int) -> np.ndarray:
     """Keypoints from an edited joint table (rows ``[joint, y, x]`` in joint order).
 
-    Coordinates outside the frame and empty or negative cells mark the joint missing.
+    Empty or negative cells mark the joint missing (the page says -1). A joint placed past the
+    frame is treated as missing too, with a `KeypointWarning` naming it (`check_keypoints`).
 
     Raises:
         InputError: for a table of the wrong size or a cell that is not a number.
@@ -190,11 +200,11 @@ def keypoints_from_table(rows: Any, height: int, width: int) -> np.ndarray:
                 raise InputError(
                     f"joint table, row {j + 1} ({JOINT_NAMES[j]}): {cell!r} is not a number"
                 )
-            values.append(MISSING if math.isnan(v) else round(v))
-        y, x = values
-        if 0 <= y < height and 0 <= x < width:
-            kps[j] = y, x
-    return kps
+            # NaN (an emptied numeric cell), infinities, negative and absurd values: no joint.
+            r = round(v) if math.isfinite(v) else MISSING
+            values.append(r if 0 <= r < 2**62 else MISSING)
+        kps[j] = values
+    return check_keypoints(kps, "joint table", (height, width))
 
 
 def move_joint(kps: np.ndarray, joint: str, y: int, x: int) -> np.ndarray:
@@ -214,7 +224,7 @@ def run_generate(
     Returns:
         uint8 image: the generated frame, or the source photo with it pasted back.
 
-    Joints outside the frame are treated as missing (with an `KeypointWarning`).
+    Joints outside the frame are treated as missing (with a `KeypointWarning`).
 
     Raises:
         InputError: no source photo or no target pose yet, or a target with too few joints.
@@ -304,10 +314,18 @@ def build_app(pose_transfer_or_checkpoint: PoseTransfer | str | Path) -> gr.Bloc
 
     def on_table(rows, source, tgt_kps):
         try:
-            kps = keypoints_from_table(rows, h, w)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", KeypointWarning)
+                kps = keypoints_from_table(rows, h, w)
         except InputError as e:
             return tgt_kps, joints_table(tgt_kps), target_preview(pt, tgt_kps, source), warn(e)
-        return set_target(kps, source, "Target pose edited.")
+        status = "Target pose edited."
+        for record in caught:  # a joint placed past the frame: say why it vanished
+            if issubclass(record.category, KeypointWarning):
+                message = html.escape(str(record.message))
+                gr.Warning(message)
+                status += f" {message}."
+        return set_target(kps, source, status)
 
     def on_click(joint, source, tgt_kps, evt: gr.SelectData):
         try:

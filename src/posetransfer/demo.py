@@ -18,12 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
+from posetransfer.checkpoint import read_checkpoint_config, resolve_checkpoint
 from posetransfer.config import load_config
 from posetransfer.data.synthetic import SyntheticConfig, make_synthetic_dataset
 from posetransfer.files import atomic_write, read_image
 from posetransfer.generate import generate
 from posetransfer.metrics import l1, ssim
-from posetransfer.pose import read_annotations, read_pairs
+from posetransfer.pose import drop_outside, read_annotations, read_pairs
 from posetransfer.train import train
 from posetransfer.visualize import sample_grid, save_png
 
@@ -74,8 +75,10 @@ def run_demo(
     ann_path, pairs_path = cfg.data.path("test_annotations"), cfg.data.path("test_pairs")
     paths = generate(run_dir, test_dir, ann_path, pairs_path, out / "generated", progress=progress)
 
-    # Compare with copying the condition image.
+    # Compare with copying the condition image. (Generation has warned about joints annotated
+    # off the images; the grid draws the target poses the generator was given, without them.)
     pairs = read_pairs(pairs_path)
+    height, width = cfg.data.height, cfg.data.width
     annotations = read_annotations(ann_path)
     scores: dict[str, list[float]] = {
         k: [] for k in ("ssim", "l1", "ssim_copy_source", "l1_copy_source")
@@ -90,9 +93,9 @@ def run_demo(
         scores["ssim_copy_source"].append(ssim(src_img, tgt_img))
         scores["l1_copy_source"].append(l1(src_img, tgt_img))
         if i in show:  # spread over the test identities
-            shown.append((src_img, annotations[tgt], fake, tgt_img))
+            shown.append((src_img, drop_outside(annotations[tgt], height, width), fake, tgt_img))
     save_png(sample_grid(*zip(*shown)), out / "samples.png")
-    step = int((run_dir / "checkpoints" / "latest").read_text().strip().split("-")[-1])
+    step = read_checkpoint_config(resolve_checkpoint(run_dir))[0]["step"]
     metrics = {
         **{k: round(float(np.mean(v)), 4) for k, v in scores.items()},
         "pairs": len(paths),

@@ -4,7 +4,8 @@ Files are named ``<from stem>___<to stem>.png`` (three underscores) at the datas
 the naming that `posetransfer evaluate` reads. Each image is written atomically as soon as it is
 made, so an interrupted run (a crash, Ctrl-C, a full disk) keeps every image it finished and
 never leaves a half-written one under its final name; ``skip_existing`` continues it. Outputs
-found on disk are decoded before they are trusted: a damaged one is made again.
+found on disk are decoded and their size checked before they are trusted: a damaged one, or one
+of another size (left by a run of another checkpoint, say), is made again.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from posetransfer.checkpoint import GeneratorInfo, load_generator
 from posetransfer.data.datasets import PairDataset, tensor_to_image
 from posetransfer.device import resolve_device
 from posetransfer.errors import InputError
-from posetransfer.files import disk_error, generated_name, is_intact_image, remove_partial
-from posetransfer.visualize import pair_strip, save_png
+from posetransfer.files import disk_error, generated_name, remove_partial, try_read_image
+from posetransfer.visualize import pair_strip, pair_strip_size, save_png
 
 
 @dataclass
@@ -33,14 +34,17 @@ class Generated(Sequence[Path]):
         paths: one output per pair.
         written: the outputs made by this run.
         kept: the outputs already on disk and intact, left as they were (``skip_existing``).
-        damaged: outputs that were on disk but did not decode (truncated by a full disk, say)
-            and were made again; they are in ``written`` too.
+        damaged: files (outputs, or strips) that were on disk but did not decode (truncated by
+            a full disk, say) or had the wrong size, and were made again; their outputs are in
+            ``written``.
+        wrong_size: those of ``damaged`` that decoded but had the wrong size.
     """
 
     paths: list[Path]
     written: list[Path] = field(default_factory=list)
     kept: list[Path] = field(default_factory=list)
     damaged: list[Path] = field(default_factory=list)
+    wrong_size: list[Path] = field(default_factory=list)
 
     def __getitem__(self, index: int) -> Path:
         return self.paths[index]
@@ -77,8 +81,8 @@ def generate(
         batch_size: pairs per forward pass.
         device: "auto", "cpu", "cuda", ...
         limit: only the first N pairs.
-        skip_existing: leave pairs whose output (and strip) exists and decodes, to continue an
-            interrupted run; a file that does not decode is made again.
+        skip_existing: leave pairs whose output (and strip) exists, decodes and has the
+            expected size, to continue an interrupted run; any other file is made again.
         legacy_heatmaps: override the heatmap style recorded with the checkpoint.
         progress: show a progress bar.
 
@@ -108,15 +112,14 @@ def generate(
     indices = list(range(len(dataset) if limit is None else min(limit, len(dataset))))
     names = [generated_name(*dataset.pairs[i]) for i in indices]
     result = Generated([out_dir / n for n in names])
+    sizes = [(out_dir, (info.height, info.width))]  # what a kept file must be, per folder
+    if strips is not None:
+        sizes.append((strips, pair_strip_size(info.height, info.width)))
     todo = []
     for i, name in zip(indices, names):
-        out = out_dir / name
-        if skip_existing and out.exists():
-            if not is_intact_image(out):
-                result.damaged.append(out)
-            elif strips is None or is_intact_image(strips / name):
-                result.kept.append(out)
-                continue
+        if skip_existing and all(_keep(folder / name, size, result) for folder, size in sizes):
+            result.kept.append(out_dir / name)
+            continue
         todo.append(i)
     loader = DataLoader(Subset(dataset, todo), batch_size=batch_size, num_workers=0)
     with tqdm(total=len(todo), desc="generate", unit="img", disable=not progress) as bar:
@@ -140,6 +143,23 @@ def generate(
                     save_png(strip, strips / name)
             bar.update(fake.shape[0])
     return result
+
+
+def _keep(path: Path, size: tuple[int, int], result: Generated) -> bool:
+    """Whether a file found on disk can stay: it decodes and is ``size`` (height, width).
+
+    A file that is there but cannot stay is recorded in ``result.damaged`` (and, if it only has
+    the wrong size, in ``result.wrong_size``); a missing one is simply not kept.
+    """
+    if not path.exists():
+        return False
+    image = try_read_image(path)
+    if image is not None and image.shape[:2] == size:
+        return True
+    result.damaged.append(path)
+    if image is not None:
+        result.wrong_size.append(path)
+    return False
 
 
 def dataset_for(

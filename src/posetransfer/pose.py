@@ -190,7 +190,7 @@ def keypoints_to_heatmaps(
         # Truncation keeps only exp(0) = 1, i.e. the joint's own pixel when it lies in the image.
         maps = torch.zeros(kps.shape[0], N_JOINTS, height, width)
         y, x = kps[..., 0].long(), kps[..., 1].long()
-        inside = present & (y >= 0) & (y < height) & (x >= 0) & (x < width)
+        inside = torch.from_numpy(in_image(kps.long().numpy(), height, width))  # [B, 18]
         b, j = inside.nonzero(as_tuple=True)
         maps[b, j, y[b, j], x[b, j]] = 1.0
     else:
@@ -353,13 +353,21 @@ def check_annotation_name(name: str, what: str = "image name") -> str:
 
     The annotation format separates its fields with ``:`` and its rows with newlines, so a name
     holding either (or starting or ending with spaces, which the reader strips) would not read
-    back as written.
+    back as written. Annotation files are UTF-8, so a name that is not valid UTF-8 (a Linux file
+    name of undecodable bytes, which Python holds as surrogate escapes) cannot be written.
     """
     if not name or ":" in name or "\n" in name or "\r" in name or name != name.strip():
         raise InputError(
             f"{what} {name!r} cannot be written to an annotation file: names may not contain "
             "':' or line breaks, nor start or end with spaces; rename the file"
         )
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # a file name of undecodable bytes, e.g. "\udcff" on Linux
+        raise InputError(
+            f"{what} {name!r} cannot be written to an annotation file: names must be valid "
+            "UTF-8, the encoding of annotation files; rename the file"
+        ) from None
     return name
 
 

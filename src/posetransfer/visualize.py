@@ -10,10 +10,9 @@ import numpy as np
 from posetransfer.files import save_image
 from posetransfer.pose import draw_skeleton
 
-
-def skeleton_image(kps: np.ndarray, height: int, width: int) -> np.ndarray:
-    """The pose drawn on black, uint8 (H, W, 3)."""
-    return draw_skeleton(np.asarray(kps), height, width)
+# A pair strip: five panels (condition, its pose, target, its pose, generated), 2 px apart.
+STRIP_PANELS = 5
+STRIP_GAP = 2
 
 
 def hstack(images: Sequence[np.ndarray], gap: int = 2, fill: int = 255) -> np.ndarray:
@@ -56,7 +55,7 @@ def sample_grid(
     """Rows of (condition, target pose, generated, ground truth), laid out in ``columns`` groups."""
     h, w = src_imgs[0].shape[:2]
     cells = [
-        hstack([s, skeleton_image(k, h, w), f, t])
+        hstack([s, draw_skeleton(k, h, w), f, t])
         for s, k, f, t in zip(src_imgs, tgt_kps, fakes, tgt_imgs)
     ]
     rows_per_col = -(-len(cells) // columns)
@@ -73,8 +72,17 @@ def pair_strip(
     tgt_kps: np.ndarray,
     fake: np.ndarray,
 ) -> np.ndarray:
-    """condition | condition pose | target | target pose | generated, as one image."""
+    """condition | condition pose | target | target pose | generated, as one image.
+
+    Its size is `pair_strip_size` of the images' size.
+    """
     h, w = src_img.shape[:2]
     return hstack(
-        [src_img, skeleton_image(src_kps, h, w), tgt_img, skeleton_image(tgt_kps, h, w), fake]
+        [src_img, draw_skeleton(src_kps, h, w), tgt_img, draw_skeleton(tgt_kps, h, w), fake],
+        gap=STRIP_GAP,
     )
+
+
+def pair_strip_size(height: int, width: int) -> tuple[int, int]:
+    """(height, width) of the `pair_strip` of images of ``height x width``."""
+    return height, STRIP_PANELS * width + (STRIP_PANELS - 1) * STRIP_GAP

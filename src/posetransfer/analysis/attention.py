@@ -17,7 +17,8 @@ limbs, joint discs and the filled torso), not the mask-SSIM protocol's mask.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw
 from torch import nn
 
-from posetransfer.data.datasets import image_to_tensor
+from posetransfer.data.datasets import image_to_tensor, tensor_to_image
 from posetransfer.errors import InputError, require_dir
 from posetransfer.files import read_image, save_image
 from posetransfer.models.apatn import APATN
@@ -34,6 +35,7 @@ from posetransfer.models.patn import PATN
 from posetransfer.pose import (
     LIMBS,
     draw_skeleton,
+    drop_outside,
     has_torso,
     keypoints_to_heatmaps,
     read_annotations,
@@ -109,18 +111,13 @@ def keypoint_mask(
     return np.asarray(canvas) > 0
 
 
-def to_uint8(image: torch.Tensor) -> np.ndarray:
-    """[3, H, W] (or [1, 3, H, W]) in [-1, 1] -> RGB uint8 (H, W, 3)."""
-    image = image.detach().float().cpu().reshape(-1, *image.shape[-2:])
-    return ((image.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
-
-
-def _eval_forward(model: nn.Module, *inputs: torch.Tensor, **kwargs):
-    """The model's forward in eval mode (no dropout), restoring its train/eval mode after."""
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Run a block with ``model`` in eval mode (no dropout), restoring its mode afterwards."""
     was_training = model.training
     model.eval()
     try:
-        return model(*inputs, **kwargs)
+        yield model
     finally:
         model.train(was_training)
 
@@ -153,7 +150,8 @@ def patb_masks(
     if not isinstance(model, PATN):
         raise InputError(f"PATB masks need a PATN generator, got {type(model).__name__}")
     src_img, src_pose, tgt_pose = _batch1(src_img, src_pose, tgt_pose)
-    fake, masks = _eval_forward(model, src_img, src_pose, tgt_pose, return_masks=True)
+    with eval_mode(model):
+        fake, masks = model(src_img, src_pose, tgt_pose, return_masks=True)
     size = tuple(src_img.shape[-2:])
     maps = _upsample(torch.stack([m[0].mean(0) for m in masks]), size)
     return fake[0], list(maps)
@@ -220,7 +218,8 @@ def apatb_attention(
     if not isinstance(model, APATN):
         raise InputError(f"APATB attention needs an APATN generator, got {type(model).__name__}")
     src_img, src_pose, tgt_pose = _batch1(src_img, src_pose, tgt_pose)
-    fake, attention = _eval_forward(model, src_img, src_pose, tgt_pose, return_attention=True)
+    with eval_mode(model):
+        fake, attention = model(src_img, src_pose, tgt_pose, return_attention=True)
     height, width = src_img.shape[-2:]
     h, w = height // 2 ** _n_down(model), width // 2 ** _n_down(model)
     if h * w != attention[0].shape[-1]:
@@ -301,7 +300,7 @@ def save_attention_maps(
     out_dir = Path(out_dir)
     height, width = src_img.shape[-2:]
     scale = max(1, 256 // height)  # small (Market) images are enlarged for viewing
-    cond = to_uint8(src_img)
+    cond = tensor_to_image(src_img)
     if isinstance(model, APATN):
         region = None
         if not points:
@@ -317,9 +316,9 @@ def save_attention_maps(
         raise InputError(
             f"attention maps exist for PATN and APATN generators, not {type(model).__name__}"
         )
-    gen = to_uint8(fake)
+    gen = tensor_to_image(fake)
     if tgt_img is not None:
-        target = to_uint8(tgt_img)
+        target = tensor_to_image(tgt_img)
     elif tgt_kps is not None:
         target = draw_skeleton(tgt_kps, height, width)
     else:
@@ -380,7 +379,10 @@ def load_pair(
 ) -> dict:
     """Read one (condition, target) pair: by its row in a pairs CSV or by its two names.
 
-    Images are looked up in ``ROOT/<split>/`` and then in ``ROOT/`` itself.
+    Images are looked up in ``ROOT/<split>/`` and then in ``ROOT/`` itself. Keypoints and
+    heatmaps are those `posetransfer.data.datasets.PairDataset` gives the generator: joints
+    annotated outside the image are missing, and the annotation file gets one
+    `posetransfer.pose.KeypointWarning` naming its first such rows.
 
     Args:
         dataset_root: the dataset folder.
@@ -399,33 +401,35 @@ def load_pair(
         [18, H, W], ``src_kps``, ``tgt_kps`` (18, 2), ``src_name``, ``tgt_name``.
     """
     root = require_dir(dataset_root, "dataset folder")
-    kps = read_annotations(annotations)
     if pair is None:
         if pairs is None:
             raise InputError("pairs=None: give a pairs CSV (or pair=(FROM, TO))", arg="pairs")
-        rows = read_pairs(pairs, known=kps)
+        rows = read_pairs(pairs)
         index = 0 if index is None else index
         if not 0 <= index < len(rows):
             raise InputError(
                 f"index={index}: out of range, {pairs} holds {len(rows)} pairs", arg="index"
             )
         pair = rows[index]
+    images = []
     for name in pair:
-        if name not in kps:
-            raise InputError(f"image {name!r} is not in the annotation file {annotations}")
-    item: dict = {"src_name": pair[0], "tgt_name": pair[1]}
-    for role, name in zip(("src", "tgt"), pair):
         candidates = [root / split / name, root / name]
         path = next((p for p in candidates if p.is_file()), None)
         if path is None:
             raise InputError(f"image {name!r} not found in {root / split} nor {root}")
-        img = read_image(path, *(size or (None, None)))
-        height, width = img.shape[:2]
-        item[f"{role}_img"] = image_to_tensor(img)
-        item[f"{role}_kps"] = kps[name]
-        item[f"{role}_pose"] = keypoints_to_heatmaps(
-            kps[name], height, width, sigma=sigma, legacy_uint8=legacy_heatmaps
-        )
-    if item["src_img"].shape != item["tgt_img"].shape:
+        images.append(read_image(path, *(size or (None, None))))
+    if images[0].shape != images[1].shape:
         raise InputError(f"{pair[0]} and {pair[1]} differ in size")
+    height, width = images[0].shape[:2]
+    kps = read_annotations(annotations, image_size=(height, width))
+    item: dict = {"src_name": pair[0], "tgt_name": pair[1]}
+    for role, name, img in zip(("src", "tgt"), pair, images):
+        if name not in kps:
+            raise InputError(f"image {name!r} is not in the annotation file {annotations}")
+        joints = drop_outside(kps[name], height, width)  # as PairDataset gives them
+        item[f"{role}_img"] = image_to_tensor(img)
+        item[f"{role}_kps"] = joints
+        item[f"{role}_pose"] = keypoints_to_heatmaps(
+            joints, height, width, sigma=sigma, legacy_uint8=legacy_heatmaps
+        )
     return item

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 DESCRIPTION = """\
 Evaluate generated images against the ground truth of a pairs file. Generated files are named
@@ -16,8 +17,9 @@ Protocols:
 --metrics overrides the protocol's set; the protocol still decides the padding.
 
 Networks come from the libraries' caches or --weights NAME=PATH (NAME: inception, fid,
-alexnet, ssd). A metric whose weights are missing is reported as 'unavailable: <how to get
-them>' and the others still run. Missing, unreadable or wrong-size generated images are listed
+alexnet, ssd). A metric whose weights are missing (or whose cached file is damaged) is reported
+as 'unavailable: <how to get them>' and the others still run; a --weights file that is not
+those weights is an error. Missing, unreadable or wrong-size generated images are listed
 by name and left out. Writes the report as JSON (--out) and Markdown (same name, .md)."""
 
 EPILOG = """\
@@ -95,7 +97,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from posetransfer.metrics.report import check_report_path, format_table, write_report
     from posetransfer.metrics.runner import evaluate
-    from posetransfer.metrics.weights import parse_weights
 
     check_report_path(args.out)  # fail before hours of metrics, not after
     report = evaluate(
@@ -119,3 +120,32 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(report))
     print(f"wrote {json_path} and {md_path}")
     return 0 if report["evaluated"] else 1
+
+
+def parse_weights(items: list[str] | None) -> dict[str, Path]:
+    """Parse ``--weights`` values, ``NAME=PATH`` strings, into ``{network: path}``.
+
+    NAME is a network of `posetransfer.metrics.weights.WEIGHTS` or a metric using it (``lpips``
+    for ``alexnet``...).
+
+    Raises:
+        InputError: for a malformed item, an unknown name or a missing file.
+    """
+    from posetransfer.errors import InputError
+    from posetransfer.metrics.weights import ALIASES, WEIGHTS
+
+    out: dict[str, Path] = {}
+    for item in items or []:
+        name, sep, path = item.partition("=")
+        if not sep or not name.strip() or not path.strip():
+            raise InputError(f"--weights {item!r}: expected NAME=PATH, e.g. alexnet=alexnet.pth")
+        key = ALIASES.get(name.strip().lower())
+        if key is None:
+            raise InputError(
+                f"--weights {item!r}: unknown network {name!r}; known: {', '.join(WEIGHTS)}"
+            )
+        p = Path(path.strip()).expanduser()
+        if not p.is_file():
+            raise InputError(f"--weights {item!r}: file not found: {p}")
+        out[key] = p
+    return out

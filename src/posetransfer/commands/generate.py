@@ -16,7 +16,7 @@ examples:
 
 Writes <from stem>___<to stem>.png per pair at the dataset resolution, each one whole or not
 at all; after an interruption (Ctrl-C, a full disk) the same command with --skip-existing
-finishes the job and remakes any damaged file.
+finishes the job and remakes any damaged file or one of the wrong size.
 """
 
 
@@ -44,7 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--skip-existing",
         action="store_true",
-        help="continue an interrupted run: keep outputs that decode, remake damaged ones",
+        help="continue an interrupted run: keep outputs that decode and have the right size, "
+        "remake the others",
     )
     p.add_argument(
         "--legacy-heatmaps",
@@ -91,8 +92,17 @@ def run(args: argparse.Namespace) -> int:
     if args.skip_existing:
         summary += f": {len(result.written)} written, {len(result.kept)} kept"
     print(summary)
-    if result.damaged:
-        shown = ", ".join(p.name for p in result.damaged[:10])
-        more = f", ... ({len(result.damaged) - 10} more)" if len(result.damaged) > 10 else ""
-        print(f"remade {len(result.damaged)} damaged (undecodable) images: {shown}{more}")
+    undecodable = [p for p in result.damaged if p not in result.wrong_size]
+    _report(f"remade {len(undecodable)} damaged (undecodable) images", undecodable, args.out)
+    _report(
+        f"remade {len(result.wrong_size)} images of the wrong size", result.wrong_size, args.out
+    )
     return 0
+
+
+def _report(what: str, paths: list[Path], out: Path) -> None:
+    """One line listing ``paths`` (outputs by name, strips by path), if there are any."""
+    if paths:
+        shown = ", ".join(p.name if p.parent == out else str(p) for p in paths[:10])
+        more = f", ... ({len(paths) - 10} more)" if len(paths) > 10 else ""
+        print(f"{what}: {shown}{more}")

@@ -8,10 +8,10 @@ DESCRIPTION = """\
 Detect the 18 COCO keypoints of the most prominent person in each image with MediaPipe
 BlazePose and write them as an annotation CSV in the public format (name:keypoints_y:keypoints_x,
 names = file names). Images with no person, with a shoulder or hip not found, that cannot be read,
-whose file name repeats another's or cannot be a row name (it holds a ':' or a line break) are
-skipped; they are printed and listed with the reason in <out stem>.skipped.csv. --out and
---overlays are checked before any detection. Needs the [keypoints] extra:
-pip install 'posetransfer[keypoints]'."""
+whose file name repeats another's or cannot be a row name (it holds a ':' or a line break, starts
+or ends with a space, or is not valid UTF-8) are skipped; they are printed and listed with the
+reason in <out stem>.skipped.csv. --out and --overlays are checked before any detection.
+Needs the [keypoints] extra: pip install 'posetransfer[keypoints]'."""
 
 EPILOG = """\
 example:
@@ -68,7 +68,10 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
     )
     for _name, path, reason in report.skipped:
-        print(f"skipped {path}: {reason}")
+        # Escape what the terminal cannot show: a file name that is not UTF-8 is one reason
+        # for a skip.
+        shown = path.encode("utf-8", "backslashreplace").decode("utf-8")
+        print(f"skipped {shown}: {reason}")
     n_ok, n_skip = len(report.annotations), len(report.skipped)
     print(
         f"annotated {n_ok} of {n_ok + n_skip} images -> {report.annotation_path} "

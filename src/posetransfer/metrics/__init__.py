@@ -24,7 +24,7 @@ from posetransfer.metrics.image import (
 from posetransfer.metrics.pckh import HEAD_JOINTS, pckh, pckh_counts
 from posetransfer.metrics.registry import METRICS, MetricContext, register_metric
 from posetransfer.metrics.report import format_markdown, format_table, write_report
-from posetransfer.metrics.runner import ALL_METRICS, PROTOCOLS, evaluate, generated_name
+from posetransfer.metrics.runner import ALL_METRICS, PROTOCOLS, evaluate
 from posetransfer.metrics.weights import MetricUnavailable
 
 # Heavy (torch) names, imported on first use: name -> submodule.
@@ -54,7 +54,6 @@ __all__ = [
     "evaluate",
     "format_markdown",
     "format_table",
-    "generated_name",
     "l1",
     "pad_fashion",
     "pckh",

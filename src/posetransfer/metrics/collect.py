@@ -21,6 +21,7 @@ from posetransfer.files import try_read_image as read_rgb
 from posetransfer.metrics import image as image_metrics
 from posetransfer.metrics.pckh import pckh_counts
 from posetransfer.metrics.weights import MetricUnavailable
+from posetransfer.pose import drop_outside
 
 
 @dataclass
@@ -339,7 +340,9 @@ class PCKhMetric(Metric):
             if pred is None:  # not in the keypoint file: every joint counts as missed
                 self.no_keypoints += 1
                 pred = np.full((18, 2), -1, dtype=np.int64)
-            correct, total = pckh_counts(pred, s.tgt_kps, self.alpha)
+            # A target joint off the image cannot be found in it: it does not count.
+            tgt = drop_outside(s.tgt_kps, *s.real.shape[:2])
+            correct, total = pckh_counts(pred, tgt, self.alpha)
             if total[0] == 0:
                 self.skipped += 1
                 continue

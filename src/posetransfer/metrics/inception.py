@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from posetransfer.errors import InputError
-from posetransfer.metrics.weights import MetricUnavailable, load_state_dict
+from posetransfer.metrics.weights import MetricUnavailable, load_state_dict, message_line
 
 INCEPTION_SIZE = 299
 FID_FEATURES = 2048
@@ -101,8 +101,9 @@ def load_fid_network(path: str | Path, device: str | torch.device = "cpu") -> FI
     try:
         probe = model(torch.full((1, 3, INCEPTION_SIZE, INCEPTION_SIZE), 128, dtype=torch.uint8))
     except Exception as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise InputError(f"{path}: this network does not take 299x299 RGB images ({first})")
+        raise InputError(
+            f"{path}: this network does not take 299x299 RGB images ({message_line(e)})"
+        )
     if tuple(probe.shape) != (1, FID_FEATURES):
         raise InputError(
             f"{path}: expected {FID_FEATURES} features per image, got {tuple(probe.shape)[1:]}"
@@ -174,8 +175,8 @@ def load_inception_classifier(path: str | Path, device: str | torch.device = "cp
                 feature_extractor_weights_path=str(path),
             )
     except RuntimeError as e:
-        lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
-        detail = lines[1] if len(lines) > 1 else (lines[0] if lines else type(e).__name__)
+        # torch's first line only names the module; the second says which keys do not fit.
+        detail = message_line(e, 1)
         raise InputError(f"{path}: not the torch-fidelity Inception-v3 weights ({detail[:200]})")
     return net.to(device)
 

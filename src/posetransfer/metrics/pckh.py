@@ -4,7 +4,9 @@ Protocol: a predicted joint is right when ``|dx| < alpha * w_head`` and
 ``|dy| < alpha * h_head``, where the head box is the extent (max - min) of the *target's*
 visible joints among nose, neck, eyes and ears. Pairs whose target has fewer than 2 of those
 are skipped. The denominator is the number of visible target joints; a joint the estimator
-missed counts as wrong. numpy only, so this is cheap to import.
+missed counts as wrong. The evaluation runner drops target joints annotated outside the image
+first (`posetransfer.pose.drop_outside`): they cannot be found in it. numpy only, so this is
+cheap to import.
 """
 
 from __future__ import annotations

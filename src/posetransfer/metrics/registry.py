@@ -6,7 +6,8 @@ images, and a factory that builds its accumulator (`posetransfer.metrics.collect
 a `MetricContext`: the run's options and the networks, loaded once and shared (IS and mask-IS
 use one Inception classifier). The runner only loops over the requested names: `setup_metric`
 checks the needs and calls the factory, and a need that is not met, or weights that cannot be
-found, surfaces as `MetricUnavailable` with a message that says how to fix it.
+found (or a damaged cached file), surfaces as `MetricUnavailable` with a message that says how
+to fix it. A file the user gave that is not what the metric needs is an `InputError`.
 
 Adding a metric is one accumulator in `collect` and one registered factory here. Importing
 this module is cheap: each factory imports torch and its network code when it runs.
@@ -34,7 +35,7 @@ from posetransfer.metrics.collect import (
     Sample,
     masked_pair,
 )
-from posetransfer.metrics.weights import MetricUnavailable, resolve
+from posetransfer.metrics.weights import MetricUnavailable, how_to_get, resolve
 
 
 @dataclass
@@ -50,6 +51,7 @@ class MetricContext:
     real_dir_hint: str  # what to say when there are none
     real_stats: Path | None  # cache of the real set's FID statistics
     keypoints: Path | None  # keypoints estimated on the generated images, for PCKh
+    image_size: tuple[int, int] | None = None  # (height, width) of the images, when known
     weights: Mapping[str, Path] = field(default_factory=dict)  # explicit files by network
     networks: Mapping[str, Any] = field(default_factory=dict)  # injected, already built
     download: bool = False  # let missing weights be downloaded
@@ -59,14 +61,21 @@ class MetricContext:
         """The injected network ``name``, or the one ``loader`` builds from its weights (once).
 
         Raises:
-            MetricUnavailable: when the weights cannot be found (the message says how to get
-                them).
+            MetricUnavailable: when the weights cannot be found, or the cached file is damaged
+                (the message says how to get them).
+            InputError: the file given for ``name`` (``weights``) is missing or not its weights.
         """
         if name in self.networks:
             return self.networks[name]
         if name not in self._loaded:
-            path = resolve(name, self.weights.get(name), self.download)
-            self._loaded[name] = loader(path, self.device)
+            given = self.weights.get(name)
+            path = resolve(name, given, self.download)
+            try:
+                self._loaded[name] = loader(path, self.device)
+            except InputError as e:
+                if given is not None:
+                    raise  # the user's file: a mistake to fix, not a metric to leave out
+                raise MetricUnavailable(f"damaged cached file: {e}; {how_to_get(name)}") from None
         return self._loaded[name]
 
 
@@ -130,8 +139,10 @@ def setup_metric(name: str, ctx: MetricContext) -> Metric:
     """Build the accumulator of the registered metric ``name``.
 
     Raises:
-        MetricUnavailable: a need is not met, or a network cannot be had; says how to fix it.
-        InputError: a given file is not what the metric needs (e.g. wrong weights).
+        MetricUnavailable: a need is not met, or a network cannot be had (no weights in the
+            libraries' caches, a damaged cached file, a package missing); says how to fix it.
+        InputError: a file the user gave is missing or not what the metric needs (e.g. wrong
+            weights, an unreadable keypoint file); the runner lets it through.
     """
     spec = METRICS[name]
     for need in spec.needs:
@@ -218,21 +229,26 @@ def _ds(ctx: MetricContext) -> Metric:
 @register_metric("pckh", "PCKh", needs=(annotations,))
 def _pckh(ctx: MetricContext) -> Metric:
     """PCKh@0.5 of keypoints estimated on the generated images against the target's."""
-    predict, source, close = _keypoint_predictor(ctx.keypoints, ctx.networks)
+    predict, source, close = _keypoint_predictor(ctx.keypoints, ctx.networks, ctx.image_size)
     return PCKhMetric(predict, source, close=close)
 
 
 def _keypoint_predictor(
-    keypoints: Path | None, networks: Mapping[str, Any]
+    keypoints: Path | None,
+    networks: Mapping[str, Any],
+    image_size: tuple[int, int] | None = None,
 ) -> tuple[Callable[[Sample], np.ndarray | None], str, Callable[[], None] | None]:
-    """(keypoints of a sample's generated image, where they come from, how to release it)."""
+    """(keypoints of a sample's generated image, where they come from, how to release it).
+
+    A keypoint file placing joints off ``image_size`` gets a `KeypointWarning`.
+    """
     if "keypoints" in networks:
         detect = networks["keypoints"]
         return (lambda s: np.asarray(detect(s.fake))), "injected estimator", None
     if keypoints is not None:
         from posetransfer.pose import read_annotations
 
-        table = read_annotations(keypoints)
+        table = read_annotations(keypoints, image_size=image_size)
         by_stem = {Path(name).stem: kps for name, kps in table.items()}
 
         def lookup(s: Sample) -> np.ndarray | None:

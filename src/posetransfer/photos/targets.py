@@ -12,8 +12,8 @@
   image of that size, framed (`array_target`).
 
 Keypoints of another image are brought into the frame with `frame_skeleton`, the rule that
-frames source photos. Joints outside their image are treated as missing with an
-`posetransfer.photos.framing.KeypointWarning`; a pose left with fewer than two joints is an
+frames source photos. Joints outside their image are treated as missing with a
+`posetransfer.pose.KeypointWarning`; a pose left with fewer than two joints is an
 `InputError`. Detection is passed in (``detect``), so these functions load no model themselves.
 """
 

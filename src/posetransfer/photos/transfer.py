@@ -51,8 +51,8 @@ from posetransfer.photos.framing import (
     frame_person,
 )
 from posetransfer.photos.targets import ImageInput, TargetPose, read_photo
-from posetransfer.pose import keypoints_to_heatmaps, require_torso
-from posetransfer.visualize import hstack, skeleton_image
+from posetransfer.pose import draw_skeleton, keypoints_to_heatmaps, require_torso
+from posetransfer.visualize import hstack
 
 if TYPE_CHECKING:
     from posetransfer.photos.detect import Detection, KeypointDetector
@@ -111,8 +111,8 @@ class TransferResult:
         return hstack(
             [
                 self.source.image,
-                skeleton_image(self.source.kps, h, w),
-                skeleton_image(self.tgt_kps, h, w),
+                draw_skeleton(self.source.kps, h, w),
+                draw_skeleton(self.tgt_kps, h, w),
                 self.generated,
             ]
         )
@@ -238,7 +238,7 @@ class PoseTransfer:
         Args:
             image: a path, PIL image or uint8 array.
             kps: the person's (18, 2) keypoints in the photo, to skip detection; joints outside
-                the photo are treated as missing, with an `KeypointWarning`.
+                the photo are treated as missing, with a `KeypointWarning`.
             what: how messages name the photo (default: its path, or "source image").
 
         Raises:
