@@ -1,6 +1,9 @@
 """Checkpoint files: the checksum manifest, finding an intact checkpoint, untrusted pickles."""
 
+import errno
+import io
 import json
+import os
 import shutil
 import warnings
 
@@ -132,7 +135,7 @@ def test_failed_save_leaves_no_temporary_folder(tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(ckpt_mod, "save_file", broken)
+    monkeypatch.setattr(ckpt_mod, "to_safetensors", broken)
     with pytest.raises(OSError):
         write(run, 2)
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["latest", "step-0000001"]
@@ -186,3 +189,65 @@ def test_truncated_weights_without_a_manifest_are_one_clear_error(tmp_path):
     path.write_bytes(path.read_bytes()[:-100])
     with pytest.raises(InputError, match="generator.safetensors: unreadable weights"):
         load_generator(ckpt)
+
+
+def _no_space(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+class _FullDiskFile(io.FileIO):
+    def write(self, data):
+        _no_space()
+
+
+@pytest.mark.parametrize("fails", ["write", "fsync"])
+def test_full_disk_during_a_save_is_one_error_naming_the_file(tmp_path, monkeypatch, fails):
+    run = tmp_path / "run"
+    write(run, 1)
+    if fails == "write":
+        monkeypatch.setattr(
+            os, "fdopen", lambda fd, *a, **k: io.BufferedWriter(_FullDiskFile(fd, "w"))
+        )
+    else:
+        monkeypatch.setattr(os, "fsync", _no_space)
+    with pytest.raises(InputError, match="generator.safetensors: no space left on the device"):
+        write(run, 2)
+    monkeypatch.undo()
+    ckpts = run / "checkpoints"
+    assert sorted(p.name for p in ckpts.iterdir()) == ["latest", "step-0000001"]
+    assert (ckpts / "latest").read_text() == "step-0000001\n"
+    verify_checkpoint(ckpts / "step-0000001", names=None)
+
+
+def test_fallback_past_a_damaged_latest_stays_on_its_branch(tmp_path):
+    run = tmp_path / "run"
+    for step in (1, 2, 3):  # step 3: left by a run that later resumed from step 2
+        write(run, step)
+    (run / "checkpoints" / "latest").write_text("step-0000002\n")
+    flip_a_byte(run / "checkpoints" / "step-0000002" / "generator.safetensors")
+    with pytest.warns(CheckpointWarning, match="skipped step-0000002 .*; using step-0000001$"):
+        assert resolve_checkpoint(run).name == "step-0000001"
+
+
+def test_fallback_goes_past_the_latest_step_only_when_nothing_before_is_intact(tmp_path):
+    run = tmp_path / "run"
+    for step in (1, 2, 3):
+        write(run, step)
+    (run / "checkpoints" / "latest").write_text("step-0000002\n")
+    for step in (1, 2):
+        flip_a_byte(run / "checkpoints" / f"step-{step:07d}" / "generator.safetensors")
+    message = "using step-0000003, a later step than the step-0000002 that latest names"
+    with pytest.warns(CheckpointWarning, match=message):
+        assert resolve_checkpoint(run).name == "step-0000003"
+
+
+@pytest.mark.parametrize(
+    "content", [b"\x80\x00\xff binary", b"", b"../../elsewhere", b"step-0000001/../step-0000002"]
+)
+def test_latest_not_naming_a_step_is_ignored_with_a_warning(tmp_path, content):
+    run = tmp_path / "run"
+    write(run, 1)
+    write(run, 2)
+    (run / "checkpoints" / "latest").write_bytes(content)
+    with pytest.warns(CheckpointWarning, match="skipped latest \\(it does not name a step-N"):
+        assert resolve_checkpoint(run).name == "step-0000002"

@@ -110,3 +110,27 @@ def test_resume_without_a_config_starts_from_the_checkpoint_config(tmp_path):
     resumed = load_config(None, [f"train.resume={run}", "train.lr=0.01"])
     assert (resumed.train.iterations, resumed.data.sigma, resumed.train.lr) == (7, 3.0, 0.01)
     assert resumed.train.resume == str(run)
+
+
+def test_empty_resume_value_is_refused_naming_the_field():
+    for name in (None, "synthetic"):
+        with pytest.raises(InputError, match="train.resume='': empty") as e:
+            load_config(name, ["train.resume="])
+        assert e.value.flag_message().startswith("--train.resume '': empty; name the run")
+
+
+def test_resume_none_starts_a_new_run():
+    assert load_config("synthetic", ["train.resume=none"]).train.resume is None
+
+
+def test_resume_config_records_its_checkpoint_but_does_not_save_it(tmp_path):
+    from posetransfer.checkpoint import save_checkpoint
+    from posetransfer.models.registry import create_generator
+
+    run = tmp_path / "run"
+    ckpt = run / "checkpoints" / "step-0000003"
+    save_checkpoint(ckpt, create_generator("patn_tiny"), "patn_tiny", {}, load_config(), 3)
+    resumed = load_config(None, [f"train.resume={run}"])
+    assert resumed.base_checkpoint == str(ckpt)
+    assert set(resumed.to_dict()) == {"data", "model", "loss", "train"}
+    assert load_config("synthetic").base_checkpoint is None

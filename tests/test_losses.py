@@ -8,7 +8,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from posetransfer.config import LossConfig
-from posetransfer.losses import GANLoss, GeneratorLoss, ImagePool, discriminator_step
+from posetransfer.errors import InputError
+from posetransfer.losses import (
+    GANLoss,
+    GeneratorLoss,
+    ImagePool,
+    PerceptualLoss,
+    discriminator_step,
+)
 
 H, W = 16, 8
 
@@ -160,3 +167,24 @@ def test_gan_loss_targets_of_bce_and_lsgan():
     assert torch.allclose(ls(p, False), (p**2).mean())
     with pytest.raises(ValueError, match="bce or lsgan"):
         GANLoss("wgan")
+
+
+def test_missing_vgg_weights_name_the_config_fields(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    with pytest.raises(InputError) as e:
+        PerceptualLoss()
+    assert "set loss.vgg_weights=PATH" in str(e.value)
+    assert "loss.lambda_perceptual=0" in str(e.value)
+    missing = tmp_path / "nope.pth"
+    with pytest.raises(InputError) as e:
+        PerceptualLoss(missing)
+    assert e.value.flag_message() == f"--loss.vgg_weights {missing}: file not found"
+
+
+def test_vgg_weights_saved_as_a_pickled_module_are_refused(tmp_path):
+    path = tmp_path / "vgg19.pth"
+    torch.save(nn.Sequential(nn.Conv2d(3, 64, 3)), path)
+    with pytest.raises(
+        InputError, match="vgg19.pth: the VGG19 weights file holds a pickled Python"
+    ):
+        PerceptualLoss(path)

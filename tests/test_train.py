@@ -16,6 +16,7 @@ from conftest import tiny_overrides
 from posetransfer import checkpoint as ckpt_mod
 from posetransfer.checkpoint import load_generator, resolve_checkpoint
 from posetransfer.checkpoint_files import write_manifest
+from posetransfer.cli import main
 from posetransfer.config import load_config
 from posetransfer.errors import InputError
 from posetransfer.losses import PerceptualLoss
@@ -136,7 +137,7 @@ def test_checkpoint_write_is_atomic(tiny_root, tmp_path, monkeypatch):
     def broken(*a, **k):
         raise OSError("disk full")
 
-    monkeypatch.setattr(ckpt_mod, "save_file", broken)
+    monkeypatch.setattr(ckpt_mod, "to_safetensors", broken)
     model, _ = load_generator(run)
     with pytest.raises(OSError):
         ckpt_mod.save_checkpoint(
@@ -205,13 +206,17 @@ def test_ctrl_c_checkpoints_and_resumes(tiny_root, tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     assert proc.returncode == 130, out  # the shell's code for a process stopped by SIGINT
-    assert "stopped at step" in out
-    ckpt = resolve_checkpoint(tmp_path / "00000-patn_tiny-synthetic")
+    run = tmp_path / "00000-patn_tiny-synthetic"
+    ckpt = resolve_checkpoint(run)
     step = int(ckpt.name.split("-")[1])
+    assert out.count(f"interrupted at step {step}; continue with --train.resume {run}") == 1, out
     assert step >= 2
-    state = torch.load(ckpt / "train_state.pt", weights_only=False)
+    state = torch.load(ckpt / "train_state.pt", weights_only=True)
     assert state["step"] == step
     load_generator(ckpt)
+    # Resuming continues from that checkpoint to the end.
+    assert main(["train", "--train.resume", str(run), "--train.iterations", str(step + 2)]) == 0
+    assert resolve_checkpoint(run).name == f"step-{step + 2:07d}"
 
 
 def test_torchrun_two_cpu_processes(tiny_root, tmp_path):
@@ -250,8 +255,8 @@ def test_torchrun_two_cpu_processes(tiny_root, tmp_path):
     runs = list(tmp_path.glob("0*-patn_tiny-synthetic"))
     assert len(runs) == 1  # only rank 0 makes the run directory
     ckpt = resolve_checkpoint(runs[0])
-    state = torch.load(ckpt / "train_state.pt", weights_only=False)
-    assert state["step"] == 2 and len(state["ranks"]) == 2
+    state = torch.load(ckpt / "train_state.pt", weights_only=True)
+    assert state["step"] == 2 and len(state["ranks"]) == 2 and state["world"] == 2
     load_generator(runs[0])
 
 

@@ -9,16 +9,17 @@
                                     lists and dicts only: read with ``torch.load(weights_only=True)``)
         manifest.json               size and sha256 of each file above, written last
 
-Every checkpoint is written to a temporary directory and renamed into place, so an interrupted
-write never leaves a half-written checkpoint; ``checkpoints/latest`` names the newest one. Loading
+Every checkpoint is serialised in memory, written file by file (each flushed to disk) into a
+temporary directory, and renamed into place, so an interrupted or failed write (a full disk)
+never leaves a half-written checkpoint; ``checkpoints/latest`` names the newest one. Loading
 checks the files it reads against the manifest, so a truncated or corrupted file is an error
 naming it rather than weights that load silently wrong (see `posetransfer.checkpoint_files`).
 """
 
 from __future__ import annotations
 
+import io
 import os
-import pickle
 import re
 import shutil
 from dataclasses import dataclass, field
@@ -28,7 +29,8 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as to_safetensors
 from torch import nn
 
 from posetransfer.checkpoint_files import (
@@ -42,12 +44,13 @@ from posetransfer.checkpoint_files import (
     checkpoint_steps,
     read_saved_config,
     resolve_checkpoint,
+    torch_file_failure,
     verify_checkpoint,
     write_manifest,
 )
 from posetransfer.config import Config, config_from_dict
 from posetransfer.errors import InputError
-from posetransfer.files import atomic_write, remove_partial
+from posetransfer.files import atomic_write, disk_error, load_torch_file, remove_partial
 
 __all__ = [
     "CONFIG_FILE",
@@ -109,43 +112,62 @@ def save_checkpoint(
 ) -> Path:
     """Write a checkpoint directory atomically and return its path.
 
-    The files go into a temporary folder beside ``ckpt_dir``, the manifest last; the folder is
-    then renamed into place and ``latest`` updated. A failed write removes the temporary folder
-    and leaves every existing checkpoint as it was.
+    Every file is serialised in memory first, then written (and flushed to disk) into a temporary
+    folder beside ``ckpt_dir``, the manifest last; the folder is then renamed into place and
+    ``latest`` updated. A failed write removes the temporary folder and leaves every existing
+    checkpoint as it was.
+
+    Raises:
+        InputError: a write failed, naming the file; a full disk says so.
     """
     ckpt_dir = Path(ckpt_dir)
+    contents = {GENERATOR_FILE: to_safetensors(_state_for_safetensors(generator))}
+    if discriminators:
+        sd: dict[str, torch.Tensor] = {}
+        for name, d in discriminators.items():
+            sd.update(_state_for_safetensors(d, prefix=f"{name}."))
+        contents[DISCRIMINATORS_FILE] = to_safetensors(sd)
+    meta = {
+        "generator": {"name": generator_name, "kwargs": dict(generator_kwargs)},
+        "step": step,
+        **cfg.to_dict(),
+    }
+    contents[CONFIG_FILE] = yaml.safe_dump(meta, sort_keys=False).encode()
+    if train_state is not None:
+        buffer = io.BytesIO()
+        torch.save(train_state, buffer)
+        contents[STATE_FILE] = buffer.getvalue()
+
     tmp = ckpt_dir.with_name(f".{ckpt_dir.name}.tmp-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
     try:
+        if tmp.exists():
+            shutil.rmtree(tmp)
         tmp.mkdir(parents=True)
-        save_file(_state_for_safetensors(generator), tmp / GENERATOR_FILE)
-        if discriminators:
-            sd: dict[str, torch.Tensor] = {}
-            for name, d in discriminators.items():
-                sd.update(_state_for_safetensors(d, prefix=f"{name}."))
-            save_file(sd, tmp / DISCRIMINATORS_FILE)
-        meta = {
-            "generator": {"name": generator_name, "kwargs": dict(generator_kwargs)},
-            "step": step,
-            **cfg.to_dict(),
-        }
-        (tmp / CONFIG_FILE).write_text(yaml.safe_dump(meta, sort_keys=False))
-        if train_state is not None:
-            torch.save(train_state, tmp / STATE_FILE)
-        write_manifest(tmp)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if ckpt_dir.exists():  # re-saving the same step: swap the old one out first
-        old = ckpt_dir.with_name(f".{ckpt_dir.name}.old-{os.getpid()}")
-        ckpt_dir.rename(old)
-        tmp.rename(ckpt_dir)
-        shutil.rmtree(old)
-    else:
-        tmp.rename(ckpt_dir)
+        for name, data in contents.items():
+            atomic_write(tmp / name, data)
+        write_manifest(tmp, contents)
+        _move_into_place(tmp, ckpt_dir)
+    except OSError as e:
+        raise disk_error(ckpt_dir, e) from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # left only by a failed write
     atomic_write(ckpt_dir.parent / LATEST_FILE, ckpt_dir.name + "\n")
     return ckpt_dir
+
+
+def _move_into_place(tmp: Path, ckpt_dir: Path) -> None:
+    """Rename a written checkpoint folder to its name, swapping out an earlier copy of the step."""
+    if not ckpt_dir.exists():
+        tmp.rename(ckpt_dir)
+        return
+    old = ckpt_dir.with_name(f".{ckpt_dir.name}.old-{os.getpid()}")
+    ckpt_dir.rename(old)
+    try:
+        tmp.rename(ckpt_dir)
+    except BaseException:
+        old.rename(ckpt_dir)
+        raise
+    shutil.rmtree(old, ignore_errors=True)  # what is left, `remove_orphans` clears
 
 
 def prune_checkpoints(checkpoints_dir: Path, keep: int, newest: Path | None = None) -> None:
@@ -222,25 +244,22 @@ def read_train_state(ckpt: Path) -> dict[str, Any]:
     if not path.is_file():
         raise InputError(f"{ckpt}: no {STATE_FILE}: a checkpoint for inference only, not resumable")
     try:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError:  # perhaps a file of an earlier version (see above)
+        state = load_torch_file(path, "training state")
+    except InputError as first:
+        if torch_file_failure(first)[0] is None:  # damaged: no allowed class would help
+            raise
+        try:  # perhaps a file of an earlier version (see above)
             with torch.serialization.safe_globals(_LEGACY_NUMPY_GLOBALS):
-                state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        named = re.search(r"GLOBAL ([\w.]+)", str(e))
-        why = (
-            f"it holds pickled Python objects ({named.group(1)}), which are never loaded"
-            if named
-            else "damaged, or not a PyTorch file"
-        )
-        raise InputError(f"{path}: unreadable training state ({why})") from None
-    except Exception as e:  # torch raises many types for a truncated or foreign file
-        first = (str(e).strip().splitlines() or [""])[0]
-        raise InputError(
-            f"{path}: unreadable training state ({type(e).__name__}: {first})"
-        ) from None
-    if not isinstance(state, dict) or "step" not in state:
+                state = load_torch_file(path, "training state")
+        except InputError as e:
+            refused, _ = torch_file_failure(e)
+            if refused is None:
+                raise
+            raise InputError(
+                f"{path}: unreadable training state (it holds pickled Python objects "
+                f"({refused}), which are never loaded)"
+            ) from None
+    if not isinstance(state, dict) or not isinstance(state.get("step"), int):
         raise InputError(f"{path}: not a training state (no step recorded)")
     return state
 

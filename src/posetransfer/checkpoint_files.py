@@ -13,8 +13,9 @@ reads the config saved with a resumed run) and `posetransfer.checkpoint` (which 
 A checkpoint is intact when every file its manifest lists is there with its recorded size and
 sha256. Checkpoints written before manifests existed have none; their files are taken as they
 are. `resolve_checkpoint` turns a run directory into its newest intact checkpoint: the one
-``latest`` names or, when that one is missing or damaged, the newest intact ``step-*`` directory,
-with a `CheckpointWarning` naming each one it skipped.
+``latest`` names or, when that one is missing or damaged, the newest intact ``step-*`` directory
+of no later step (later ones belong to a branch a resume from an earlier step abandoned), with a
+`CheckpointWarning` naming each one it skipped.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 import re
 import warnings
 from collections.abc import Iterable
@@ -61,19 +63,29 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def write_manifest(folder: Path) -> Path:
+def write_manifest(folder: Path, written: dict[str, bytes] | None = None) -> Path:
     """Record the size and sha256 of every file in a checkpoint folder in its manifest.
 
-    Each file is flushed to disk first, so that a checkpoint renamed into place after this call
-    survives a power cut with the bytes its manifest describes. The manifest is written last.
+    The manifest is written last, so that a checkpoint renamed into place after this call
+    survives a power cut with the bytes its manifest describes.
+
+    Args:
+        folder: the checkpoint folder.
+        written: the bytes of each file, as just written durably (`posetransfer.files.atomic_write`);
+            recorded without reading them back. None reads every file in the folder, flushing
+            each to disk first.
     """
     files: dict[str, dict[str, Any]] = {}
-    for path in sorted(folder.iterdir()):
-        if not path.is_file() or path.name == MANIFEST_FILE:
-            continue
-        with path.open("rb") as f:
-            os.fsync(f.fileno())
-        files[path.name] = {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
+    if written is not None:
+        for name, data in sorted(written.items()):
+            files[name] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    else:
+        for path in sorted(folder.iterdir()):
+            if not path.is_file() or path.name == MANIFEST_FILE:
+                continue
+            with path.open("rb") as f:
+                os.fsync(f.fileno())
+            files[path.name] = {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
     return atomic_write(folder / MANIFEST_FILE, json.dumps({"files": files}, indent=1) + "\n")
 
 
@@ -151,27 +163,46 @@ def checkpoint_steps(checkpoints_dir: Path) -> list[Path]:
     if not checkpoints_dir.is_dir():
         return []
     steps = [p for p in checkpoints_dir.iterdir() if p.is_dir() and _STEP_DIR.fullmatch(p.name)]
-    return sorted(steps, key=lambda p: int(p.name[5:]), reverse=True)
+    return sorted(steps, key=_step, reverse=True)
 
 
-def run_dir_of(path: str | Path) -> Path:
-    """The run directory of a checkpoint, a run's ``checkpoints/`` folder, or a run directory."""
-    p = Path(path)
-    if not p.exists():
-        raise InputError(f"checkpoint not found: {p}")
-    if is_checkpoint_dir(p):
-        return p.parent.parent
-    if p.name == CHECKPOINTS_DIR and not (p / CHECKPOINTS_DIR).is_dir():
-        return p.parent
-    return p
+def _step(ckpt: Path) -> int:
+    return int(ckpt.name[5:])
+
+
+def _latest(folder: Path, steps: list[Path], skipped: list[str]) -> str | None:
+    """The checkpoint ``latest`` names, put first in ``steps`` when there; None without one.
+
+    Only a ``step-N`` name counts: anything else in the file (binary, empty, a path) is ignored,
+    noted in ``skipped``.
+    """
+    path = folder / LATEST_FILE
+    if not path.is_file():
+        return None
+    try:
+        name = path.read_bytes().decode("ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        name = ""
+    if not _STEP_DIR.fullmatch(name):
+        skipped.append(f"{LATEST_FILE} (it does not name a step-N checkpoint)")
+        return None
+    named = folder / name
+    if named.is_dir():  # a step-N directory: one of ``steps``
+        steps.remove(named)
+        steps.insert(0, named)
+    elif steps:
+        skipped.append(f"{name} (named by {LATEST_FILE}, no longer there)")
+    return name
 
 
 def resolve_checkpoint(path: str | Path, names: Iterable[str] | None = REQUIRED_FILES) -> Path:
     """The intact checkpoint a path names: a checkpoint, a run directory or its checkpoints/.
 
     A checkpoint directory is checked as it is. For a run directory, the checkpoint ``latest``
-    names comes first, then the ``step-*`` directories newest first; the first intact one is
-    returned, with a `CheckpointWarning` naming those skipped.
+    names comes first, then the other ``step-*`` directories of no later step, newest first: a
+    later step is one that a run resumed from an earlier checkpoint has not reached again yet,
+    a branch it abandoned. Only when none of those is intact do the later ones follow. The first
+    intact one is returned, with a `CheckpointWarning` naming those skipped.
 
     Args:
         path: where to look.
@@ -191,29 +222,51 @@ def resolve_checkpoint(path: str | Path, names: Iterable[str] | None = REQUIRED_
     folder = p / CHECKPOINTS_DIR if (p / CHECKPOINTS_DIR).is_dir() else p
     candidates = checkpoint_steps(folder)
     skipped: list[str] = []
-    latest = folder / LATEST_FILE
-    if latest.is_file():
-        named = folder / latest.read_text().strip()
-        if named.is_dir():
-            candidates = [named] + [c for c in candidates if c != named]
-        elif candidates:
-            skipped.append(f"{named.name} (named by {LATEST_FILE}, no longer there)")
+    latest_name = _latest(folder, candidates, skipped)
+    latest = None if latest_name is None else int(latest_name[5:])
     if not candidates:
         raise InputError(
             f"{p}: not a checkpoint (no {GENERATOR_FILE}) nor a run directory with checkpoints"
         )
-    for ckpt in candidates:
+    later = [c for c in candidates if latest is not None and _step(c) > latest]
+    for ckpt in [c for c in candidates if c not in later] + later:
         problem = checkpoint_problem(ckpt, names)
         if problem is None:
+            using = ckpt.name
+            if ckpt in later:
+                using += (
+                    f", a later step than the {latest_name} that {LATEST_FILE} names "
+                    "(none up to that step is intact)"
+                )
             if skipped:
                 warnings.warn(
-                    f"{folder}: skipped {'; '.join(skipped)}; using {ckpt.name}",
+                    f"{folder}: skipped {'; '.join(skipped)}; using {using}",
                     CheckpointWarning,
                     stacklevel=2,
                 )
             return ckpt
         skipped.append(f"{ckpt.name} ({problem})")
     raise InputError(f"{folder}: no intact checkpoint: {'; '.join(skipped)}")
+
+
+def torch_file_failure(error: InputError) -> tuple[str | None, str]:
+    """Why `posetransfer.files.load_torch_file` refused a file, for callers that reword it.
+
+    Returns:
+        (the Python class a refused pickle names, or None; torch's reason in a few words).
+        `load_torch_file` raises its InputError while handling torch's own exception, which is
+        therefore the error's ``__context__``.
+    """
+    cause = error.__context__
+    if isinstance(cause, pickle.UnpicklingError):
+        named = re.search(r"GLOBAL ([\w.]+)", str(cause))
+        if named is not None:
+            return named.group(1), "it holds a pickled Python object"
+        return None, "damaged, or not a PyTorch file"
+    if cause is None:
+        return None, str(error)
+    first = (str(cause).strip().splitlines() or [""])[0]
+    return None, f"{type(cause).__name__}: {first}"
 
 
 def read_saved_config(ckpt: Path) -> dict[str, Any]:

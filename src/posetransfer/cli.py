@@ -44,9 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as e:
         print(f"posetransfer {args.command}: error: {e.flag_message()}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         print(f"posetransfer {args.command}: interrupted", file=sys.stderr)
-        return 130
+        # 130 for Ctrl-C; an interrupted training (e.g. inside demo) knows its signal (143: SIGTERM)
+        return getattr(e, "exit_code", 130)
     except BrokenPipeError:  # e.g. `posetransfer ... | head`
         sys.stderr.close()
         return 0

@@ -175,7 +175,8 @@ class TrainConfig:
     run_name: str | None = None
     """Suffix of the run directory name; defaults to <generator>-<dataset>."""
     resume: str | None = None
-    """A run or checkpoint directory to resume from exactly (a run: its newest intact one)."""
+    """A run directory to resume exactly (from its newest intact checkpoint), or one checkpoint of
+    it, ``RUN/checkpoints/step-N``."""
     progress: bool = True
     """Show a progress bar."""
 
@@ -201,11 +202,17 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    base_checkpoint: str | None = field(default=None, compare=False, repr=False, kw_only=True)
+    """Not a setting: the checkpoint whose saved config this one was built on, when `load_config`
+    resumed without a config file. Training then resumes exactly that checkpoint, so that its
+    settings and its weights come from the same one. Not saved."""
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The sections as nested dicts: what config.yaml holds."""
+        return {name: dataclasses.asdict(getattr(self, name)) for name in _SECTION_TYPES}
 
     def to_yaml(self) -> str:
+        """`to_dict` as YAML."""
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
@@ -334,6 +341,28 @@ def apply_overrides(d: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     return d
 
 
+def resume_override(overrides: list[str]) -> str | None:
+    """The run or checkpoint that ``train.resume=...`` overrides ask to resume (the last one wins).
+
+    ``none`` (or ``null``, ``~``) means not resuming, as for any optional field. An empty value is
+    refused: it is most often an unset shell variable, and starting a new run in its place would
+    go unnoticed.
+
+    Raises:
+        InputError: an empty ``train.resume=`` (``arg="train.resume"``).
+    """
+    values = [v for k, v in map(parse_override, overrides) if k == ["train", "resume"]]
+    if not values:
+        return None
+    if not values[-1]:
+        raise InputError(
+            "train.resume='': empty; name the run directory (or checkpoint) to resume, or leave "
+            "train.resume out to start a new run",
+            arg="train.resume",
+        )
+    return None if values[-1].lower() in _NONE_WORDS else values[-1]
+
+
 def load_config(
     name_or_path: str | Path | None = None, overrides: list[str] | None = None
 ) -> Config:
@@ -342,18 +371,24 @@ def load_config(
     Args:
         name_or_path: e.g. "market_patn", "fashion_patn", "synthetic", or a path; None for
             defaults, or, when the overrides hold ``train.resume=RUN``, the config saved with
-            the checkpoint that resuming continues from (RUN's newest intact one), so that a
-            resumed run keeps its settings; the other overrides then change only the fields
-            that may change on resume (see `posetransfer.train.resume`).
+            the checkpoint that resuming continues from (RUN's newest intact one, recorded in
+            `Config.base_checkpoint`), so that a resumed run keeps its settings; the other
+            overrides then change only the fields that may change on resume (see
+            `posetransfer.train.resume`).
         overrides: e.g. ["train.batch_size=8", "model.ngf=32"].
+
+    Raises:
+        InputError: an unknown config, bad YAML, an unknown or ill-typed field, an empty
+            ``train.resume`` (see `resume_override`), or no intact checkpoint to resume.
     """
     overrides = list(overrides or [])
     base: dict[str, Any] = {}
     origin = "defaults"
-    resume = [v for k, v in map(parse_override, overrides) if k == ["train", "resume"] and v]
-    if name_or_path is None and resume:
+    resume = resume_override(overrides)
+    ckpt = None
+    if name_or_path is None and resume is not None:
         # The checkpoint that training will resume from: all of its files intact.
-        ckpt = resolve_checkpoint(resume[-1], names=None)
+        ckpt = resolve_checkpoint(resume, names=None)
         base = read_saved_config(ckpt)
         for key in ("generator", "step"):  # saved beside the config sections
             base.pop(key, None)
@@ -368,7 +403,10 @@ def load_config(
     merged = apply_overrides(base, overrides)
     if overrides:
         origin += " with the command-line overrides"
-    return config_from_dict(merged, origin)
+    cfg = config_from_dict(merged, origin)
+    if ckpt is not None:
+        cfg = dataclasses.replace(cfg, base_checkpoint=str(ckpt))
+    return cfg
 
 
 def cli_overrides(extra: list[str]) -> list[str]:

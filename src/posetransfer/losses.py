@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from posetransfer.errors import InputError
+from posetransfer.files import load_torch_file
 
 VGG19_FILE = "vgg19-dcbb9e9d.pth"  # torchvision's IMAGENET1K_V1 weights
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -42,7 +43,7 @@ def vgg_weights_path(path: str | Path | None) -> Path:
     if path is not None:
         p = Path(path).expanduser()
         if not p.is_file():
-            raise InputError(f"loss.vgg_weights: file not found: {p}")
+            raise InputError(f"loss.vgg_weights={p}: file not found", arg="loss.vgg_weights")
         return p
     p = Path(torch.hub.get_dir()) / "checkpoints" / VGG19_FILE
     if not p.is_file():
@@ -50,8 +51,9 @@ def vgg_weights_path(path: str | Path | None) -> Path:
             f"the perceptual loss needs torchvision's ImageNet VGG19 weights, not found at {p}. "
             'On a machine with internet run: python -c "import torchvision; '
             "torchvision.models.vgg19(weights='IMAGENET1K_V1')\" (or download "
-            f"{VGG19_FILE} from torchvision and pass --loss.vgg_weights PATH). To train without "
-            "the perceptual term, say so explicitly with --loss.lambda_perceptual 0."
+            f"{VGG19_FILE} from torchvision and set loss.vgg_weights=PATH, on the command line "
+            "--loss.vgg_weights PATH). To train without the perceptual term, say so explicitly "
+            "with loss.lambda_perceptual=0 (--loss.lambda_perceptual 0)."
         )
     return p
 
@@ -66,10 +68,7 @@ class PerceptualLoss(nn.Module):
     def __init__(self, weights: str | Path | None = None):
         super().__init__()
         path = vgg_weights_path(weights)
-        try:
-            sd = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:
-            raise InputError(f"{path}: not a readable VGG19 weights file ({e})")
+        sd = load_torch_file(path, "VGG19 weights")
         # torchvision's vgg19().features[:4]: conv1_1, ReLU, conv1_2, ReLU. Only these four
         # tensors are read, so the full 548 MB file or just these layers both work.
         self.features = nn.Sequential(

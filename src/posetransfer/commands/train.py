@@ -55,12 +55,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from posetransfer.config import load_config
+    from posetransfer.config import load_config, resume_override
 
-    resuming = any(o.startswith("train.resume=") for o in args.overrides)
+    resuming = resume_override(args.overrides) is not None
     name = args.config or (None if resuming else "synthetic")
-    # A damaged checkpoint skipped on resume is one warning line (see cli), printed once although
-    # loading the config and training both look for the checkpoint to resume.
+    # Resuming without --config reads the saved config of the checkpoint to resume (a damaged one
+    # skipped is one warning line, see cli); training then resumes that same checkpoint.
     cfg = load_config(name, args.overrides)
     if args.print_config:
         print(cfg.to_yaml())

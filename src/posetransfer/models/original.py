@@ -11,14 +11,15 @@ carrying running statistics the model does not use, and models trained without d
 
 from __future__ import annotations
 
-import pickle
 import re
 from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 
+from posetransfer.checkpoint_files import torch_file_failure
 from posetransfer.errors import InputError
+from posetransfer.files import load_torch_file
 from posetransfer.models.blocks import Norm
 from posetransfer.models.patn import PATN
 
@@ -41,23 +42,15 @@ def _read_state_dict(path_or_state_dict: str | Path | Mapping) -> tuple[dict, st
         if not path.is_file():
             raise InputError(f"checkpoint not found: {path}")
         try:
-            sd = torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as e:
-            # weights_only=True refuses pickled Python objects (a whole model saved with
-            # torch.save(model) names its class) and bytes that are no pickle at all.
-            named = re.search(r"GLOBAL ([\w.]+)", str(e))
-            if named is None:
-                raise InputError(
-                    f"{path}: not a readable PyTorch checkpoint (not a PyTorch file, or damaged)"
-                ) from None
+            sd = load_torch_file(path, "PyTorch checkpoint")
+        except InputError as e:
+            # Reworded for the authors' files, where a whole pickled model is the usual mistake.
+            refused, why = torch_file_failure(e)
+            if refused is None:
+                raise InputError(f"{path}: not a readable PyTorch checkpoint ({why})") from None
             raise InputError(
                 f"{path}: holds a pickled module, not a state dict (it names the Python class "
-                f"{named.group(1)}); load it in the authors' code and save model.state_dict()"
-            ) from None
-        except Exception as e:  # torch raises many types for a bad file
-            first = (str(e).strip().splitlines() or [""])[0]
-            raise InputError(
-                f"{path}: not a readable PyTorch checkpoint ({type(e).__name__}: {first})"
+                f"{refused}); load it in the authors' code and save model.state_dict()"
             ) from None
         if not isinstance(sd, Mapping):
             raise InputError(f"{path}: holds a {type(sd).__name__}, not a state dict of tensors")

@@ -5,20 +5,25 @@ every process sees its own shard of each epoch, rank 0 logs and writes checkpoin
 a numbered directory (see `posetransfer.train.run`) holding its config, stats, sample grids and
 checkpoints; one process at a time trains it (a lock on the directory).
 
-Resuming (``train.resume``: a run directory, whose newest intact checkpoint is used, or a
-checkpoint) restores the networks, optimisers, image pools, step, data order and every RNG, so
-that an interrupted run continues exactly as if it had not stopped. The config may differ from
-the checkpoint's only in the fields that steer the rest of the run (iterations, lr and its decay,
+Resuming (``train.resume``: a run directory, whose newest intact checkpoint is used, or one of
+its checkpoints) restores the networks, optimisers, image pools, step, data order and every RNG,
+so that an interrupted run continues exactly as if it had not stopped. The run is checked before
+anything is built: its lock, the config, the number of processes and ``train.iterations``
+against the checkpoint (`posetransfer.train.resume`). The config may differ from the
+checkpoint's only in the fields that steer the rest of the run (iterations, lr and its decay,
 log/sample/checkpoint intervals, checkpoints kept, time budget, progress bar, device, data
 workers): those apply after the checkpoint's step and are recorded in the run's
-``config-history.jsonl``; any other changed field is refused (`posetransfer.train.resume`).
+``config-history.jsonl``; any other changed field is refused. Resuming a finished run (its
+checkpoint at ``train.iterations``) trains nothing and returns the run directory.
 
 Ctrl-C or SIGTERM finishes the current step, writes a checkpoint and raises `TrainingInterrupted`
-(a KeyboardInterrupt); the time budget ``train.max_minutes`` also checkpoints, and returns.
+(a KeyboardInterrupt); a signal during the last step or the final checkpoint of a run that
+reaches ``train.iterations`` lets it finish normally. The time budget ``train.max_minutes``
+also checkpoints, and returns.
 
 Modules: `build` (processes, data, networks, optimisers), `state` (the resumable state, saved and
 restored), `step` (one G and D update), `run` (run directory, lock, stats, samples, stopping),
-`resume` (what may change on resume).
+`resume` (what a resume must keep, and what may change).
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from pathlib import Path
 import torch.distributed as dist
 from tqdm import tqdm
 
-from posetransfer.checkpoint_files import CHECKPOINTS_DIR, run_dir_of
+from posetransfer.checkpoint_files import CHECKPOINTS_DIR
 from posetransfer.config import Config
 from posetransfer.train.build import (
     batches,
@@ -68,25 +73,36 @@ def train(cfg: Config) -> Path:
             a run another process is training.
         TrainingInterrupted: Ctrl-C or SIGTERM stopped training (after its checkpoint).
     """
-    # Processes, devices and seeds; fail early on a wrong name or resume path.
+    # Processes, devices and seeds; fail early on a wrong generator name.
     rank, world, device = setup_processes(cfg)
     check_generator_name(cfg)
-    if cfg.train.resume:
-        run_dir_of(cfg.train.resume)
-
-    # Build: data, networks, losses, optimisers.
-    t = build(cfg, rank, world, device)
 
     with contextlib.ExitStack() as stack:
-        # The run directory, locked for the run's lifetime; restore when resuming.
-        run = open_run(cfg, rank, world)
-        stack.callback(run.close)
-        if run.checkpoint is not None:
-            restore_state(t, run.checkpoint)
+        # A resumed run is locked, cleared of leftovers and checked against its checkpoint
+        # before anything is built; a new run gets its directory once everything is built.
+        run = open_run(cfg, rank, world) if cfg.train.resume else None
+        if run is not None:
+            stack.callback(run.close)
+            if run.step >= cfg.train.iterations:
+                if rank == 0:
+                    tqdm.write(
+                        f"{run.dir}: already finished at step {run.step} "
+                        f"(train.iterations={cfg.train.iterations}); nothing to train"
+                    )
+                return run.dir
+
+        # Build: data, networks, losses, optimisers; restore when resuming.
+        t = build(cfg, rank, world, device)
+        if run is None:
+            run = open_run(cfg, rank, world)
+            stack.callback(run.close)
+        else:
+            restore_state(t, run.checkpoint, run.state)
+            run.state = None  # the optimiser states now live in the optimisers
         if rank == 0:
             begin_run(run, cfg, t.step)
         distribute(t)
-        resumed_step = t.step if run.checkpoint is not None else None
+        resumed_step = run.step if run.checkpoint is not None else None
         stats = Stats(run.dir if rank == 0 else None, resumed_step)
         stack.callback(stats.close)
         stop = stack.enter_context(StopRequest(rank))
@@ -119,9 +135,14 @@ def train(cfg: Config) -> Path:
                 break
         if t.step > 0 and t.step != saved_at:
             save_state(t, ckpt_dir)
-        if t.step < cfg.train.iterations and rank == 0:
-            tqdm.write(f"stopped at step {t.step} of {cfg.train.iterations}; resume from {run.dir}")
-    if stop.signalled:
+        finished = t.step >= cfg.train.iterations
+        if not finished and not stop.signalled and rank == 0:  # the time budget is spent
+            tqdm.write(
+                f"stopped at step {t.step} of {cfg.train.iterations}: train.max_minutes="
+                f"{cfg.train.max_minutes} spent"
+            )
+    # A signal that came once the last step was done stops nothing: the run is complete.
+    if stop.signalled and not finished:
         raise TrainingInterrupted(run.dir, t.step, stop.signum)
     return run.dir
 

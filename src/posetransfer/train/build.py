@@ -89,6 +89,12 @@ def setup_processes(cfg: Config) -> tuple[int, int, torch.device]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if cfg.train.batch_size % world:
+        raise InputError(
+            f"train.batch_size={cfg.train.batch_size}: not divisible by the {world} training "
+            "processes (each takes an equal share of every batch)",
+            arg="train.batch_size",
+        )
     device = resolve_device(cfg.train.device, "train.device")
     use_cuda = device.type == "cuda"
     if use_cuda:
@@ -97,10 +103,6 @@ def setup_processes(cfg: Config) -> tuple[int, int, torch.device]:
         torch.cuda.set_device(device)
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if use_cuda else "gloo")
-    if cfg.train.batch_size % world:
-        raise InputError(
-            f"train.batch_size {cfg.train.batch_size} is not divisible by {world} processes"
-        )
     torch.manual_seed(cfg.train.seed + rank)
     random.seed(cfg.train.seed + rank)
     np.random.seed(cfg.train.seed + rank)

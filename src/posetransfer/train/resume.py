@@ -1,8 +1,11 @@
-"""Which config fields a resumed run may change.
+"""What resuming a run must keep from its checkpoint, and which config fields may change.
 
 Resuming continues a run exactly: the networks, optimisers, image pools, data order and every
-RNG come from the checkpoint. The config given with ``train.resume`` is compared with the one
-saved in that checkpoint, field by field:
+RNG come from the checkpoint. So the number of processes must be the one that saved it (each
+process's data shard, RNG states and image pools are stored; see `check_position`), and
+``train.iterations`` must lie beyond its step (equal: the run is finished and nothing is
+trained). The config given with ``train.resume`` is compared with the one saved in that
+checkpoint, field by field:
 
 - `RESUMABLE_FIELDS` only steer the rest of the run (how long, the learning rate and its decay,
   logging and checkpointing, the device, data workers). A changed value applies after the
@@ -65,3 +68,42 @@ def resume_changes(saved: Config, new: Config, ckpt: Path) -> dict[str, tuple[An
             f"{', '.join(RESUMABLE_FIELDS)})"
         )
     return changes
+
+
+def saved_world(state: dict[str, Any]) -> int:
+    """The number of processes that saved a training state (older states: one entry per rank)."""
+    world = state.get("world")
+    if isinstance(world, int) and not isinstance(world, bool):
+        return world
+    ranks = state.get("ranks")
+    return len(ranks) if isinstance(ranks, list) and ranks else 1
+
+
+def check_position(state: dict[str, Any], ckpt: Path, cfg: Config, world: int) -> None:
+    """Refuse resuming ``ckpt`` with another number of processes, or short of its step.
+
+    Args:
+        state: the checkpoint's training state (`posetransfer.checkpoint.read_train_state`).
+        ckpt: the checkpoint, ``RUN/checkpoints/step-N``.
+        cfg: the config to resume with.
+        world: the number of processes resuming it.
+
+    Raises:
+        InputError: a different number of processes, or ``train.iterations`` below the
+            checkpoint's step (``arg="train.iterations"``).
+    """
+    saved = saved_world(state)
+    if saved != world:
+        raise InputError(
+            f"{ckpt}: saved by {saved} training process{'es' if saved > 1 else ''}, resumed by "
+            f"{world}: each process's data shard, RNG states and image pools are part of the "
+            f"checkpoint, so resume it with {saved} process{'es' if saved > 1 else ''}"
+        )
+    step = state["step"]
+    if cfg.train.iterations < step:
+        raise InputError(
+            f"train.iterations={cfg.train.iterations}: fewer than the {step} steps that "
+            f"{ckpt.parent.parent} has trained (checkpoint {ckpt.name}); give more iterations to "
+            "train it further",
+            arg="train.iterations",
+        )

@@ -9,8 +9,11 @@
         samples/             sample grids of test pairs
         checkpoints/         step-NNNNNNN/ directories (see `posetransfer.checkpoint`), `latest`
 
-Under torchrun only rank 0 creates, locks and writes the run directory; the others learn its
-path (and the checkpoint to resume from) by broadcast.
+Resuming (`open_run`) first checks that ``train.resume`` names such a directory, or one of its
+checkpoints, and only then locks it, clears what an interrupted run left there, chooses the
+checkpoint and checks the config against it: all before anything is built. Under torchrun only
+rank 0 creates, locks and writes the run directory; the others learn its path (and the
+checkpoint to resume from) by broadcast.
 """
 
 from __future__ import annotations
@@ -35,16 +38,18 @@ from tqdm import tqdm
 from posetransfer.checkpoint import (
     MANIFEST_FILE,
     read_checkpoint_config,
+    read_train_state,
     remove_orphans,
     resolve_checkpoint,
+    verify_checkpoint,
 )
-from posetransfer.checkpoint_files import CHECKPOINTS_DIR, run_dir_of
+from posetransfer.checkpoint_files import CHECKPOINTS_DIR, is_checkpoint_dir
 from posetransfer.config import Config
 from posetransfer.data.datasets import tensor_to_image
 from posetransfer.errors import InputError
 from posetransfer.files import atomic_write, disk_error, remove_partial
 from posetransfer.train.build import Training
-from posetransfer.train.resume import resume_changes
+from posetransfer.train.resume import check_position, resume_changes
 from posetransfer.visualize import sample_grid, save_png
 
 try:
@@ -56,6 +61,7 @@ LOCK_FILE = ".train.lock"
 CONFIG_FILE = "config.yaml"
 STATS_FILE = "stats.jsonl"
 HISTORY_FILE = "config-history.jsonl"
+SAMPLES_DIR = "samples"
 N_SAMPLES = 8  # test pairs shown in each sample grid
 
 _BUSY = (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK)
@@ -109,6 +115,10 @@ class Run:
     """The checkpoint resumed from; None for a new run."""
     changes: dict[str, tuple[Any, Any]] = field(default_factory=dict)
     """Config fields that differ from the checkpoint's: name -> (saved, new)."""
+    step: int = 0
+    """The checkpoint's step (0 for a new run)."""
+    state: dict[str, Any] | None = field(default=None, repr=False)
+    """The checkpoint's training state, as rank 0 read it to check it (restoring takes it)."""
     lock: RunLock | None = field(default=None, repr=False)
 
     def close(self) -> None:
@@ -136,46 +146,106 @@ def new_run_dir(cfg: Config) -> Path:
         raise disk_error(runs, e) from None
 
 
-def _open_on_rank0(cfg: Config) -> Run:
+def locate_run(path: str | Path) -> tuple[Path, Path | None]:
+    """The run a ``train.resume`` path names, and the checkpoint when it names one; no writes.
+
+    Accepted: a run directory (holding config.yaml and checkpoints/), its checkpoints/ folder,
+    or one of its checkpoints, ``RUN/checkpoints/step-N``. Anything else is refused before the
+    folder is locked or cleaned, so that no folder outside a run is ever touched.
+
+    Raises:
+        InputError: naming the path (``arg="train.resume"``).
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"train.resume={p}: not found", arg="train.resume")
+    ckpt = None
+    if is_checkpoint_dir(p):
+        ckpt, run_dir = p, p.parent.parent
+        inside = p.parent.name == CHECKPOINTS_DIR and bool(re.fullmatch(r"step-\d+", p.name))
+    else:
+        its_checkpoints = p.name == CHECKPOINTS_DIR and not (p / CHECKPOINTS_DIR).is_dir()
+        run_dir = p.parent if its_checkpoints else p
+        inside = True
+    if not (inside and (run_dir / CONFIG_FILE).is_file() and (run_dir / CHECKPOINTS_DIR).is_dir()):
+        raise InputError(
+            f"train.resume={p}: not a run directory (one holding {CONFIG_FILE} and "
+            f"{CHECKPOINTS_DIR}/) nor a checkpoint of one (RUN/{CHECKPOINTS_DIR}/step-N)",
+            arg="train.resume",
+        )
+    return run_dir, ckpt
+
+
+def _choose_checkpoint(cfg: Config, run_dir: Path, named: Path | None) -> Path:
+    """The checkpoint to resume: the config's base, the one named, or the newest intact one."""
+    if cfg.base_checkpoint is None:
+        if named is None:
+            return resolve_checkpoint(run_dir, names=None)
+        verify_checkpoint(named, names=None)
+        return named
+    base = Path(cfg.base_checkpoint)
+    if base.parent.resolve() != (run_dir / CHECKPOINTS_DIR).resolve() or (
+        named is not None and named.resolve() != base.resolve()
+    ):
+        raise InputError(
+            f"train.resume={cfg.train.resume}: the config was read from {base}, a checkpoint "
+            "that path does not name",
+            arg="train.resume",
+        )
+    if not base.is_dir():
+        raise InputError(
+            f"{base}: gone since its config was read (did another process train {run_dir} in "
+            "the meantime?); resume again"
+        )
+    verify_checkpoint(base, names=None)
+    return base
+
+
+def _open_on_rank0(cfg: Config, world: int) -> Run:
     if not cfg.train.resume:
         run_dir = new_run_dir(cfg)
         return Run(run_dir, lock=RunLock(run_dir))
-    run_dir = run_dir_of(cfg.train.resume)
+    run_dir, named = locate_run(cfg.train.resume)
     lock = RunLock(run_dir)
     try:
         for note in remove_orphans(run_dir / CHECKPOINTS_DIR):
             tqdm.write(f"{run_dir / CHECKPOINTS_DIR}: {note} (left by an interrupted run)")
         remove_partial(run_dir)
-        ckpt = resolve_checkpoint(cfg.train.resume, names=None)
+        remove_partial(run_dir / SAMPLES_DIR)
+        ckpt = _choose_checkpoint(cfg, run_dir, named)
         if not (ckpt / MANIFEST_FILE).is_file():
             tqdm.write(f"note: {ckpt} has no {MANIFEST_FILE} (an older checkpoint): not verified")
         changes = resume_changes(read_checkpoint_config(ckpt)[1], cfg, ckpt)
+        state = read_train_state(ckpt)
+        check_position(state, ckpt, cfg, world)
     except BaseException:
         lock.release()
         raise
-    return Run(run_dir, ckpt, changes, lock)
+    return Run(run_dir, ckpt, changes, step=state["step"], state=state, lock=lock)
 
 
 def open_run(cfg: Config, rank: int, world: int) -> Run:
     """The run to train: a new numbered directory, or the resumed run with its checkpoint.
 
-    Rank 0 locks the directory for the run's lifetime (`Run.close` releases it), clears what an
-    interrupted run left there, picks the newest intact checkpoint and checks the config against
-    it; an InputError there is raised in every process.
+    Rank 0 locks the directory for the run's lifetime (`Run.close` releases it). When resuming,
+    it first checks the path (`locate_run`), then, under the lock, clears what an interrupted
+    run left there, picks the checkpoint (the one `Config.base_checkpoint` or ``train.resume``
+    names, else the newest intact one) and checks the config, the number of processes and
+    ``train.iterations`` against it. An InputError there is raised in every process.
     """
     run, error = None, None
     if rank == 0:
         try:
-            run = _open_on_rank0(cfg)
+            run = _open_on_rank0(cfg, world)
         except InputError as e:
             error = e
     if world > 1:
-        shared = [None if run is None else (run.dir, run.checkpoint, run.changes), None]
-        shared[1] = None if error is None else str(error)
+        shared = [None if run is None else (run.dir, run.checkpoint, run.changes, run.step), None]
+        shared[1] = None if error is None else (str(error), error.arg)
         dist.broadcast_object_list(shared, src=0)
         if rank != 0:
             if shared[1] is not None:
-                raise InputError(shared[1])
+                raise InputError(shared[1][0], arg=shared[1][1])
             run = Run(*shared[0])
     if error is not None:
         raise error
@@ -289,7 +359,7 @@ def sample_step(t: Training, run_dir: Path) -> None:
     every, last = t.cfg.train.sample_every, t.cfg.train.iterations
     if t.rank == 0 and (t.step % every == 0 or t.step == last):
         write_samples(
-            t.generator, t.sample_set, run_dir / "samples" / f"step-{t.step:07d}.png", t.device
+            t.generator, t.sample_set, run_dir / SAMPLES_DIR / f"step-{t.step:07d}.png", t.device
         )
 
 

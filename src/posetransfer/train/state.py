@@ -4,6 +4,7 @@ Besides the weights, a checkpoint's ``train_state.pt`` holds, in tensors, number
 dicts only (so that it loads with ``torch.load(weights_only=True)``):
 
     step, epoch, batch_in_epoch   the position: steps done, and batches of this epoch done
+    world                         the number of processes (a resume must use as many)
     optimizers                    the Adam state of G, D_app and D_shape
     loader_generator              the DataLoader's generator state (its workers' seeds)
     ranks                         per process, in rank order: RNG states (torch, CUDA, Python,
@@ -32,7 +33,6 @@ from posetransfer.checkpoint import (
     save_checkpoint,
 )
 from posetransfer.errors import InputError
-from posetransfer.files import disk_error
 from posetransfer.train.build import Training, make_schedulers
 
 
@@ -74,7 +74,8 @@ def save_state(t: Training, checkpoints_dir: Path) -> Path:
     """Write a checkpoint of ``t`` at its step (rank 0; every process must call it).
 
     Each process contributes its RNG states and image pools; rank 0 writes the checkpoint and
-    prunes old ones. A full disk is an InputError naming the checkpoint.
+    prunes old ones. A failed write (a full disk) is an InputError naming the file, and leaves
+    the earlier checkpoints as they were.
     """
     per_rank = {"rng": _rng_state(), "pools": {n: p.state_dict() for n, p in t.pools.items()}}
     if t.world > 1:
@@ -89,24 +90,22 @@ def save_state(t: Training, checkpoints_dir: Path) -> Path:
         "step": t.step,
         "epoch": t.epoch,
         "batch_in_epoch": t.batch_in_epoch,
+        "world": t.world,
         "optimizers": {k: o.state_dict() for k, o in t.opts.items()},
         "ranks": gathered,
         "loader_generator": t.loader_gen.get_state(),
     }
     cfg = t.cfg
-    try:
-        save_checkpoint(
-            ckpt,
-            t.generator,
-            cfg.model.generator,
-            cfg.model.generator_kwargs(),
-            cfg,
-            t.step,
-            t.discs,
-            state,
-        )
-    except OSError as e:
-        raise disk_error(ckpt, e) from None
+    save_checkpoint(
+        ckpt,
+        t.generator,
+        cfg.model.generator,
+        cfg.model.generator_kwargs(),
+        cfg,
+        t.step,
+        t.discs,
+        state,
+    )
     prune_checkpoints(checkpoints_dir, cfg.train.keep_checkpoints, newest=ckpt)
     return ckpt
 
@@ -128,20 +127,26 @@ def _load_networks(t: Training, ckpt: Path) -> None:
         )
 
 
-def restore_state(t: Training, ckpt: Path) -> None:
+def restore_state(t: Training, ckpt: Path, state: dict[str, Any] | None = None) -> None:
     """Load the networks and the training state of ``ckpt`` into ``t`` (every process).
 
     The optimisers keep the config's learning rate: their schedulers are rebuilt at the
     restored step, so a changed ``train.lr``, ``train.iterations`` or ``train.decay_start``
     applies from the next step.
+
+    Args:
+        t: the freshly built training session.
+        ckpt: the checkpoint, saved by as many processes as ``t.world`` (see
+            `posetransfer.train.resume.check_position`).
+        state: its training state when already read; None reads it.
     """
     _load_networks(t, ckpt)
-    state = read_train_state(ckpt)
+    if state is None:
+        state = read_train_state(ckpt)
     try:
         for k, opt in t.opts.items():
             opt.load_state_dict(state["optimizers"][k])
-        ranks = state["ranks"]
-        mine = ranks[t.rank] if t.rank < len(ranks) else ranks[0]
+        mine = state["ranks"][t.rank]
         for name, pool in t.pools.items():
             pool.load_state_dict(mine["pools"][name], t.device)
         t.loader_gen.set_state(state["loader_generator"])
