@@ -18,9 +18,8 @@ checkpoint to resume from) by broadcast.
 
 from __future__ import annotations
 
-import errno
+import contextlib
 import json
-import os
 import re
 import signal
 import threading
@@ -47,15 +46,10 @@ from posetransfer.checkpoint_files import CHECKPOINTS_DIR, is_checkpoint_dir
 from posetransfer.config import Config
 from posetransfer.data.datasets import tensor_to_image
 from posetransfer.errors import InputError
-from posetransfer.files import atomic_write, disk_error, remove_partial
+from posetransfer.files import LockHeld, atomic_write, disk_error, exclusive_lock, remove_partial
 from posetransfer.train.build import Training
 from posetransfer.train.resume import check_position, resume_changes
 from posetransfer.visualize import sample_grid, save_png
-
-try:
-    import fcntl
-except ImportError:  # not on Windows: runs there are not locked
-    fcntl = None
 
 LOCK_FILE = ".train.lock"
 CONFIG_FILE = "config.yaml"
@@ -64,46 +58,29 @@ HISTORY_FILE = "config-history.jsonl"
 SAMPLES_DIR = "samples"
 N_SAMPLES = 8  # test pairs shown in each sample grid
 
-_BUSY = (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK)
-
 
 class RunLock:
-    """An exclusive lock on a run directory (``flock`` on its ``.train.lock``) until `release`.
+    """An exclusive lock on a run directory (`files.exclusive_lock` on its ``.train.lock``).
 
-    The operating system drops the lock when the process ends, however it ends (even killed
-    with SIGKILL), so a stale lock never blocks a later resume.
+    Held until `release`; the operating system drops it when the process ends, however it ends
+    (even killed with SIGKILL), so a stale lock never blocks a later resume.
     """
 
     def __init__(self, run_dir: Path):
         self.path = run_dir / LOCK_FILE
+        self._hold = contextlib.ExitStack()
         try:
-            self._file = self.path.open("a+")
-        except OSError as e:
-            raise disk_error(self.path, e) from None
-        if fcntl is None:
-            return
-        try:
-            fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as e:
-            if e.errno not in _BUSY:  # a file system without locks: train unlocked
-                tqdm.write(f"note: {self.path}: cannot lock ({e.strerror}); not locked")
-                return
-            self._file.seek(0)
-            holder = self._file.read().strip()
-            self._file.close()
-            who = f"process {holder}" if holder.isdigit() else "another process"
+            self._hold.enter_context(exclusive_lock(self.path, wait=False))
+        except LockHeld as e:
+            who = f"process {e.holder}" if e.holder.isdigit() else "another process"
             raise InputError(
                 f"{run_dir}: {who} is already training this run (it holds {LOCK_FILE}); "
                 "wait for it to end or stop it before resuming"
             ) from None
-        self._file.seek(0)
-        self._file.truncate()
-        self._file.write(f"{os.getpid()}\n")
-        self._file.flush()
 
     def release(self) -> None:
-        """Give the lock up (closing the file releases the flock)."""
-        self._file.close()
+        """Give the lock up."""
+        self._hold.close()
 
 
 @dataclass
