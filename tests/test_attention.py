@@ -12,7 +12,6 @@ from PIL import Image
 
 from posetransfer.analysis.attention import (
     apatb_attention,
-    eval_mode,
     heat_colormap,
     keypoint_mask,
     load_pair,
@@ -23,6 +22,7 @@ from posetransfer.analysis.attention import (
 from posetransfer.cli import main
 from posetransfer.errors import InputError
 from posetransfer.models import create_generator
+from posetransfer.models.blocks import eval_mode
 from posetransfer.pose import (
     MISSING,
     KeypointWarning,

@@ -22,7 +22,7 @@ import io
 import os
 import re
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +93,6 @@ class GeneratorInfo:
     legacy_heatmaps: bool = False
     step: int | None = None
     source: str = ""
-    config: Config | None = field(default=None, repr=False)
 
 
 def _state_for_safetensors(module: nn.Module, prefix: str = "") -> dict[str, torch.Tensor]:
@@ -323,6 +322,5 @@ def load_generator(
         legacy_heatmaps=cfg.data.legacy_heatmaps,
         step=meta["step"],
         source=str(ckpt),
-        config=cfg,
     )
     return model.to(device).eval(), info

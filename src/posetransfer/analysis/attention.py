@@ -17,8 +17,7 @@ limbs, joint discs and the filled torso), not the mask-SSIM protocol's mask.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +30,7 @@ from posetransfer.data.datasets import image_to_tensor, tensor_to_image
 from posetransfer.errors import InputError, require_dir
 from posetransfer.files import read_image, save_image
 from posetransfer.models.apatn import APATN
+from posetransfer.models.blocks import eval_mode
 from posetransfer.models.patn import PATN
 from posetransfer.pose import (
     LIMBS,
@@ -109,17 +109,6 @@ def keypoint_mask(
     for y, x in kps[vis]:
         draw.ellipse([x - r, y - r, x + r, y + r], fill=255)
     return np.asarray(canvas) > 0
-
-
-@contextlib.contextmanager
-def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Run a block with ``model`` in eval mode (no dropout), restoring its mode afterwards."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.train(was_training)
 
 
 def _batch1(*tensors: torch.Tensor) -> list[torch.Tensor]:

@@ -6,6 +6,8 @@ so that module indices match the authors' checkpoints and importing them is a re
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Literal
 
 import torch
@@ -115,4 +117,16 @@ def init_weights(module: nn.Module, std: float = 0.02) -> None:
 
 
 def count_parameters(module: nn.Module) -> int:
+    """Number of parameters of ``module``."""
     return sum(p.numel() for p in module.parameters())
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Run a block with ``model`` in eval mode (no dropout), restoring its mode afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)

@@ -47,6 +47,7 @@ from posetransfer.config import Config
 from posetransfer.data.datasets import tensor_to_image
 from posetransfer.errors import InputError
 from posetransfer.files import LockHeld, atomic_write, disk_error, exclusive_lock, remove_partial
+from posetransfer.models.blocks import eval_mode
 from posetransfer.train.build import Training
 from posetransfer.train.resume import check_position, resume_changes
 from posetransfer.visualize import sample_grid, save_png
@@ -345,14 +346,12 @@ def write_samples(generator: nn.Module, dataset, path: Path, device: torch.devic
     """A grid of the first test pairs: condition, target pose, generated, ground truth."""
     items = [dataset[i] for i in range(min(N_SAMPLES, len(dataset)))]
     src = torch.stack([it["src_img"] for it in items]).to(device)
-    was_training = generator.training
-    generator.eval()
-    fake = generator(
-        src,
-        torch.stack([it["src_pose"] for it in items]).to(device),
-        torch.stack([it["tgt_pose"] for it in items]).to(device),
-    )
-    generator.train(was_training)
+    with eval_mode(generator):
+        fake = generator(
+            src,
+            torch.stack([it["src_pose"] for it in items]).to(device),
+            torch.stack([it["tgt_pose"] for it in items]).to(device),
+        )
     grid = sample_grid(
         [tensor_to_image(it["src_img"]) for it in items],
         [it["tgt_kps"].numpy() for it in items],
