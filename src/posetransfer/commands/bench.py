@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from posetransfer.commands import add_progress_flag
+
 EXAMPLE = """\
 examples:
   posetransfer bench --out bench/
@@ -56,6 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--threads", type=int, metavar="N", help="CPU threads for torch (default: torch's choice)"
     )
     p.add_argument("--out", required=True, metavar="DIR", help="folder for bench.json/bench.md")
+    add_progress_flag(p)
     p.set_defaults(func=run)
 
 
@@ -110,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
         warmup=args.warmup,
         block_size=(block_h, block_w),
         block_dim=args.block_dim,
+        progress=not args.no_progress,
     )
     print((Path(args.out) / "bench.md").read_text(), end="")
     return 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from posetransfer.commands import add_progress_flag
+
 EXAMPLE = """\
 example:
   posetransfer demo --out demo_out
@@ -31,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="training time cap in minutes; training normally ends earlier, at train.iterations (700)",
     )
     p.add_argument("--data", type=Path, help="synthetic dataset folder (default OUT/data)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_progress_flag(p)
     p.set_defaults(func=run, accepts_overrides=True)
 
 

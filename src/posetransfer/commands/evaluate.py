@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from posetransfer.commands import add_progress_flag
+
 DESCRIPTION = """\
 Evaluate generated images against the ground truth of a pairs file. Generated files are named
 <from stem>___<to stem>.png; the ground truth is ROOT/<split>/<to name>. Metrics: ssim,
@@ -89,7 +91,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--device", help="cpu, cuda, cuda:1... (default: cuda if available)")
     parser.add_argument("--batch-size", type=int, default=16, help="images per network call")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    add_progress_flag(parser)
     parser.add_argument("--out", required=True, metavar="JSON", help="report file (.json)")
     parser.set_defaults(func=run)
 

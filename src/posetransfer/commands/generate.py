@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from posetransfer.commands import add_progress_flag
+
 EXAMPLE = """\
 examples:
   posetransfer generate --checkpoint runs/00000-patn_small-synthetic --dataset data/synthetic \\
@@ -53,6 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="force (or disable) the authors' uint8-truncated heatmaps",
     )
+    add_progress_flag(p)
     p.set_defaults(func=run)
 
 
@@ -87,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         limit=args.limit,
         skip_existing=args.skip_existing,
         legacy_heatmaps=args.legacy_heatmaps,
+        progress=not args.no_progress,
     )
     summary = f"{len(result)} images in {args.out}"
     if args.skip_existing:

@@ -52,7 +52,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="PX",
         help="enlarge images less than PX high before detection; 0 disables (default 256)",
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--no-progress", "--quiet", action="store_true", help="hide the progress bar"
+    )
     parser.set_defaults(func=run)
 
 
@@ -65,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         overlays=args.overlays,
         min_confidence=args.min_confidence,
         upscale_to=args.upscale_to,
-        progress=not args.quiet,
+        progress=not args.no_progress,
     )
     for _name, path, reason in report.skipped:
         # Escape what the terminal cannot show: a file name that is not UTF-8 is one reason

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from posetransfer.commands import add_progress_flag
+
 EXAMPLE = """\
 examples:
   posetransfer prepare market --source ~/Downloads/Market-1501-v15.09.15.zip --out data/market \\
@@ -58,7 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--workers", type=int, default=None, help="threads (default: Python's)")
     p.add_argument("--check", action="store_true", help="only check ROOT; needs no --source")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_progress_flag(p)
     p.set_defaults(func=run)
 
 

@@ -6,6 +6,8 @@ import argparse
 import time
 from pathlib import Path
 
+from posetransfer.commands import add_progress_flag
+
 EXAMPLE = """\
 examples:
   posetransfer synthetic --out data/synthetic
@@ -81,7 +83,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="JPEG quality 1..100 (92)")  # fmt: skip
     p.add_argument("--sheet", type=Path, metavar="PNG",
                    help="also save a contact sheet of 32 images, skeletons over half of them")  # fmt: skip
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_progress_flag(p)
     p.set_defaults(func=run)
 
 
