@@ -95,7 +95,7 @@ def test_generate_matches_the_model_and_skips_existing(tiny_root, tiny_run, tmp_
 def test_generate_with_an_authors_checkpoint(tiny_root, tmp_path):
     ref = require_reference("patn_market_ngf8.pt")
     pth = tmp_path / "latest_net_netG.pth"
-    torch.save(torch.load(ref, weights_only=False)["state_dict"], pth)
+    torch.save(torch.load(ref, weights_only=True)["state_dict"], pth)
     paths = generate(
         pth,
         tiny_root / "test",

@@ -11,7 +11,7 @@ from posetransfer.pose import keypoints_to_heatmaps
 
 def reference(name):
     path = require_reference(f"patn_{name}_ngf8.pt")
-    return path, torch.load(path, weights_only=False)
+    return path, torch.load(path, weights_only=True)
 
 
 def test_paper_parameter_counts():

@@ -306,7 +306,7 @@ def authors_pt(tmp_path_factory) -> tuple[PoseTransfer, dict]:
     """A PoseTransfer on an authors'-layout latest_net_netG.pth, and the fixture's tensors."""
     if AUTHORS_FIXTURE is None:
         pytest.skip("reference fixture patn_market_ngf8.pt not found (set POSETRANSFER_SHARED)")
-    ref = torch.load(AUTHORS_FIXTURE, map_location="cpu", weights_only=False)
+    ref = torch.load(AUTHORS_FIXTURE, map_location="cpu", weights_only=True)
     path = tmp_path_factory.mktemp("authors") / "latest_net_netG.pth"
     torch.save(ref["state_dict"], path)
     return PoseTransfer.from_checkpoint(path), ref
