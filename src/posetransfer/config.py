@@ -18,6 +18,7 @@ import yaml
 
 from posetransfer.checkpoint_files import CONFIG_FILE, read_saved_config, resolve_checkpoint
 from posetransfer.errors import InputError
+from posetransfer.precision import AUTO, PRECISIONS
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -179,6 +180,13 @@ class TrainConfig:
     it, ``RUN/checkpoints/step-N``."""
     progress: bool = True
     """Show a progress bar."""
+    precision: str = "fp32"
+    """Arithmetic of the training step: "fp32"; "bf16" (autocast to bfloat16, on CPUs with
+    AVX512-BF16/AMX and GPUs with bf16); "fp16" (autocast with a gradient scaler, CUDA only);
+    "auto" (bf16 where native, else fp16 on CUDA, else fp32)."""
+    channels_last: bool = False
+    """Keep images and weights in the channels-last memory layout (can help on GPUs; measured
+    no gain on a 2-core AVX-512 CPU, see docs/training.md)."""
 
     def __post_init__(self):
         if self.iterations < 1:
@@ -192,6 +200,12 @@ class TrainConfig:
         for name in ("log_every", "sample_every", "checkpoint_every", "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise InputError(f"train.{name} must be at least 1, got {getattr(self, name)}")
+        if self.precision not in (*PRECISIONS, AUTO):
+            raise InputError(
+                f"train.precision={self.precision!r}: choose one of "
+                f"{', '.join((*PRECISIONS, AUTO))}",
+                arg="train.precision",
+            )
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ discriminator's loss and returns its real and fake terms.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -172,16 +173,25 @@ class GeneratorLoss(nn.Module):
 
 
 def discriminator_step(
-    gan: GANLoss, disc: nn.Module, real: torch.Tensor, fake: torch.Tensor, lambda_gan: float
+    gan: GANLoss,
+    disc: nn.Module,
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    lambda_gan: float,
+    scale: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Back-propagate 0.5 * lambda_gan * (L(D(real), real) + L(D(fake), fake)) into ``disc``.
 
     Real and fake go through separate forward passes, each followed by its backward: BatchNorm
     statistics stay apart (as in the authors' code) and DistributedDataParallel sees one forward
     per backward. Returns the two terms (detached) for logging.
+
+    Args:
+        scale: applied to each loss before its backward pass (fp16's ``GradScaler.scale``).
     """
+    scale = scale or (lambda loss: loss)
     real_loss = 0.5 * lambda_gan * gan(disc(real), True)
-    real_loss.backward()
+    scale(real_loss).backward()
     fake_loss = 0.5 * lambda_gan * gan(disc(fake.detach()), False)
-    fake_loss.backward()
+    scale(fake_loss).backward()
     return {"real": real_loss.detach(), "fake": fake_loss.detach()}

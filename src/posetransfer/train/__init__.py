@@ -11,8 +11,8 @@ so that an interrupted run continues exactly as if it had not stopped. The run i
 anything is built: its lock, the config, the number of processes and ``train.iterations``
 against the checkpoint (`posetransfer.train.resume`). The config may differ from the
 checkpoint's only in the fields that steer the rest of the run (iterations, lr and its decay,
-log/sample/checkpoint intervals, checkpoints kept, time budget, progress bar, device, data
-workers): those apply after the checkpoint's step and are recorded in the run's
+log/sample/checkpoint intervals, checkpoints kept, time budget, progress bar, device, precision
+and memory layout, data workers): those apply after the checkpoint's step and are recorded in the run's
 ``config-history.jsonl``; any other changed field is refused. Resuming a finished run (its
 checkpoint at ``train.iterations``) trains nothing and returns the run directory.
 
@@ -29,6 +29,7 @@ restored), `step` (one G and D update), `run` (run directory, lock, stats, sampl
 from __future__ import annotations
 
 import contextlib
+import time
 from pathlib import Path
 
 import torch.distributed as dist
@@ -45,6 +46,7 @@ from posetransfer.train.build import (
 )
 from posetransfer.train.run import (
     Stats,
+    StepTimer,
     StopRequest,
     TrainingInterrupted,
     begin_run,
@@ -118,14 +120,18 @@ def train(cfg: Config) -> Path:
         t.generator.train()
         for d in t.discs.values():
             d.train()
+        timer = StepTimer()
         while t.step < cfg.train.iterations:
+            started = time.perf_counter()
             batch = next(data, None)
             if batch is None:  # the data workers stopped with a Ctrl-C
                 break
+            got = time.perf_counter()
             train_step(t, batch, stats)
+            timer.add(got - started, time.perf_counter() - got)
             t.step += 1
             bar.update(1)
-            log_step(t, stats, bar)
+            log_step(t, stats, bar, timer)
             sample_step(t, run.dir)
             stopping = stop.now(t)
             if t.step % cfg.train.checkpoint_every == 0 or stopping:

@@ -28,6 +28,7 @@ from posetransfer.errors import InputError
 from posetransfer.losses import GANLoss, GeneratorLoss, ImagePool
 from posetransfer.models.discriminators import appearance_discriminator, shape_discriminator
 from posetransfer.models.registry import create_generator, list_generators
+from posetransfer.precision import check_precision, grad_scaler
 
 
 class EpochSampler(Sampler[int]):
@@ -80,6 +81,10 @@ class Training:
     epoch: int = 0
     batch_in_epoch: int = 0
     """Batches of the current epoch already trained on (by this process)."""
+    precision: str = "fp32"
+    """The precision the steps run at (``train.precision``, with "auto" resolved)."""
+    scalers: dict[str, torch.amp.GradScaler] = field(default_factory=dict)
+    """fp16's gradient scaler of each optimiser (none for fp32 and bf16)."""
     ddp_generator: nn.Module | None = field(default=None, repr=False)
     """The generator as trained: wrapped in DistributedDataParallel under torchrun."""
 
@@ -96,6 +101,7 @@ def setup_processes(cfg: Config) -> tuple[int, int, torch.device]:
             arg="train.batch_size",
         )
     device = resolve_device(cfg.train.device, "train.device")
+    check_precision(cfg.train.precision, device, "train.precision")
     use_cuda = device.type == "cuda"
     if use_cuda:
         # Under torchrun each process takes the GPU of its local rank.
@@ -193,7 +199,14 @@ def build(cfg: Config, rank: int, world: int, device: torch.device) -> Training:
     opts = {"G": torch.optim.Adam(generator.parameters(), lr=cfg.train.lr, betas=betas)}
     for name, d in discs.items():
         opts[name] = torch.optim.Adam(d.parameters(), lr=cfg.train.lr, betas=betas)
+    layout = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
+    for net in (generator, *discs.values()):
+        net.to(memory_format=layout)
+    precision = check_precision(cfg.train.precision, device, "train.precision")
+    scalers = {k: s for k in opts if (s := grad_scaler(precision, device)) is not None}
     return Training(
+        precision=precision,
+        scalers=scalers,
         cfg=cfg,
         rank=rank,
         world=world,
@@ -223,6 +236,16 @@ def distribute(t: Training) -> None:
         t.ddp_generator = nn.parallel.DistributedDataParallel(
             t.generator, device_ids=[t.device.index] if t.device.type == "cuda" else None
         )
+
+
+def _to_device(value: Any, t: Training) -> Any:
+    """A batch entry on the training device, images and heatmaps in the configured layout."""
+    if not torch.is_tensor(value):
+        return value
+    value = value.to(t.device, non_blocking=True)
+    if t.cfg.train.channels_last and value.dim() == 4:
+        value = value.contiguous(memory_format=torch.channels_last)
+    return value
 
 
 def _worker_error(e: Exception) -> InputError | None:
@@ -266,7 +289,4 @@ def batches(t: Training, stopping: Callable[[], bool]) -> Iterator[dict[str, Any
                     raise clean from None
                 raise
             t.batch_in_epoch += 1
-            yield {
-                k: v.to(t.device, non_blocking=True) if torch.is_tensor(v) else v
-                for k, v in batch.items()
-            }
+            yield {k: _to_device(v, t) for k, v in batch.items()}

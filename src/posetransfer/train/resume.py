@@ -8,8 +8,9 @@ trained). The config given with ``train.resume`` is compared with the one saved 
 checkpoint, field by field:
 
 - `RESUMABLE_FIELDS` only steer the rest of the run (how long, the learning rate and its decay,
-  logging and checkpointing, the device, data workers). A changed value applies after the
-  checkpoint's step and is recorded in the run's ``config-history.jsonl`` as
+  logging and checkpointing, the device, the precision and memory layout, data workers). A
+  changed value applies after the checkpoint's step and is recorded in the run's
+  ``config-history.jsonl`` as
   ``{"step": N, "checkpoint": "step-N", "changed": {"train.lr": [old, new]}}``.
 - Every other field (the model, the data, the losses, batch size, seed, Adam betas, where runs
   live) is fixed by the checkpoint: a changed value is refused, naming the fields and the run.
@@ -34,6 +35,8 @@ RESUMABLE_FIELDS: tuple[str, ...] = (
     "train.max_minutes",
     "train.progress",
     "train.device",
+    "train.precision",
+    "train.channels_last",
     "data.num_workers",
 )
 

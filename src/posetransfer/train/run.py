@@ -269,7 +269,7 @@ class Stats:
     """
 
     def __init__(self, run_dir: Path | None, resumed_step: int | None = None):
-        self.sums: dict[str, float] = defaultdict(float)
+        self.sums: dict[str, float | torch.Tensor] = defaultdict(float)
         self.counts: dict[str, int] = defaultdict(int)
         self.run_dir = run_dir
         self.writer = None
@@ -283,13 +283,19 @@ class Stats:
             self.writer = SummaryWriter(str(run_dir), purge_step=purge)
 
     def report(self, name: str, value: float | torch.Tensor) -> None:
-        """Add a value to this interval's average of ``name``."""
-        self.sums[name] += float(value)
+        """Add a value to this interval's average of ``name``.
+
+        Tensors are summed where they live, in float64: reading one as a Python number would
+        wait for the device at every step; `flush` reads them once per log interval.
+        """
+        if torch.is_tensor(value):
+            value = value.detach().to(torch.float64)
+        self.sums[name] = self.sums[name] + value
         self.counts[name] += 1
 
     def flush(self, step: int) -> dict[str, float]:
         """Write (rank 0) and return the averages since the last flush."""
-        means = {k: self.sums[k] / self.counts[k] for k in self.sums}
+        means = {k: float(self.sums[k]) / self.counts[k] for k in self.sums}
         self.sums.clear()
         self.counts.clear()
         if self.run_dir is not None and means:
@@ -321,10 +327,37 @@ def progress_bar(t: Training) -> tqdm:
     )
 
 
-def log_step(t: Training, stats: Stats, bar: tqdm) -> None:
-    """Every ``train.log_every`` steps: write the averaged losses and the learning rate."""
+class StepTimer:
+    """Wall time of the training steps, and the share of it spent waiting for the next batch.
+
+    Only the steps count (waiting for a batch plus the update), not sample grids or
+    checkpoints. On a GPU the update is asynchronous, so its time shows up a few steps later,
+    when the queue of kernels is full; over a log interval the share is right.
+    """
+
+    def __init__(self) -> None:
+        self.wait = self.busy = 0.0
+        self.steps = 0
+
+    def add(self, wait: float, busy: float) -> None:
+        """One step: seconds waiting for its batch, seconds updating."""
+        self.wait, self.busy, self.steps = self.wait + wait, self.busy + busy, self.steps + 1
+
+    def report(self, stats: Stats) -> None:
+        """Report ``time/it_per_s`` and ``time/data_share`` since the last report, and reset."""
+        total = self.wait + self.busy
+        if self.steps and total > 0:
+            stats.report("time/it_per_s", self.steps / total)
+            stats.report("time/data_share", self.wait / total)
+        self.wait = self.busy = 0.0
+        self.steps = 0
+
+
+def log_step(t: Training, stats: Stats, bar: tqdm, timer: StepTimer) -> None:
+    """Every ``train.log_every`` steps: write the averaged losses, the lr and the speed."""
     if t.step % t.cfg.train.log_every:
         return
+    timer.report(stats)
     stats.report("lr", t.scheds["G"].get_last_lr()[0])
     means = stats.flush(t.step)
     bar.set_postfix(

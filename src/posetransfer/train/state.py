@@ -17,6 +17,7 @@ restored step rather than stored (see `posetransfer.train.build.make_schedulers`
 from __future__ import annotations
 
 import random
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ from posetransfer.checkpoint import (
     read_train_state,
     save_checkpoint,
 )
-from posetransfer.errors import InputError
+from posetransfer.errors import InputError, InputWarning
 from posetransfer.train.build import Training, make_schedulers
 
 
@@ -92,6 +93,8 @@ def save_state(t: Training, checkpoints_dir: Path) -> Path:
         "batch_in_epoch": t.batch_in_epoch,
         "world": t.world,
         "optimizers": {k: o.state_dict() for k, o in t.opts.items()},
+        "precision": t.precision,
+        "scalers": {k: s.state_dict() for k, s in t.scalers.items()},
         "ranks": gathered,
         "loader_generator": t.loader_gen.get_state(),
     }
@@ -146,6 +149,18 @@ def restore_state(t: Training, ckpt: Path, state: dict[str, Any] | None = None) 
     try:
         for k, opt in t.opts.items():
             opt.load_state_dict(state["optimizers"][k])
+        before = state.get("precision", "fp32")
+        if before != t.precision:
+            warnings.warn(
+                f"{ckpt}: trained at {before} until step {state['step']}, continuing at "
+                f"{t.precision} (train.precision): not bit-identical to a run that stayed at "
+                f"{before}",
+                InputWarning,
+                stacklevel=2,
+            )
+        for k, scaler in t.scalers.items():  # fp16; a state saved at another precision has none
+            if k in state.get("scalers", {}):
+                scaler.load_state_dict(state["scalers"][k])
         mine = state["ranks"][t.rank]
         for name, pool in t.pools.items():
             pool.load_state_dict(mine["pools"][name], t.device)

@@ -2,32 +2,41 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
 import torch.distributed as dist
 
 from posetransfer.losses import discriminator_step
+from posetransfer.precision import autocast
 from posetransfer.train.build import Training
 from posetransfer.train.run import Stats
 
 
 def train_step(t: Training, batch: dict[str, Any], stats: Stats) -> None:
-    """Update G on ``batch`` (discriminators frozen), then each D; advance the schedules."""
+    """Update G on ``batch`` (discriminators frozen), then each D; advance the schedules.
+
+    Forward passes and losses run under the precision's autocast (`posetransfer.precision`);
+    the weights, their gradients and the optimisers stay in float32.
+    """
     # Generator step (discriminators frozen).
     for d in t.discs.values():
         d.requires_grad_(False)
-    fake = t.ddp_generator(batch["src_img"], batch["src_pose"], batch["tgt_pose"])
-    terms = t.g_loss(fake, batch, t.discs.get("D_app"), t.discs.get("D_shape"))
+    with autocast(t.precision, t.device):
+        fake = t.ddp_generator(batch["src_img"], batch["src_pose"], batch["tgt_pose"])
+        terms = t.g_loss(fake, batch, t.discs.get("D_app"), t.discs.get("D_shape"))
     t.opts["G"].zero_grad(set_to_none=True)
-    terms["G_total"].backward()
-    t.opts["G"].step()
+    _scaled(t, "G")(terms["G_total"]).backward()
+    _optimizer_step(t, "G")
     for k, v in terms.items():
         stats.report(f"loss/{k}", v.detach())
 
     # Discriminator steps: real pairs against generated ones drawn through the image pools.
     if t.discs:
-        _discriminator_steps(t, batch, fake.detach(), stats)
+        # The discriminators see the fake in float32, as the real images: the image pools
+        # then hold one dtype whatever the precision.
+        _discriminator_steps(t, batch, fake.detach().float(), stats)
     for s in t.scheds.values():
         s.step()
 
@@ -49,13 +58,35 @@ def _discriminator_steps(
         d.requires_grad_(True)
         t.opts[name].zero_grad(set_to_none=True)
         real, fake_pair = pairs[name]
-        parts = discriminator_step(
-            t.gan, d, real, t.pools[name].query(fake_pair), t.cfg.loss.lambda_gan
-        )
+        with autocast(t.precision, t.device):
+            parts = discriminator_step(
+                t.gan,
+                d,
+                real,
+                t.pools[name].query(fake_pair),
+                t.cfg.loss.lambda_gan,
+                scale=_scaled(t, name),
+            )
         if t.world > 1:  # average gradients by hand: D is not wrapped in DDP
             for p in d.parameters():
                 dist.all_reduce(p.grad)
                 p.grad /= t.world
-        t.opts[name].step()
+        _optimizer_step(t, name)
         stats.report(f"loss/{name}_real", parts["real"])
         stats.report(f"loss/{name}_fake", parts["fake"])
+
+
+def _scaled(t: Training, name: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """What a loss of optimiser ``name`` goes through before backward: fp16's loss scaling."""
+    scaler = t.scalers.get(name)
+    return scaler.scale if scaler is not None else (lambda loss: loss)
+
+
+def _optimizer_step(t: Training, name: str) -> None:
+    """Step optimiser ``name``; with fp16, through its scaler (unscale, skip on inf, update)."""
+    scaler = t.scalers.get(name)
+    if scaler is None:
+        t.opts[name].step()
+    else:
+        scaler.step(t.opts[name])
+        scaler.update()
