@@ -20,6 +20,7 @@ from posetransfer.cli import main
 from posetransfer.config import load_config
 from posetransfer.errors import InputError
 from posetransfer.losses import PerceptualLoss
+from posetransfer.precision import native_bf16
 from posetransfer.train import train
 
 GAN = {"loss.lambda_gan": 1, "loss.pool_size": 3, "model.ndf": 8, "model.discriminator_blocks": 1}
@@ -74,13 +75,17 @@ def test_numbered_runs(tiny_root, tmp_path):
     assert (a.name[:5], b.name[:5]) == ("00000", "00001")
 
 
-def test_resume_is_exact(tiny_root, tmp_path):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_resume_is_exact(tiny_root, tmp_path, precision):
     """Stopping (here by the time budget) and resuming gives the same weights as one run."""
+    if precision == "bf16" and not native_bf16(torch.device("cpu")):
+        pytest.skip("this CPU emulates bf16 (slow); exactness is checked where it is native")
     over = {
         **GAN,
         "train.iterations": 5,
         "data.num_workers": 1,
         "model.discriminator_norm": "batch",
+        "train.precision": precision,
     }
     straight = train(load_config("synthetic", tiny_overrides(tiny_root, tmp_path / "a", **over)))
     stopped = train(
