@@ -188,3 +188,55 @@ def test_vgg_weights_saved_as_a_pickled_module_are_refused(tmp_path):
         InputError, match="vgg19.pth: the VGG19 weights file holds a pickled Python"
     ):
         PerceptualLoss(path)
+
+
+# Body-mask L1 and discriminator feature matching
+
+
+def test_masked_l1_is_the_mean_over_the_mask_only():
+    from posetransfer.losses import masked_l1
+
+    real = torch.zeros(1, 3, 4, 4)
+    fake = torch.ones(1, 3, 4, 4)
+    fake[..., 2:, :] = 5.0  # off the mask: must not count
+    mask = torch.zeros(1, 1, 4, 4)
+    mask[..., :2, :] = 1
+    assert masked_l1(fake, real, mask).item() == pytest.approx(1.0)
+    assert masked_l1(fake, real, torch.zeros(1, 1, 4, 4)).item() == 0.0  # no joints: no term
+
+
+def test_discriminator_features_end_in_its_output():
+    from posetransfer.models.discriminators import appearance_discriminator
+
+    torch.manual_seed(0)
+    d = appearance_discriminator(ndf=8, n_blocks=2, norm="instance", dropout=0.0).eval()
+    x = torch.randn(2, 6, 32, 16)
+    inner, out = d.features(x)
+    assert torch.equal(out, d(x))
+    assert [f.shape[1] for f in inner] == [32, 32]  # the encoder's and the first block's
+
+
+def test_feature_matching_term_pulls_the_fake_towards_the_real_features(batch, fake):
+    from posetransfer.models.discriminators import appearance_discriminator, shape_discriminator
+
+    torch.manual_seed(0)
+    kw = dict(ndf=8, n_blocks=2, norm="instance", dropout=0.0, use_sigmoid=False)
+    d_app, d_shape = appearance_discriminator(**kw), shape_discriminator(**kw)
+    cfg = LossConfig(
+        gan_mode="lsgan",
+        lambda_gan=1.0,
+        lambda_l1=0.0,
+        lambda_perceptual=0.0,
+        lambda_feature_match=2.0,
+    )
+    terms = GeneratorLoss(cfg)(fake, batch, d_app, d_shape)
+    fm = (terms["G_fm_shape"] + terms["G_fm_app"]) / 2
+    gan = (terms["G_gan_shape"] + terms["G_gan_app"]) / 2
+    assert terms["G_total"].item() == pytest.approx((gan + 2.0 * fm).item(), rel=1e-5)
+    same = GeneratorLoss(cfg)(batch["tgt_img"], batch, d_app, d_shape)
+    assert same["G_fm_app"].item() == 0.0 and same["G_fm_shape"].item() == 0.0
+
+
+def test_feature_matching_without_discriminators_is_refused():
+    with pytest.raises(InputError, match="lambda_feature_match needs the discriminators"):
+        LossConfig(lambda_gan=0.0, lambda_feature_match=1.0)

@@ -340,3 +340,18 @@ def test_message_line_picks_a_non_blank_line_or_the_type_name():
     assert weights.message_line(error, -1) == "last detail"
     assert weights.message_line(RuntimeError("only line"), 1) == "only line"
     assert weights.message_line(ValueError("")) == "ValueError"
+
+
+def test_body_l1_averages_over_the_mask_pixels_only():
+    import numpy as np
+
+    from posetransfer.metrics import masked_l1
+
+    real = np.zeros((8, 4, 3), np.uint8)
+    fake = real.copy()
+    fake[:4] = 10
+    fake[4:] = 200  # off the mask
+    mask = np.zeros((8, 4), bool)
+    mask[:4] = True
+    assert masked_l1(fake, real, mask) == 10.0
+    assert masked_l1(fake, real, np.zeros((8, 4), bool)) is None

@@ -128,6 +128,14 @@ class LossConfig:
     """Weight of the pixel L1 loss."""
     lambda_perceptual: float = 10.0
     """Weight of the VGG19 relu1_2 L1 loss; 0 is an explicit choice to train without it."""
+    lambda_mask_l1: float = 0.0
+    """Weight of the L1 loss inside the target's body mask (the mask of mask-SSIM), averaged
+    over the mask's pixels: PG2's pose-mask loss. Keeps the person from drowning in a
+    background that the condition image cannot predict; 0 (the paper's recipes) leaves it off."""
+    lambda_feature_match: float = 0.0
+    """Weight of discriminator feature matching: L1 between D_A's and D_S's inner features of
+    the generated and the real pair, averaged over their layers. A perceptual term that needs
+    no pretrained network (needs lambda_gan > 0); 0 leaves it off."""
     vgg_weights: str | None = None
     """Path to torchvision VGG19 ImageNet weights; None looks in torch's hub cache."""
     pool_size: int = 50
@@ -136,9 +144,21 @@ class LossConfig:
     def __post_init__(self):
         if self.gan_mode not in ("bce", "lsgan"):
             raise InputError(f"loss.gan_mode must be bce or lsgan, not {self.gan_mode!r}")
-        for name in ("lambda_gan", "lambda_l1", "lambda_perceptual", "pool_size"):
+        for name in (
+            "lambda_gan",
+            "lambda_l1",
+            "lambda_perceptual",
+            "lambda_mask_l1",
+            "lambda_feature_match",
+            "pool_size",
+        ):
             if getattr(self, name) < 0:
                 raise InputError(f"loss.{name} must be >= 0, got {getattr(self, name)}")
+        if self.lambda_feature_match > 0 and self.lambda_gan == 0:
+            raise InputError(
+                "loss.lambda_feature_match needs the discriminators: set loss.lambda_gan > 0, "
+                "or loss.lambda_feature_match=0"
+            )
 
 
 @dataclass(frozen=True)
@@ -178,6 +198,10 @@ class TrainConfig:
     resume: str | None = None
     """A run directory to resume exactly (from its newest intact checkpoint), or one checkpoint of
     it, ``RUN/checkpoints/step-N``."""
+    init_from: str | None = None
+    """Start a new run from the generator weights of this checkpoint, run directory or bundled
+    model (fine-tuning, e.g. adding the GAN terms to a model trained with L1): the architecture
+    must match; the step, optimisers and discriminators start fresh. Ignored on resume."""
     progress: bool = True
     """Show a progress bar."""
     precision: str = "fp32"

@@ -1,4 +1,5 @@
-"""Losses of PATN training (docs/training.md): adversarial, L1, perceptual, and the image pool.
+"""Losses of PATN training (docs/training.md): adversarial, L1, body-mask L1, perceptual,
+discriminator feature matching, and the image pool.
 
 `GeneratorLoss` returns named terms (a dict of scalars) so that training can log each of them;
 the weighted total is under ``"G_total"``. `discriminator_step` back-propagates one
@@ -138,7 +139,12 @@ class ImagePool:
 
 
 class GeneratorLoss(nn.Module):
-    """lambda_gan * (L_G(D_S) + L_G(D_A)) / 2 + lambda_l1 * L1 + lambda_perceptual * L_VGG."""
+    """The generator's weighted terms (docs/training.md, "Losses").
+
+    lambda_gan * (L_G(D_S) + L_G(D_A)) / 2 + lambda_l1 * L1 + lambda_perceptual * L_VGG
+    + lambda_mask_l1 * L1 inside the target's body mask
+    + lambda_feature_match * (FM(D_S) + FM(D_A)) / 2.
+    """
 
     def __init__(self, loss_cfg):
         super().__init__()
@@ -152,24 +158,53 @@ class GeneratorLoss(nn.Module):
         """The named terms for generated images ``fake`` of ``batch``, and their ``G_total``.
 
         ``d_app`` and ``d_shape`` (the appearance and shape discriminators) are needed when
-        ``lambda_gan`` > 0. A term whose weight is 0 is neither computed nor returned.
+        ``lambda_gan`` > 0; ``batch["tgt_mask"]`` (`PairDataset` with ``body_masks``) when
+        ``lambda_mask_l1`` > 0. A term whose weight is 0 is neither computed nor returned.
         """
         cfg = self.cfg
         terms: dict[str, torch.Tensor] = {}
         total = fake.new_zeros(())
         if cfg.lambda_gan > 0:
-            g_shape = self.gan(d_shape(torch.cat([fake, batch["tgt_pose"]], 1)), True)
-            g_app = self.gan(d_app(torch.cat([fake, batch["src_img"]], 1)), True)
-            terms["G_gan_shape"], terms["G_gan_app"] = g_shape, g_app
-            total = total + cfg.lambda_gan * (g_shape + g_app) / 2
+            conditions = {"shape": (d_shape, batch["tgt_pose"]), "app": (d_app, batch["src_img"])}
+            for name, (disc, condition) in conditions.items():
+                if cfg.lambda_feature_match == 0:
+                    terms[f"G_gan_{name}"] = self.gan(disc(torch.cat([fake, condition], 1)), True)
+                    continue
+                inner, prediction = disc.features(torch.cat([fake, condition], 1))
+                terms[f"G_gan_{name}"] = self.gan(prediction, True)
+                with torch.no_grad():
+                    real_inner, _ = disc.features(torch.cat([batch["tgt_img"], condition], 1))
+                terms[f"G_fm_{name}"] = feature_matching(inner, real_inner)
+            total = total + cfg.lambda_gan * (terms["G_gan_shape"] + terms["G_gan_app"]) / 2
+            if cfg.lambda_feature_match > 0:
+                fm = (terms["G_fm_shape"] + terms["G_fm_app"]) / 2
+                total = total + cfg.lambda_feature_match * fm
         if cfg.lambda_l1 > 0:
             terms["G_l1"] = F.l1_loss(fake, batch["tgt_img"])
             total = total + cfg.lambda_l1 * terms["G_l1"]
+        if cfg.lambda_mask_l1 > 0:
+            terms["G_mask_l1"] = masked_l1(fake, batch["tgt_img"], batch["tgt_mask"])
+            total = total + cfg.lambda_mask_l1 * terms["G_mask_l1"]
         if self.perceptual is not None:
             terms["G_perceptual"] = self.perceptual(fake, batch["tgt_img"])
             total = total + cfg.lambda_perceptual * terms["G_perceptual"]
         terms["G_total"] = total
         return terms
+
+
+def masked_l1(fake: torch.Tensor, real: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference over the pixels where ``mask`` [B, 1, H, W] is 1, all channels.
+
+    An empty mask (no visible joints) adds nothing.
+    """
+    mask = mask.to(fake.dtype)
+    area = mask.sum() * fake.shape[1]
+    return ((fake - real).abs() * mask).sum() / area.clamp(min=1)
+
+
+def feature_matching(fake: list[torch.Tensor], real: list[torch.Tensor]) -> torch.Tensor:
+    """Mean over layers of the L1 distance between a discriminator's features of fake and real."""
+    return sum(F.l1_loss(f, r.detach()) for f, r in zip(fake, real, strict=True)) / len(fake)
 
 
 def discriminator_step(

@@ -16,6 +16,7 @@ from torch.utils.data import Dataset
 
 from posetransfer.errors import InputError, require_dir
 from posetransfer.files import read_image
+from posetransfer.metrics.image import body_mask
 from posetransfer.pose import drop_outside, keypoints_to_heatmaps, read_annotations, read_pairs
 
 if TYPE_CHECKING:
@@ -55,6 +56,8 @@ class PairDataset(Dataset):
         sigma: heatmap Gaussian sigma.
         legacy_heatmaps: the authors' uint8-truncated DeepFashion heatmaps.
         check_files: check up front that every image named in a pair exists.
+        body_masks: also return ``tgt_mask`` [1, H, W], the target's body mask
+            (`posetransfer.metrics.body_mask`, 1 inside) for the body-mask L1 loss.
     """
 
     def __init__(
@@ -67,7 +70,9 @@ class PairDataset(Dataset):
         sigma: float = 6.0,
         legacy_heatmaps: bool = False,
         check_files: bool = True,
+        body_masks: bool = False,
     ):
+        self.body_masks = body_masks
         self.image_dir = require_dir(image_dir, "image folder")
         self.height, self.width = height, width
         self.sigma, self.legacy_heatmaps = sigma, legacy_heatmaps
@@ -92,7 +97,7 @@ class PairDataset(Dataset):
         src_name, tgt_name = self.pairs[index]
         src_kps = self.annotations[src_name]
         tgt_kps = self.annotations[tgt_name]
-        return {
+        item = {
             "src_img": image_to_tensor(self._image(src_name)),
             "tgt_img": image_to_tensor(self._image(tgt_name)),
             "src_pose": self._heatmaps(src_kps),
@@ -102,6 +107,10 @@ class PairDataset(Dataset):
             "src_name": src_name,
             "tgt_name": tgt_name,
         }
+        if self.body_masks:
+            mask = body_mask(tgt_kps, self.height, self.width)
+            item["tgt_mask"] = torch.from_numpy(mask[None].astype(np.float32))
+        return item
 
     def _image(self, name: str) -> np.ndarray:
         return read_image(self.image_dir / name, self.height, self.width)
@@ -112,7 +121,9 @@ class PairDataset(Dataset):
         )
 
 
-def dataset_from_config(data_cfg: DataConfig, split: str, check_files: bool = True) -> PairDataset:
+def dataset_from_config(
+    data_cfg: DataConfig, split: str, check_files: bool = True, body_masks: bool = False
+) -> PairDataset:
     """The train or test PairDataset described by a `DataConfig`.
 
     Args:
@@ -120,6 +131,7 @@ def dataset_from_config(data_cfg: DataConfig, split: str, check_files: bool = Tr
             unless absolute.
         split: ``"train"`` or ``"test"``.
         check_files: check up front that every image named in a pair exists.
+        body_masks: return the target's body mask too (see `PairDataset`).
     """
     if split not in ("train", "test"):
         raise ValueError(f"split must be train or test, got {split!r}")
@@ -132,4 +144,5 @@ def dataset_from_config(data_cfg: DataConfig, split: str, check_files: bool = Tr
         sigma=data_cfg.sigma,
         legacy_heatmaps=data_cfg.legacy_heatmaps,
         check_files=check_files,
+        body_masks=body_masks,
     )

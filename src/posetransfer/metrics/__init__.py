@@ -18,6 +18,7 @@ from posetransfer.metrics.image import (
     apply_mask,
     body_mask,
     l1,
+    masked_l1,
     pad_fashion,
     ssim,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "format_markdown",
     "format_table",
     "l1",
+    "masked_l1",
     "pad_fashion",
     "pckh",
     "pckh_counts",

@@ -98,6 +98,21 @@ def l1(generated: np.ndarray, reference: np.ndarray) -> float:
     return float(np.abs(gen.astype(np.float64) - ref.astype(np.float64)).mean())
 
 
+def masked_l1(generated: np.ndarray, reference: np.ndarray, mask: np.ndarray) -> float | None:
+    """`l1` over the pixels of a bool (H, W) mask only ("body L1"); None for an empty mask.
+
+    Unlike L1 of two masked images, the mean is over the mask's pixels, so a thin person and a
+    broad one weigh the same and the background does not dilute the score.
+    """
+    gen, ref = _check_pair(generated, reference)
+    mask = np.asarray(mask, dtype=bool)
+    if mask.shape != gen.shape[:2]:
+        raise ValueError(f"mask is {mask.shape}, the images are {gen.shape[:2]}")
+    if not mask.any():
+        return None
+    return float(np.abs(gen[mask].astype(np.float64) - ref[mask].astype(np.float64)).mean())
+
+
 def body_mask(keypoints: np.ndarray, height: int, width: int) -> np.ndarray:
     """The body mask of mask-SSIM / mask-IS, drawn from (target) keypoints.
 
@@ -166,3 +181,24 @@ def pad_fashion(image: np.ndarray) -> np.ndarray:
     left = (FASHION_PADDED_WIDTH - arr.shape[1]) // 2
     right = FASHION_PADDED_WIDTH - arr.shape[1] - left
     return np.pad(arr, ((0, 0), (left, right), (0, 0)), constant_values=255)
+
+
+PAIR_SCORES = ("ssim", "mask_ssim", "l1", "mask_l1")
+"""The per-pair scores of `pair_scores`, named as the registered metrics."""
+
+
+def pair_scores(
+    generated: np.ndarray, reference: np.ndarray, keypoints: np.ndarray
+) -> dict[str, float | None]:
+    """SSIM, mask-SSIM, L1 and body L1 of one generated image against its ground truth.
+
+    The same values the registered metrics of these names average (mask-SSIM and body L1 use
+    the body mask of the target ``keypoints``; body L1 is None when the mask is empty).
+    """
+    mask = body_mask(keypoints, *reference.shape[:2])
+    return {
+        "ssim": ssim(generated, reference),
+        "mask_ssim": ssim(apply_mask(generated, mask), apply_mask(reference, mask)),
+        "l1": l1(generated, reference),
+        "mask_l1": masked_l1(generated, reference, mask),
+    }

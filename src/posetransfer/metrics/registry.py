@@ -182,6 +182,19 @@ def _l1(ctx: MetricContext) -> Metric:
     return PerPairMean(lambda s: image_metrics.l1(s.fake, s.real))
 
 
+@register_metric("mask_l1", "body L1 (0..255)", needs=(annotations,), digits=2)
+def _mask_l1(ctx: MetricContext) -> Metric:
+    """L1 over the pixels of the target's body mask only (the mask of mask-SSIM), averaged."""
+
+    def body_l1(s: Sample) -> float | None:
+        if s.tgt_kps is None:
+            return None
+        mask = image_metrics.body_mask(s.tgt_kps, *s.real.shape[:2])
+        return image_metrics.masked_l1(s.fake, s.real, mask)
+
+    return PerPairMean(body_l1)
+
+
 def _inception_score(ctx: MetricContext, masked: bool) -> Metric:
     from posetransfer.metrics.inception import load_inception_classifier
 

@@ -36,6 +36,8 @@ class ResnetDiscriminator(nn.Module):
     ):
         super().__init__()
         layers: list[nn.Module] = list(encoder(in_channels, ndf, norm, n_downsampling=2))
+        # `features` taps the encoder's output and each residual block's but the last.
+        self.taps = frozenset(range(len(layers) - 1, len(layers) - 1 + n_blocks))
         layers += [ResnetBlock(ndf * 4, norm, dropout) for _ in range(n_blocks)]
         if use_sigmoid:
             layers.append(nn.Sigmoid())
@@ -44,6 +46,18 @@ class ResnetDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)  # [B, 4 * ndf, H/4, W/4]
+
+    def features(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """The inner features (encoder, then every residual block but the last) and the output.
+
+        Feature matching compares the inner features; the GAN loss takes the output.
+        """
+        inner = []
+        for i, layer in enumerate(self.model):
+            x = layer(x)
+            if i in self.taps:
+                inner.append(x)
+        return inner, x
 
 
 def appearance_discriminator(**kw) -> ResnetDiscriminator:

@@ -167,8 +167,9 @@ def build(cfg: Config, rank: int, world: int, device: torch.device) -> Training:
     # Data.
     batch_per_rank = cfg.train.batch_size // world
     _ensure_dataset(cfg, rank)
-    train_set = dataset_from_config(cfg.data, "train")
-    sample_set = dataset_from_config(cfg.data, "test") if rank == 0 else None
+    masks = cfg.loss.lambda_mask_l1 > 0
+    train_set = dataset_from_config(cfg.data, "train", body_masks=masks)
+    sample_set = dataset_from_config(cfg.data, "test", body_masks=masks) if rank == 0 else None
     sampler = EpochSampler(len(train_set), cfg.train.seed, rank, world)
     loader_gen = torch.Generator().manual_seed(cfg.train.seed)  # keeps the global RNG untouched
     if len(sampler) // batch_per_rank == 0:
