@@ -23,5 +23,17 @@ def test_demo_writes_samples_and_metrics(tmp_path):
     assert 0 < m["ssim_copy_source"] < 1 and m["l1_copy_source"] > 0
     assert m["pairs"] == 6 and m["iterations"] == 2
     assert len(list((tmp_path / "generated").glob("*___*.png"))) == 6
+    # One table row per model beside the copy baseline, each with the four scores.
+    rows = ["copy condition image", "demo model", "PATN", "APATN"]
+    assert list(m["table"]) == rows
+    assert m["bundled"] == {"PATN": "synthetic-patn", "APATN": "synthetic-apatn"}
+    for scores in m["table"].values():
+        assert set(scores) == {"ssim", "mask_ssim", "l1", "mask_l1"}
+    assert m["table"]["demo model"]["ssim"] == m["ssim"]
+    for name in ("synthetic-patn", "synthetic-apatn"):
+        assert len(list((tmp_path / f"generated-{name}").glob("*___*.png"))) == 6
+    table = (tmp_path / "table.md").read_text()
+    assert all(f"| {row} |" in table for row in rows)
+    # Two groups of rows side by side, each: condition, pose, 3 models, truth.
     grid = Image.open(tmp_path / "samples.png")
-    assert grid.width >= 4 * 64 and grid.height >= 128
+    assert grid.width >= 2 * 6 * 64 and grid.height >= 3 * 128

@@ -1,6 +1,7 @@
 """The web demo: upload a photo, pick or make a target pose, press Generate.
 
-``posetransfer app --checkpoint CKPT`` serves a local Gradio page (the ``[app]`` extra):
+``posetransfer app [--checkpoint CKPT]`` (default: the bundled ``synthetic-patn``) serves a
+local Gradio page (the ``[app]`` extra):
 
 1. **Source photo**: upload any photo of one person; the page shows the person as the model
    sees them (framed to the model's size) with the detected skeleton drawn over.
@@ -48,6 +49,7 @@ from posetransfer.pose import (
     require_joints,
     visible,
 )
+from posetransfer.pretrained import SYNTHETIC_ONLY
 
 # Before gradio is imported: no telemetry, no version check, no Hugging Face calls.
 for _key, _value in (
@@ -245,10 +247,13 @@ def model_summary(pt: PoseTransfer) -> str:
     """One Markdown line describing the loaded generator."""
     info = pt.info
     step = f", step {info.step}" if info.step is not None else ""
-    return (
-        f"**Model:** `{info.name}` ({info.height}x{info.width}{step}) from `{info.source}` "
-        f"on {pt.device}."
+    where = f"the bundled model `{info.pretrained}`" if info.pretrained else f"`{info.source}`"
+    line = (
+        f"**Model:** `{info.name}` ({info.height}x{info.width}{step}) from {where} on {pt.device}."
     )
+    if info.pretrained:
+        line += f" It was {SYNTHETIC_ONLY}."
+    return line
 
 
 # --------------------------------------------------------------------------------------------

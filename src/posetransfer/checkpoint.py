@@ -51,6 +51,7 @@ from posetransfer.checkpoint_files import (
 from posetransfer.config import Config, config_from_dict
 from posetransfer.errors import InputError
 from posetransfer.files import atomic_write, disk_error, load_torch_file, remove_partial
+from posetransfer.pretrained import pretrained_dir
 
 __all__ = [
     "CONFIG_FILE",
@@ -93,6 +94,8 @@ class GeneratorInfo:
     legacy_heatmaps: bool = False
     step: int | None = None
     source: str = ""
+    pretrained: str | None = None
+    """The bundled model's name (`posetransfer.pretrained`) when it is one."""
 
 
 def _state_for_safetensors(module: nn.Module, prefix: str = "") -> dict[str, torch.Tensor]:
@@ -269,8 +272,9 @@ def load_generator(
     """Load a generator in eval mode from our checkpoint or an authors' ``latest_net_netG.pth``.
 
     Args:
-        path: a checkpoint directory, a run directory (its newest intact checkpoint), or a
-            ``.pth`` file of the authors' PATN code (norm detected from the weights; image size
+        path: a bundled model's name (``"synthetic-patn"``, ``"synthetic-apatn"``: see
+            `posetransfer.pretrained`), a checkpoint directory, a run directory (its newest
+            intact checkpoint), or a ``.pth`` file of the authors' PATN code (norm detected from the weights; image size
             and heatmap style then follow the dataset the norm implies: BatchNorm -> Market
             128x64, InstanceNorm -> DeepFashion 256x176 with the legacy uint8 heatmaps).
         device: where to put the model.
@@ -283,7 +287,10 @@ def load_generator(
     """
     from posetransfer.models.registry import create_generator
 
-    p = Path(path)
+    bundled = pretrained_dir(path)
+    if bundled is not None and not bundled.is_dir():
+        raise InputError(f"bundled model {path}: not in this installation ({bundled} is missing)")
+    p = bundled if bundled is not None else Path(path)
     if p.is_file() and p.suffix in (".pth", ".pt"):
         from posetransfer.models.original import load_original_patn
 
@@ -322,5 +329,6 @@ def load_generator(
         legacy_heatmaps=cfg.data.legacy_heatmaps,
         step=meta["step"],
         source=str(ckpt),
+        pretrained=str(path) if bundled is not None else None,
     )
     return model.to(device).eval(), info

@@ -1,12 +1,16 @@
 """The demo: synthetic data -> a small PATN trained on the CPU -> held-out pairs -> metrics.
 
 What `make demo` runs. It builds the procedural synthetic dataset, trains the ``synthetic``
-config for a few minutes, generates the test pairs (identities never seen in training) and
-compares the result with the baseline of copying the condition image:
+config for a few minutes (proof that training works on this machine), generates the test pairs
+(identities never seen in training) with that model and with each bundled model
+(`posetransfer.pretrained`, trained for much longer), and compares them with the baseline of
+copying the condition image:
 
-    OUT/samples.png    condition | target pose | generated | ground truth, for 8 test pairs
-    OUT/metrics.json   ssim, l1 and the copy-the-condition baseline's ssim_copy_source, l1_copy_source
-    OUT/generated/     one PNG per test pair
+    OUT/samples.png    condition | target pose | demo model | PATN | APATN | ground truth
+    OUT/table.md       SSIM, mask-SSIM, L1 and body L1 of each, and of the copy baseline
+    OUT/metrics.json   that table, plus the demo model's ssim / l1 beside the copy baseline's
+                       ssim_copy_source / l1_copy_source, iterations and timings
+    OUT/generated/     one PNG per test pair (generated-synthetic-patn/ ... for the bundled ones)
     OUT/runs/          the training run (checkpoints, TensorBoard logs, sample grids)
 """
 
@@ -14,19 +18,21 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from posetransfer.checkpoint import read_checkpoint_config, resolve_checkpoint
-from posetransfer.config import load_config
+from posetransfer.config import DataConfig, load_config
 from posetransfer.data.synthetic import SyntheticConfig, make_synthetic_dataset
 from posetransfer.files import atomic_write, read_image
 from posetransfer.generate import generate
-from posetransfer.metrics import l1, ssim
+from posetransfer.metrics.scores import copy_source_images, score_pairs, score_table
 from posetransfer.pose import drop_outside, read_annotations, read_pairs
+from posetransfer.pretrained import CARD_FILE, PRETRAINED, PRETRAINED_DIR
 from posetransfer.train import train
-from posetransfer.visualize import sample_grid, save_png
+from posetransfer.visualize import comparison_grid, save_png
 
 
 def run_demo(
@@ -70,37 +76,41 @@ def run_demo(
     run_dir = train(cfg)
     train_seconds = time.monotonic() - t_train
 
-    # Generate the held-out pairs.
+    # Generate the held-out pairs: with the model just trained, and with each bundled model.
     test_dir = cfg.data.path("test_dir")
     ann_path, pairs_path = cfg.data.path("test_annotations"), cfg.data.path("test_pairs")
-    paths = generate(run_dir, test_dir, ann_path, pairs_path, out / "generated", progress=progress)
-
-    # Compare with copying the condition image. (Generation has warned about joints annotated
-    # off the images; the grid draws the target poses the generator was given, without them.)
-    pairs = read_pairs(pairs_path)
-    height, width = cfg.data.height, cfg.data.width
-    annotations = read_annotations(ann_path)
-    scores: dict[str, list[float]] = {
-        k: [] for k in ("ssim", "l1", "ssim_copy_source", "l1_copy_source")
+    outputs = {
+        "demo model": generate(
+            run_dir, test_dir, ann_path, pairs_path, out / "generated", progress=progress
+        )
     }
-    shown = []
-    show = set(np.linspace(0, len(pairs) - 1, num=min(8, len(pairs))).round().astype(int).tolist())
-    for i, ((src, tgt), path) in enumerate(zip(pairs, paths)):
-        src_img, tgt_img = read_image(test_dir / src), read_image(test_dir / tgt)
-        fake = read_image(path)
-        scores["ssim"].append(ssim(fake, tgt_img))
-        scores["l1"].append(l1(fake, tgt_img))
-        scores["ssim_copy_source"].append(ssim(src_img, tgt_img))
-        scores["l1_copy_source"].append(l1(src_img, tgt_img))
-        if i in show:  # spread over the test identities
-            shown.append((src_img, drop_outside(annotations[tgt], height, width), fake, tgt_img))
-    save_png(sample_grid(*zip(*shown)), out / "samples.png")
+    for name in bundled_models():
+        label = BUNDLED_LABELS[name]
+        outputs[label] = generate(
+            name, test_dir, ann_path, pairs_path, out / f"generated-{name}", progress=progress
+        )
+
+    # Score them beside copying the condition image.
+    copies = copy_source_images(test_dir, pairs_path)
+    table = {"copy condition image": score_pairs(test_dir, ann_path, pairs_path, copies)}
+    for label, paths in outputs.items():
+        table[label] = score_pairs(test_dir, ann_path, pairs_path, paths)
+    write_grid(out / "samples.png", test_dir, ann_path, pairs_path, outputs, cfg.data)
+
     step = read_checkpoint_config(resolve_checkpoint(run_dir))[0]["step"]
+    ours, copy = table["demo model"], table["copy condition image"]
     metrics = {
-        **{k: round(float(np.mean(v)), 4) for k, v in scores.items()},
-        "pairs": len(paths),
-        "l1_scale": "mean absolute difference of uint8 RGB values (0..255)",
-        "ssim_protocol": "paper (Gaussian sigma 1.5, data_range of the generated image)",
+        "ssim": ours["ssim"],
+        "l1": ours["l1"],
+        "ssim_copy_source": copy["ssim"],
+        "l1_copy_source": copy["l1"],
+        "table": table,
+        "bundled": {BUNDLED_LABELS[n]: n for n in bundled_models()},
+        "pairs": len(copies),
+        "l1_scale": "mean absolute difference of uint8 RGB values (0..255); body L1 over the "
+        "target's body mask only",
+        "ssim_protocol": "paper (Gaussian sigma 1.5, data_range of the generated image); "
+        "mask-SSIM: both images masked by the target's body mask",
         "iterations": step,
         "train_seconds": round(train_seconds, 1),
         "total_seconds": round(time.monotonic() - t0, 1),
@@ -109,5 +119,39 @@ def run_demo(
     metrics["beats_copy_source"] = bool(
         metrics["ssim"] > metrics["ssim_copy_source"] and metrics["l1"] < metrics["l1_copy_source"]
     )
+    atomic_write(out / "table.md", score_table(table))
     atomic_write(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     return metrics
+
+
+BUNDLED_LABELS = {"synthetic-patn": "PATN", "synthetic-apatn": "APATN"}
+"""The demo's column label of each bundled model."""
+
+
+def bundled_models() -> list[str]:
+    """The bundled models present in this installation (`posetransfer.pretrained`)."""
+    return [n for n in PRETRAINED if (PRETRAINED_DIR / n / CARD_FILE).is_file()]
+
+
+def write_grid(
+    path: Path,
+    test_dir: Path,
+    annotations: Path,
+    pairs: Path,
+    outputs: dict[str, Sequence[Path]],
+    data: DataConfig,
+    rows: int = 8,
+) -> None:
+    """The demo's grid: ``rows`` pairs spread over the test identities, one column per model."""
+    rows_file = read_pairs(pairs)
+    table = read_annotations(annotations)
+    show = np.linspace(0, len(rows_file) - 1, num=min(rows, len(rows_file))).round().astype(int)
+    picked = [rows_file[i] for i in show]
+    # The grid draws the target poses the generators were given: joints off the image dropped.
+    grid = comparison_grid(
+        [read_image(test_dir / src) for src, _ in picked],
+        [drop_outside(table[tgt], data.height, data.width) for _, tgt in picked],
+        {label: [read_image(paths[i]) for i in show] for label, paths in outputs.items()},
+        [read_image(test_dir / tgt) for _, tgt in picked],
+    )
+    save_png(grid, path)

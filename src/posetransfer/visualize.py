@@ -65,6 +65,46 @@ def sample_grid(
     return hstack(cols, gap=8)
 
 
+def comparison_grid(
+    src_imgs: Sequence[np.ndarray],
+    tgt_kps: Sequence[np.ndarray],
+    fakes: dict[str, Sequence[np.ndarray]],
+    tgt_imgs: Sequence[np.ndarray],
+    columns: int = 2,
+) -> np.ndarray:
+    """Rows of (condition, target pose, one image per model, ground truth) under a header.
+
+    ``fakes`` maps a short column label (about 10 characters fit a 64-pixel column) to each
+    model's generated images, in the order of the rows.
+    """
+    h, w = src_imgs[0].shape[:2]
+    labels = ["condition", "target pose", *fakes, "truth"]
+    header = hstack([_label(text, w) for text in labels])
+    cells = [
+        hstack([s, draw_skeleton(k, h, w), *(f[i] for f in fakes.values()), t])
+        for i, (s, k, t) in enumerate(zip(src_imgs, tgt_kps, tgt_imgs))
+    ]
+    rows_per_col = -(-len(cells) // columns)
+    cols = [
+        vstack([header, *cells[i : i + rows_per_col]]) for i in range(0, len(cells), rows_per_col)
+    ]
+    hmax = max(c.shape[0] for c in cols)
+    cols = [np.pad(c, ((0, hmax - c.shape[0]), (0, 0), (0, 0)), constant_values=255) for c in cols]
+    return hstack(cols, gap=8)
+
+
+def _label(text: str, width: int, height: int = 14) -> np.ndarray:
+    """``text`` in black on white, centred in a ``height x width`` strip (PIL's default font)."""
+    from PIL import Image, ImageDraw
+
+    strip = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(strip)
+    left, top, right, bottom = draw.textbbox((0, 0), text)
+    x = max(0, (width - (right - left)) // 2)
+    draw.text((x, (height - (bottom - top)) // 2 - top), text, fill="black")
+    return np.asarray(strip)
+
+
 def pair_strip(
     src_img: np.ndarray,
     src_kps: np.ndarray,

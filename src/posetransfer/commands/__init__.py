@@ -6,6 +6,7 @@ function. Modules import torch and friends inside ``run`` so that ``posetransfer
 """
 
 import argparse
+import sys
 
 
 def add_progress_flag(parser: argparse.ArgumentParser) -> None:
@@ -13,6 +14,26 @@ def add_progress_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-progress", action="store_true", help="hide the progress bars (e.g. in logs)"
     )
+
+
+def add_checkpoint_flag(parser: argparse.ArgumentParser) -> None:
+    """``--checkpoint``, defaulting to the bundled ``synthetic-patn`` (`posetransfer.pretrained`)."""
+    parser.add_argument(
+        "--checkpoint",
+        metavar="CKPT",
+        help="checkpoint or run directory, authors' latest_net_netG.pth, or a bundled model: "
+        "synthetic-patn (the default) or synthetic-apatn, trained on synthetic people only",
+    )
+
+
+def checkpoint_or_bundled(args: argparse.Namespace) -> str:
+    """``args.checkpoint``, or the default bundled model, saying on stderr which one it is."""
+    from posetransfer.pretrained import DEFAULT_PRETRAINED, PRETRAINED, describe, pretrained_dir
+
+    name = args.checkpoint or DEFAULT_PRETRAINED
+    if name in PRETRAINED and pretrained_dir(name) is not None:
+        print(f"using the {describe(name)}", file=sys.stderr)
+    return name
 
 
 # Order in which the subcommands are listed by `posetransfer --help`.
@@ -28,5 +49,6 @@ COMMANDS: tuple[str, ...] = (
     "transfer",
     "app",
     "attention",
+    "pretrained",
     "bench",
 )

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import argparse
 
+from posetransfer.commands import add_checkpoint_flag, checkpoint_or_bundled
+
 DESCRIPTION = """\
 Serve a local web page for pose transfer: upload a photo, see the detected skeleton, pick a named
 target pose or upload a target photo or OpenPose .json, adjust joints (table or click), press
 Generate, see the result next to the input. Needs the [app] and [keypoints] extras. The page
-works offline (no analytics, no version check, no public share link)."""
+works offline (no analytics, no version check, no public share link). Without --checkpoint
+it serves the bundled synthetic-patn, trained on synthetic people only (the page says so)."""
 
 EPILOG = """\
-example:
+examples:
+  posetransfer app
   posetransfer app --checkpoint runs/00000-patn_small-synthetic
   # then open http://127.0.0.1:7860 in a browser; Ctrl-C stops the server
   posetransfer app --checkpoint latest_net_netG.pth --host 0.0.0.0 --port 8080
@@ -26,12 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument(
-        "--checkpoint",
-        required=True,
-        metavar="CKPT",
-        help="checkpoint or run directory, or authors' latest_net_netG.pth",
-    )
+    add_checkpoint_flag(p)
     p.add_argument(
         "--host",
         default="127.0.0.1",
@@ -62,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     from posetransfer.photos.transfer import PoseTransfer
 
     # Load the checkpoint first: a wrong path stops here with one line, before any server starts.
-    pt = PoseTransfer.from_checkpoint(args.checkpoint, device=device)
+    pt = PoseTransfer.from_checkpoint(checkpoint_or_bundled(args), device=device)
     demo = build_app(pt)
     launch(demo, host=args.host, port=args.port, block=False, quiet=True)
     print(f"serving on http://{args.host}:{args.port} (ready in {time.perf_counter() - t0:.1f} s)")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from posetransfer.commands import add_checkpoint_flag, checkpoint_or_bundled
+
 EXAMPLE = """\
 examples:
   posetransfer attention --checkpoint runs/00003-patn_small-synthetic \\
@@ -34,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--checkpoint", required=True, metavar="CKPT", help="checkpoint or run folder")
+    add_checkpoint_flag(p)
     p.add_argument("--dataset", required=True, metavar="ROOT", help="dataset folder")
     p.add_argument("--split", default="test", help="image sub-folder of ROOT (test)")
     p.add_argument("--annotations", required=True, metavar="CSV", help="annotation CSV")
@@ -85,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("give a pairs CSV with --pairs (or a pair with --pair FROM,TO)")
     points = _parse_points(args.points)
     dev = resolve_device(args.device)
-    model, info = load_generator(args.checkpoint, device=dev)
+    model, info = load_generator(checkpoint_or_bundled(args), device=dev)
     item = load_pair(
         args.dataset,
         args.annotations,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from posetransfer.commands import add_progress_flag
+from posetransfer.commands import add_checkpoint_flag, add_progress_flag, checkpoint_or_bundled
 
 EXAMPLE = """\
 examples:
@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--checkpoint", required=True, help="checkpoint or run directory, or .pth file")
+    add_checkpoint_flag(p)
     p.add_argument("--dataset", required=True, type=Path, help="dataset root")
     p.add_argument("--split", default="test", help="image folder under the root (default test)")
     p.add_argument(
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
 
     root = require_dir(args.dataset, "dataset root")
     result = generate(
-        args.checkpoint,
+        checkpoint_or_bundled(args),
         image_dir=root / args.split,
         annotations=args.annotations or find_split_file(root, "annotation", args.split),
         pairs=args.pairs or find_split_file(root, "pairs", args.split),

@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from posetransfer.commands import add_checkpoint_flag, checkpoint_or_bundled
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -21,10 +23,15 @@ generator draws them in the target pose. The target pose is one of:
 
 Keypoints of another image are framed the same way as the photo, so the target person fills the
 frame as the source does. The output is the model's frame (e.g. 128x64), or with --paste-back the
-original photo with the person's window replaced."""
+original photo with the person's window replaced.
+
+Without --checkpoint it uses the bundled synthetic-patn, trained on synthetic people only: it
+shows the pipeline working, but for photos of real people load the authors' Market-1501 or
+DeepFashion weights (--checkpoint latest_net_netG.pth) or a model trained on real data."""
 
 EPILOG = """\
 examples:
+  posetransfer transfer --source photo.jpg --target-pose walking --out walking.png
   posetransfer transfer --source photo.jpg --target-pose walking \\
       --checkpoint runs/00000-patn_small-synthetic --out walking.png
   posetransfer transfer --source photo.jpg --target-pose other.jpg --checkpoint latest_net_netG.pth \\
@@ -50,9 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="POSE",
         help="named pose, photo, OpenPose .json, or annotation.csv:NAME (see above)",
     )
-    p.add_argument(
-        "--checkpoint", metavar="CKPT", help="checkpoint or run directory, or authors' .pth file"
-    )
+    add_checkpoint_flag(p)
     p.add_argument("--out", metavar="PNG", help="image to write (.png, .jpg, ...)")
     p.add_argument(
         "--paste-back",
@@ -85,7 +90,6 @@ def run(args: argparse.Namespace) -> int:
         for flag, value in (
             ("--source", args.source),
             ("--target-pose", args.target_pose),
-            ("--checkpoint", args.checkpoint),
             ("--out", args.out),
         )
         if not value
@@ -99,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
     if args.strip:
         check_image_path(args.strip, "--strip")
     t0 = time.perf_counter()
-    with PoseTransfer.from_checkpoint(args.checkpoint, device=args.device) as pt:
+    checkpoint = checkpoint_or_bundled(args)
+    with PoseTransfer.from_checkpoint(checkpoint, device=args.device) as pt:
         t_load = time.perf_counter() - t0
         # Keypoint warnings (joints outside the image) print as one line each (see cli).
         result = pt.transfer(args.source, args.target_pose, paste_back=args.paste_back)

@@ -52,6 +52,7 @@ from posetransfer.photos.framing import (
 )
 from posetransfer.photos.targets import ImageInput, TargetPose, read_photo
 from posetransfer.pose import draw_skeleton, keypoints_to_heatmaps, require_torso
+from posetransfer.pretrained import DEFAULT_PRETRAINED, PRETRAINED
 from posetransfer.visualize import hstack
 
 if TYPE_CHECKING:
@@ -125,9 +126,11 @@ class TransferResult:
 class PoseTransfer:
     """A trained generator plus everything needed to run it on arbitrary photos.
 
-    Build it with `from_checkpoint`; call it with a photo and a target pose::
+    Build it with `from_checkpoint` or `from_pretrained`; call it with a photo and a target
+    pose::
 
         pt = PoseTransfer.from_checkpoint("runs/00000-patn_small-synthetic")
+        pt = PoseTransfer.from_pretrained("synthetic-patn")  # bundled, synthetic people only
         out = pt("photo.jpg", "arms_up")          # PIL image at the model's size
         out = pt(photo_array, "pose.json", paste_back=True)  # the photo with the person replaced
 
@@ -185,6 +188,31 @@ class PoseTransfer:
         device = resolve_device(device)
         model, info = load_generator(path, device)
         return cls(model, info, device, **kwargs)
+
+    @classmethod
+    def from_pretrained(
+        cls, name: str = DEFAULT_PRETRAINED, device: str | torch.device = "cpu", **kwargs: Any
+    ) -> PoseTransfer:
+        """Load a model bundled with the package: ``"synthetic-patn"`` or ``"synthetic-apatn"``.
+
+        They were trained on the procedural synthetic people only (`posetransfer.pretrained`):
+        on photos of real people, use the authors' weights (`from_checkpoint`) or a model
+        trained on real data.
+
+        Raises:
+            InputError: ``name`` is not a bundled model, or the device is not present here.
+        """
+        if name not in PRETRAINED:
+            raise InputError(
+                f"name={name!r}: no bundled model of that name; there are: {', '.join(PRETRAINED)}",
+                arg="name",
+            )
+        return cls.from_checkpoint(name, device, **kwargs)
+
+    @property
+    def pretrained(self) -> str | None:
+        """The bundled model's name when this is one, else None."""
+        return self.info.pretrained
 
     @property
     def height(self) -> int:

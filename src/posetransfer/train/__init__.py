@@ -32,11 +32,13 @@ import contextlib
 import time
 from pathlib import Path
 
+import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
 from posetransfer.checkpoint_files import CHECKPOINTS_DIR
 from posetransfer.config import Config
+from posetransfer.errors import InputError
 from posetransfer.train.build import (
     batches,
     build,
@@ -96,6 +98,8 @@ def train(cfg: Config) -> Path:
         # Build: data, networks, losses, optimisers; restore when resuming.
         t = build(cfg, rank, world, device)
         if run is None:
+            if cfg.train.init_from:
+                init_generator(t.generator, cfg.train.init_from)
             run = open_run(cfg, rank, world)
             stack.callback(run.close)
         else:
@@ -151,6 +155,24 @@ def train(cfg: Config) -> Path:
     if stop.signalled and not finished:
         raise TrainingInterrupted(run.dir, t.step, stop.signum)
     return run.dir
+
+
+def init_generator(generator: torch.nn.Module, source: str) -> None:
+    """Load the generator weights of ``source`` (``train.init_from``) into ``generator``."""
+    from posetransfer.checkpoint import load_generator
+
+    try:
+        trained, _ = load_generator(source)
+    except InputError as e:
+        raise InputError(f"train.init_from: {e}", arg="train.init_from") from None
+    try:
+        generator.load_state_dict(trained.state_dict())
+    except RuntimeError as e:
+        raise InputError(
+            f"train.init_from={source}: its generator does not fit model.generator "
+            f"({str(e).splitlines()[0]})",
+            arg="train.init_from",
+        ) from None
 
 
 def _barrier() -> None:

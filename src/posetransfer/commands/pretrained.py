@@ -1,0 +1,94 @@
+"""`posetransfer pretrained`: the bundled models (list them, or make one from a run)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from posetransfer.commands import add_progress_flag
+
+EXAMPLE = """\
+examples:
+  posetransfer pretrained list
+  posetransfer pretrained export --checkpoint runs/00007-patn_small-synthetic \\
+      --name synthetic-patn --command "posetransfer train --config synthetic_long" \\
+      --fid-real-dir data/synthetic/train
+
+The bundled models were trained on the procedural synthetic people only; `list` prints each
+one's card: generator, iterations, training time, the command that trained it, and its
+held-out metrics beside copying the condition image.
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "pretrained",
+        help="list the bundled models, or make one from a training run",
+        description="The models bundled with posetransfer (synthetic-patn, synthetic-apatn).",
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    actions.add_parser("list", help="print the bundled models' cards")
+    e = actions.add_parser(
+        "export", help="write a bundled model from a run (float16) and measure it on held-out data"
+    )
+    e.add_argument("--checkpoint", required=True, metavar="CKPT", help="checkpoint or run folder")
+    e.add_argument("--name", required=True, help="synthetic-patn or synthetic-apatn")
+    e.add_argument("--command", required=True, help="the command line that trained the run")
+    e.add_argument(
+        "--out-root", type=Path, help="folder of the model folders (default: the package's)"
+    )
+    e.add_argument("--work-dir", type=Path, help="keep the held-out set and images here")
+    e.add_argument("--fid-real-dir", type=Path, help="real images for FID (the training images)")
+    e.add_argument("--fid-real-stats", type=Path, help="cache of their FID statistics (.npz)")
+    e.add_argument("--machine", help="what it was trained on, for the card (e.g. '2-core CPU')")
+    add_progress_flag(e)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from posetransfer.pretrained import PRETRAINED, read_card
+
+    if args.action == "list":
+        for name in PRETRAINED:
+            try:
+                card = read_card(name)
+            except FileNotFoundError:
+                print(f"{name}: not in this installation")
+                continue
+            m, c = card["metrics"], card["copy_baseline"]
+            print(
+                f"{name}: {card['generator']['name']}, {card['step']} iterations, "
+                f"{card['train_seconds'] / 60:.0f} min on {card['machine']}"
+            )
+            print(f"  command: {card['command']}")
+            for key, label in (
+                ("ssim", "SSIM"),
+                ("mask_ssim", "mask-SSIM"),
+                ("l1", "L1"),
+                ("mask_l1", "body L1"),
+            ):
+                print(f"  {label:10} {m[key]:>8.4f}   (copying the condition image: {c[key]:.4f})")
+            if "fid" in m:
+                print(f"  {'FID':10} {m['fid']}")
+            print(f"  {card['note']}")
+        return 0
+
+    from posetransfer.pretrained.export import export_pretrained
+
+    kw = {"out_root": args.out_root} if args.out_root else {}
+    folder = export_pretrained(
+        args.checkpoint,
+        args.name,
+        args.command,
+        work_dir=args.work_dir,
+        fid=args.fid_real_dir is not None,
+        fid_real_dir=args.fid_real_dir,
+        fid_real_stats=args.fid_real_stats,
+        machine=args.machine,
+        progress=not args.no_progress,
+        **kw,
+    )
+    print(f"wrote {folder}")
+    return 0
