@@ -480,7 +480,7 @@ def test_every_metric_is_registered_with_a_label_and_the_protocols_use_only_thos
 
     assert metrics.ALL_METRICS == tuple(METRICS)
     assert metrics.ALL_METRICS == (
-        "ssim", "mask_ssim", "l1", "is", "mask_is", "fid", "lpips", "ds", "pckh",
+        "ssim", "mask_ssim", "l1", "mask_l1", "is", "mask_is", "fid", "lpips", "ds", "pckh",
     )  # fmt: skip
     assert all(METRICS[n].label for n in metrics.ALL_METRICS)
     assert all(set(names) <= set(METRICS) for names in metrics.PROTOCOLS.values())

@@ -10,7 +10,7 @@ from posetransfer.commands import add_progress_flag
 DESCRIPTION = """\
 Evaluate generated images against the ground truth of a pairs file. Generated files are named
 <from stem>___<to stem>.png; the ground truth is ROOT/<split>/<to name>. Metrics: ssim,
-mask_ssim, l1, is, mask_is, fid, lpips, ds, pckh (or 'all').
+mask_ssim, l1, mask_l1 (body L1), is, mask_is, fid, lpips, ds, pckh (or 'all').
 
 Protocols:
   paper   SSIM, IS, mask-SSIM, mask-IS, DS, PCKh (the paper's Table 1); DeepFashion-size

@@ -58,9 +58,11 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{name}: not in this installation")
                 continue
             m, c = card["metrics"], card["copy_baseline"]
+            seconds = card.get("train_seconds")
+            took = f"{seconds / 60:.0f} min" if seconds else "time unknown"
             print(
-                f"{name}: {card['generator']['name']}, {card['step']} iterations, "
-                f"{card['train_seconds'] / 60:.0f} min on {card['machine']}"
+                f"{name}: {card['generator']['name']}, {card['step']} iterations, {took} on "
+                f"{card['machine']}"
             )
             print(f"  command: {card['command']}")
             for key, label in (
