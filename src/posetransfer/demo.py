@@ -28,9 +28,9 @@ from posetransfer.config import DataConfig, load_config
 from posetransfer.data.synthetic import SyntheticConfig, make_synthetic_dataset
 from posetransfer.files import atomic_write, read_image
 from posetransfer.generate import generate
-from posetransfer.metrics.scores import copy_source_images, score_pairs, score_table
+from posetransfer.metrics.scores import score_copy_baseline, score_pairs, score_table
 from posetransfer.pose import drop_outside, read_annotations, read_pairs
-from posetransfer.pretrained import CARD_FILE, PRETRAINED, PRETRAINED_DIR
+from posetransfer.pretrained import installed_pretrained
 from posetransfer.train import train
 from posetransfer.visualize import comparison_grid, save_png
 
@@ -84,15 +84,14 @@ def run_demo(
             run_dir, test_dir, ann_path, pairs_path, out / "generated", progress=progress
         )
     }
-    for name in bundled_models():
+    for name in installed_pretrained():
         label = BUNDLED_LABELS[name]
         outputs[label] = generate(
             name, test_dir, ann_path, pairs_path, out / f"generated-{name}", progress=progress
         )
 
     # Score them beside copying the condition image.
-    copies = copy_source_images(test_dir, pairs_path)
-    table = {"copy condition image": score_pairs(test_dir, ann_path, pairs_path, copies)}
+    table = {"copy condition image": score_copy_baseline(test_dir, ann_path, pairs_path)}
     for label, paths in outputs.items():
         table[label] = score_pairs(test_dir, ann_path, pairs_path, paths)
     write_grid(out / "samples.png", test_dir, ann_path, pairs_path, outputs, cfg.data)
@@ -105,8 +104,8 @@ def run_demo(
         "ssim_copy_source": copy["ssim"],
         "l1_copy_source": copy["l1"],
         "table": table,
-        "bundled": {BUNDLED_LABELS[n]: n for n in bundled_models()},
-        "pairs": len(copies),
+        "bundled": {BUNDLED_LABELS[n]: n for n in installed_pretrained()},
+        "pairs": len(outputs["demo model"]),
         "l1_scale": "mean absolute difference of uint8 RGB values (0..255); body L1 over the "
         "target's body mask only",
         "ssim_protocol": "paper (Gaussian sigma 1.5, data_range of the generated image); "
@@ -126,11 +125,6 @@ def run_demo(
 
 BUNDLED_LABELS = {"synthetic-patn": "PATN", "synthetic-apatn": "APATN"}
 """The demo's column label of each bundled model."""
-
-
-def bundled_models() -> list[str]:
-    """The bundled models present in this installation (`posetransfer.pretrained`)."""
-    return [n for n in PRETRAINED if (PRETRAINED_DIR / n / CARD_FILE).is_file()]
 
 
 def write_grid(

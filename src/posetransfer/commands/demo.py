@@ -41,17 +41,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from posetransfer.demo import run_demo
-    from posetransfer.metrics.scores import SCORE_LABELS
+    from posetransfer.metrics.scores import SCORE_LABELS, format_score
     from posetransfer.pretrained import describe
 
     m = run_demo(args.out, args.minutes, args.data, args.overrides, progress=not args.no_progress)
     print()
     print(f"{'':22}" + "".join(f"{label:>11}" for label in SCORE_LABELS.values()))
     for name, scores in m["table"].items():
-        cells = "".join(
-            f"{scores[k]:>11.2f}" if k in ("l1", "mask_l1") else f"{scores[k]:>11.4f}"
-            for k in SCORE_LABELS
-        )
+        cells = "".join(f"{format_score(k, scores[k]):>11}" for k in SCORE_LABELS)
         print(f"{name:22}{cells}")
     print(
         f"\n{m['pairs']} held-out pairs; SSIM and mask-SSIM higher is better, L1 lower. The demo "

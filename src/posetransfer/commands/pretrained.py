@@ -48,6 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from posetransfer.metrics.scores import SCORE_LABELS, format_score
     from posetransfer.pretrained import PRETRAINED, read_card
 
     if args.action == "list":
@@ -65,13 +66,11 @@ def run(args: argparse.Namespace) -> int:
                 f"{card['machine']}"
             )
             print(f"  command: {card['command']}")
-            for key, label in (
-                ("ssim", "SSIM"),
-                ("mask_ssim", "mask-SSIM"),
-                ("l1", "L1"),
-                ("mask_l1", "body L1"),
-            ):
-                print(f"  {label:10} {m[key]:>8.4f}   (copying the condition image: {c[key]:.4f})")
+            for key, label in SCORE_LABELS.items():
+                print(
+                    f"  {label:10} {format_score(key, m[key]):>8}   "
+                    f"(copying the condition image: {format_score(key, c[key])})"
+                )
             if "fid" in m:
                 print(f"  {'FID':10} {m['fid']}")
             print(f"  {card['note']}")

@@ -53,9 +53,17 @@ def score_pairs(
     return {k: round(float(np.mean(v)), 4) if v else float("nan") for k, v in scores.items()}
 
 
-def copy_source_images(image_dir: str | Path, pairs: str | Path) -> list[Path]:
-    """The condition image of every pair: the copy-the-condition baseline's "generated" images."""
-    return [Path(image_dir) / src for src, _ in read_pairs(pairs)]
+def score_copy_baseline(
+    image_dir: str | Path, annotations: str | Path, pairs: str | Path
+) -> dict[str, float]:
+    """`score_pairs` of copying each pair's condition image: what any model must beat."""
+    copies = [Path(image_dir) / src for src, _ in read_pairs(pairs)]
+    return score_pairs(image_dir, annotations, pairs, copies)
+
+
+def format_score(name: str, value: float) -> str:
+    """A score as the tables print it: L1s with 2 decimals, SSIMs with 4."""
+    return f"{value:.2f}" if name in ("l1", "mask_l1") else f"{value:.4f}"
 
 
 def score_table(rows: dict[str, dict[str, float]]) -> str:
@@ -65,9 +73,6 @@ def score_table(rows: dict[str, dict[str, float]]) -> str:
         "|---|" + "---:|" * len(SCORE_LABELS),
     ]
     for name, scores in rows.items():
-        cells = [
-            f"{scores[k]:.2f}" if k in ("l1", "mask_l1") else f"{scores[k]:.4f}"
-            for k in SCORE_LABELS
-        ]
+        cells = [format_score(k, scores[k]) for k in SCORE_LABELS]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -50,6 +50,11 @@ def pretrained_dir(name: str | Path) -> Path | None:
     return PRETRAINED_DIR / text
 
 
+def installed_pretrained() -> list[str]:
+    """The bundled models present in this installation (a source tree may lack them)."""
+    return [n for n in PRETRAINED if (PRETRAINED_DIR / n / CARD_FILE).is_file()]
+
+
 def read_card(name: str) -> dict[str, Any]:
     """The card of bundled model ``name`` (see the module docstring).
 

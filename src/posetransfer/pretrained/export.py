@@ -33,7 +33,7 @@ from posetransfer.checkpoint_files import write_manifest
 from posetransfer.data.synthetic import SyntheticConfig, make_synthetic_dataset
 from posetransfer.errors import InputError
 from posetransfer.files import atomic_write
-from posetransfer.metrics.scores import copy_source_images, score_pairs
+from posetransfer.metrics.scores import score_copy_baseline, score_pairs
 from posetransfer.pretrained import CARD_FILE, PRETRAINED, PRETRAINED_DIR, SYNTHETIC_ONLY
 
 HELDOUT = SyntheticConfig(seed=1, n_train_ids=1, n_test_ids=20)
@@ -79,7 +79,7 @@ def copy_baseline(root: str | Path) -> dict[str, float]:
     """The scores of copying each pair's condition image (what any model must beat)."""
     root = Path(root)
     ann, pairs = root / "synthetic-annotation-test.csv", root / "synthetic-pairs-test.csv"
-    return score_pairs(root / "test", ann, pairs, copy_source_images(root / "test", pairs))
+    return score_copy_baseline(root / "test", ann, pairs)
 
 
 def train_seconds(run: Path, step: int) -> float | None:
