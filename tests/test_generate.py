@@ -66,6 +66,7 @@ def test_generate_matches_the_model_and_skips_existing(tiny_root, tiny_run, tmp_
         tmp_path,
         limit=2,
         progress=False,
+        precision="fp32",  # the exact reference path
     )
     model, info = load_generator(tiny_run)
     dataset = dataset_for(

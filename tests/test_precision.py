@@ -43,7 +43,7 @@ def test_fp16_without_cuda_is_refused_before_anything_is_built(tiny_root, tmp_pa
     cfg = load_config(
         "synthetic", tiny_overrides(tiny_root, tmp_path / "r", **{"train.precision": "fp16"})
     )
-    with pytest.raises(InputError, match=r"train\.precision='fp16': float16 training needs a CUDA"):
+    with pytest.raises(InputError, match=r"train\.precision='fp16': float16 needs a CUDA"):
         train(cfg)
 
 

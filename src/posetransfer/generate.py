@@ -18,10 +18,11 @@ import torch
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
-from posetransfer.checkpoint import GeneratorInfo, load_generator
+from posetransfer.checkpoint import GeneratorInfo
 from posetransfer.data.datasets import PairDataset, tensor_to_image
 from posetransfer.device import resolve_device
 from posetransfer.errors import InputError
+from posetransfer.export import describe, load_for_inference
 from posetransfer.files import disk_error, generated_name, remove_partial, try_read_image
 from posetransfer.visualize import pair_strip, pair_strip_size, save_png
 
@@ -45,6 +46,8 @@ class Generated(Sequence[Path]):
     kept: list[Path] = field(default_factory=list)
     damaged: list[Path] = field(default_factory=list)
     wrong_size: list[Path] = field(default_factory=list)
+    runtime: str = ""
+    """How the generator ran (backend, device, precision), as `posetransfer.export.describe`."""
 
     def __getitem__(self, index: int) -> Path:
         return self.paths[index]
@@ -67,11 +70,15 @@ def generate(
     skip_existing: bool = False,
     legacy_heatmaps: bool | None = None,
     progress: bool = True,
+    precision: str = "auto",
+    backend: str = "torch",
+    compile: bool = False,
 ) -> Generated:
     """Generate the target of every pair with a trained (or imported) generator.
 
     Args:
-        checkpoint: a checkpoint or run directory, or an authors' ``latest_net_netG.pth``.
+        checkpoint: a checkpoint or run directory, a bundled model's name, an authors'
+            ``latest_net_netG.pth``, or an exported ``.onnx`` / ``.xml`` (`posetransfer.export`).
         image_dir: folder of the condition (and target) images, e.g. ``ROOT/test``.
         annotations: annotation CSV covering every image named in the pairs.
         pairs: pairs CSV (``from,to``).
@@ -85,6 +92,9 @@ def generate(
             expected size, to continue an interrupted run; any other file is made again.
         legacy_heatmaps: override the heatmap style recorded with the checkpoint.
         progress: show a progress bar.
+        precision: "auto", "fp32", "bf16" or "fp16" (`posetransfer.models.for_inference`).
+        backend: "torch", "onnxruntime" or "openvino" (the last two run an exported file).
+        compile: torch backend: run the generator through ``torch.compile``.
 
     Returns:
         The output paths in pairs-file order, with what was written, kept and remade.
@@ -98,7 +108,7 @@ def generate(
     if limit is not None and limit < 1:
         raise InputError(f"limit={limit}: must be at least 1", arg="limit")
     dev = resolve_device(device)
-    model, info = load_generator(checkpoint, dev)
+    model, info = load_for_inference(checkpoint, backend, precision, dev, compile)
     dataset = dataset_for(info, image_dir, annotations, pairs, legacy_heatmaps)
     out_dir = Path(out_dir)
     strips = Path(strips_dir) if strips_dir is not None else None
@@ -111,7 +121,7 @@ def generate(
             remove_partial(folder)  # temporary files of a run that was killed mid-write
     indices = list(range(len(dataset) if limit is None else min(limit, len(dataset))))
     names = [generated_name(*dataset.pairs[i]) for i in indices]
-    result = Generated([out_dir / n for n in names])
+    result = Generated([out_dir / n for n in names], runtime=describe(model))
     sizes = [(out_dir, (info.height, info.width))]  # what a kept file must be, per folder
     if strips is not None:
         sizes.append((strips, pair_strip_size(info.height, info.width)))

@@ -59,7 +59,7 @@ def check_precision(precision: str, device: torch.device, arg: str = "precision"
         raise InputError(f"{arg}={precision!r}: choose one of {known}", arg=arg)
     if precision == "fp16" and device.type != "cuda":
         raise InputError(
-            f"{arg}='fp16': float16 training needs a CUDA device (here: {device.type}); "
+            f"{arg}='fp16': float16 needs a CUDA device (here: {device.type}); "
             "use 'bf16' or 'fp32'",
             arg=arg,
         )

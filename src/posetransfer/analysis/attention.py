@@ -111,6 +111,11 @@ def keypoint_mask(
     return np.asarray(canvas) > 0
 
 
+def network(model: nn.Module) -> nn.Module:
+    """The network itself, also inside a generator prepared by `for_inference`."""
+    return getattr(model, "generator", model)
+
+
 def _batch1(*tensors: torch.Tensor) -> list[torch.Tensor]:
     return [t if t.dim() == 4 else t.unsqueeze(0) for t in tensors]
 
@@ -136,8 +141,8 @@ def patb_masks(
     Returns:
         The generated image [3, H, W] and per block a float (H, W) map in [0, 1].
     """
-    if not isinstance(model, PATN):
-        raise InputError(f"PATB masks need a PATN generator, got {type(model).__name__}")
+    if not isinstance(network(model), PATN):
+        raise InputError(f"PATB masks need a PATN generator, got {type(network(model)).__name__}")
     src_img, src_pose, tgt_pose = _batch1(src_img, src_pose, tgt_pose)
     with eval_mode(model):
         fake, masks = model(src_img, src_pose, tgt_pose, return_masks=True)
@@ -204,13 +209,15 @@ def apatb_attention(
         condition image (the attention weights, upsampled; each map's cells sum to 1 before
         upsampling).
     """
-    if not isinstance(model, APATN):
-        raise InputError(f"APATB attention needs an APATN generator, got {type(model).__name__}")
+    if not isinstance(network(model), APATN):
+        raise InputError(
+            f"APATB attention needs an APATN generator, got {type(network(model)).__name__}"
+        )
     src_img, src_pose, tgt_pose = _batch1(src_img, src_pose, tgt_pose)
     with eval_mode(model):
         fake, attention = model(src_img, src_pose, tgt_pose, return_attention=True)
     height, width = src_img.shape[-2:]
-    h, w = height // 2 ** _n_down(model), width // 2 ** _n_down(model)
+    h, w = height // 2 ** _n_down(network(model)), width // 2 ** _n_down(network(model))
     if h * w != attention[0].shape[-1]:
         raise ValueError(f"a {height}x{width} image should give {h}x{w} codes")
     maps = []
@@ -290,20 +297,20 @@ def save_attention_maps(
     height, width = src_img.shape[-2:]
     scale = max(1, 256 // height)  # small (Market) images are enlarged for viewing
     cond = tensor_to_image(src_img)
-    if isinstance(model, APATN):
+    if isinstance(network(model), APATN):
         region = None
         if not points:
             if tgt_kps is None:
                 raise InputError("APATN attention needs target keypoints or points")
             region = keypoint_mask(tgt_kps, height, width)
-        code = (height // 2 ** _n_down(model), width // 2 ** _n_down(model))
+        code = (height // 2 ** _n_down(network(model)), width // 2 ** _n_down(network(model)))
         queries = query_cells(code, (height, width), points, region)
         fake, maps = apatb_attention(model, src_img, src_pose, tgt_pose, queries)
-    elif isinstance(model, PATN):
+    elif isinstance(network(model), PATN):
         fake, masks = patb_masks(model, src_img, src_pose, tgt_pose)
     else:
         raise InputError(
-            f"attention maps exist for PATN and APATN generators, not {type(model).__name__}"
+            f"attention maps exist for PATN and APATN generators, not {type(network(model)).__name__}"
         )
     gen = tensor_to_image(fake)
     if tgt_img is not None:
@@ -315,7 +322,7 @@ def save_attention_maps(
     base = target if tgt_img is not None else gen
     pair = [("condition", cond), ("target", target), ("generated", gen)]
     paths = [save_strip(pair, out_dir / "pair.png", scale)]
-    if isinstance(model, PATN):
+    if isinstance(network(model), PATN):
         overlays = [overlay_heatmap(base, m, alpha) for m in masks]
         tiles = [("target", target)] + [(f"block {k + 1}", o) for k, o in enumerate(overlays)]
         paths.append(save_strip(tiles, out_dir / "patb_masks.png", scale))

@@ -36,6 +36,44 @@ def checkpoint_or_bundled(args: argparse.Namespace) -> str:
     return name
 
 
+def add_inference_flags(parser: argparse.ArgumentParser, backends: bool = True) -> None:
+    """``--precision`` (and ``--backend``, ``--compile``): how the generator runs (`for_inference`)."""
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=("auto", "fp32", "bf16", "fp16"),
+        help="arithmetic of the generator: auto (bf16 where the CPU or GPU has it natively, "
+        "fp16 on other GPUs, else fp32), fp32 (the exact reference), bf16, fp16 (CUDA)",
+    )
+    if backends:
+        parser.add_argument(
+            "--backend",
+            default="torch",
+            choices=("torch", "onnxruntime", "openvino"),
+            help="torch (default), or run an exported .onnx/.xml given as --checkpoint with "
+            "onnxruntime or OpenVINO (see `posetransfer export`)",
+        )
+    parser.add_argument(
+        "--compile", action="store_true", help="torch backend: run through torch.compile"
+    )
+
+
+def inference_options(args: argparse.Namespace) -> dict:
+    """The keyword arguments of `posetransfer.export.load_for_inference` from the flags."""
+    return {
+        "precision": args.precision,
+        "backend": getattr(args, "backend", "torch"),
+        "compile": args.compile,
+    }
+
+
+def report_inference(model: object) -> None:
+    """Say how the generator runs (backend, device, precision), on stdout with the results."""
+    from posetransfer.export import describe
+
+    print(describe(model))
+
+
 # Order in which the subcommands are listed by `posetransfer --help`.
 COMMANDS: tuple[str, ...] = (
     "demo",
@@ -50,5 +88,6 @@ COMMANDS: tuple[str, ...] = (
     "app",
     "attention",
     "pretrained",
+    "export",
     "bench",
 )

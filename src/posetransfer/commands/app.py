@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from posetransfer.commands import add_checkpoint_flag, checkpoint_or_bundled
+from posetransfer.commands import (
+    add_checkpoint_flag,
+    add_inference_flags,
+    checkpoint_or_bundled,
+    inference_options,
+    report_inference,
+)
 
 DESCRIPTION = """\
 Serve a local web page for pose transfer: upload a photo, see the detected skeleton, pick a named
@@ -31,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_checkpoint_flag(p)
+    add_inference_flags(p)
     p.add_argument(
         "--host",
         default="127.0.0.1",
@@ -61,7 +68,10 @@ def run(args: argparse.Namespace) -> int:
     from posetransfer.photos.transfer import PoseTransfer
 
     # Load the checkpoint first: a wrong path stops here with one line, before any server starts.
-    pt = PoseTransfer.from_checkpoint(checkpoint_or_bundled(args), device=device)
+    pt = PoseTransfer.from_checkpoint(
+        checkpoint_or_bundled(args), device=device, **inference_options(args)
+    )
+    report_inference(pt.model)
     demo = build_app(pt)
     launch(demo, host=args.host, port=args.port, block=False, quiet=True)
     print(f"serving on http://{args.host}:{args.port} (ready in {time.perf_counter() - t0:.1f} s)")

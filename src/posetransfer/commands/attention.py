@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from posetransfer.commands import add_checkpoint_flag, checkpoint_or_bundled
+from posetransfer.commands import (
+    add_checkpoint_flag,
+    add_inference_flags,
+    checkpoint_or_bundled,
+    report_inference,
+)
 
 EXAMPLE = """\
 examples:
@@ -37,6 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_checkpoint_flag(p)
+    add_inference_flags(p, backends=False)
     p.add_argument("--dataset", required=True, metavar="ROOT", help="dataset folder")
     p.add_argument("--split", default="test", help="image sub-folder of ROOT (test)")
     p.add_argument("--annotations", required=True, metavar="CSV", help="annotation CSV")
@@ -76,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
     from posetransfer.checkpoint import load_generator
     from posetransfer.device import resolve_device
     from posetransfer.errors import InputError
+    from posetransfer.models.inference import for_inference
 
     pair = None
     if args.pair:
@@ -88,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
     points = _parse_points(args.points)
     dev = resolve_device(args.device)
     model, info = load_generator(checkpoint_or_bundled(args), device=dev)
+    model = for_inference(model, args.precision, dev, compile=args.compile)
+    report_inference(model)
     item = load_pair(
         args.dataset,
         args.annotations,

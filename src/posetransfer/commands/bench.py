@@ -7,18 +7,28 @@ from pathlib import Path
 
 from posetransfer.commands import add_progress_flag
 
+DEFAULT_GENERATORS = "patn_fashion,apatn_fashion"
+
 EXAMPLE = """\
 examples:
   posetransfer bench --out bench/
   posetransfer bench --threads 1 --out bench/
   posetransfer bench --device cuda --repeats 50 --warmup 10 --batch 8 --out bench-gpu/
   posetransfer bench --generators patn_small,apatn_small --sizes 128x64 --repeats 3 --out b/
+  posetransfer bench --compare --out bench/        # every inference path side by side
+  posetransfer bench --compare --generators patn_fashion,apatn_fashion --no-compile --out b/
 
 Writes bench.json and bench.md (also printed): the parameters of every registered generator;
 per-image inference time (median [IQR]) and images/s of the chosen generators at each size; and
 one PATB and one APATB on a 1x256x64x64 code (the paper's setting), timed and broken down by
 torch.profiler into conv / norm / matmul / softmax / other. Defaults take about 2 minutes on
 2 CPU cores; on a machine busy with other jobs, --threads 1 gives steadier CPU timings.
+
+--compare writes compare.json and compare.md instead: for each generator (default
+patn_fashion) and --cases HxWxBATCH, eager fp32 against the fast path per precision, compiled,
+onnxruntime and OpenVINO (speedup, PSNR against eager fp32, GFLOP/s, peak memory), PATB
+against APATB time and FLOP ratios, training iterations/s per precision with the share spent
+waiting for data, and the loader's pairs/s. About 15 minutes on 2 CPU cores with compile.
 """
 
 
@@ -40,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup", type=int, default=1, metavar="N", help="untimed calls first (1)")
     p.add_argument(
         "--generators",
-        default="patn_fashion,apatn_fashion",
+        default=DEFAULT_GENERATORS,
         metavar="NAMES",
         help="comma-separated registered generators to time (patn_fashion,apatn_fashion)",
     )
@@ -57,7 +67,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--threads", type=int, metavar="N", help="CPU threads for torch (default: torch's choice)"
     )
-    p.add_argument("--out", required=True, metavar="DIR", help="folder for bench.json/bench.md")
+    p.add_argument(
+        "--compare",
+        action="store_true",
+        help="compare every inference path, training and data speed (compare.json/.md)",
+    )
+    p.add_argument(
+        "--cases",
+        default="128x64x8,256x176x4",
+        metavar="HxWxB,...",
+        help="--compare: image sizes and batches (128x64x8,256x176x4)",
+    )
+    p.add_argument(
+        "--no-compile", action="store_true", help="--compare: leave out the torch.compile path"
+    )
+    p.add_argument(
+        "--train-configs",
+        metavar="NAMES",
+        help="--compare: configs to time training with (synthetic on a CPU, fashion_patn,"
+        "market_patn on CUDA; 'none' skips)",
+    )
+    p.add_argument(
+        "--train-steps", type=int, default=6, metavar="N", help="--compare: timed steps (6)"
+    )
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for the reports")
     add_progress_flag(p)
     p.set_defaults(func=run)
 
@@ -74,12 +107,59 @@ def _size(text: str, option: str, multiple: int = 4) -> tuple[int, int]:
     return h, w
 
 
+def _case(text: str) -> tuple[int, int, int]:
+    from posetransfer.errors import InputError
+
+    parts = text.lower().split("x")
+    if len(parts) != 3:
+        raise InputError(f"--cases: expected HxWxBATCH such as 256x176x4, got {text!r}")
+    h, w = _size("x".join(parts[:2]), "--cases")
+    try:
+        batch = int(parts[2])
+    except ValueError:
+        batch = 0
+    if batch < 1:
+        raise InputError(f"--cases: the batch of {text!r} must be a positive integer")
+    return h, w, batch
+
+
+def _compare(args: argparse.Namespace, generators: list[str]) -> int:
+    from posetransfer.analysis.compare import run_compare
+    from posetransfer.errors import InputError
+
+    cases = [_case(c.strip()) for c in args.cases.split(",") if c.strip()]
+    if not cases:
+        raise InputError("--cases: give at least one HxWxBATCH")
+    if args.train_steps < 1:
+        raise InputError(f"--train-steps must be at least 1, got {args.train_steps}")
+    configs = None
+    if args.train_configs is not None:
+        configs = [c.strip() for c in args.train_configs.split(",") if c.strip() != "none"]
+        configs = [c for c in configs if c]
+    run_compare(
+        args.out,
+        device=args.device,
+        generators=generators,
+        cases=cases,
+        repeats=args.repeats,
+        warmup=args.warmup,
+        compile=not args.no_compile,
+        train_configs=configs,
+        train_steps=args.train_steps,
+        progress=not args.no_progress,
+    )
+    print((Path(args.out) / "compare.md").read_text(), end="")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from posetransfer.analysis.bench import run_bench
     from posetransfer.device import resolve_device
     from posetransfer.errors import InputError
     from posetransfer.models.registry import list_generators
 
+    if args.compare and args.generators == DEFAULT_GENERATORS:
+        args.generators = "patn_fashion"
     generators = [g.strip() for g in args.generators.split(",") if g.strip()]
     known = list_generators()
     for g in generators:
@@ -100,6 +180,8 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    if args.compare:
+        return _compare(args, generators)
     block_h, block_w = _size(args.block_size, "--block-size", multiple=1)
     if args.block_dim < 2 or args.block_dim % 2:
         raise InputError(f"--block-dim must be even and at least 2, got {args.block_dim}")

@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from posetransfer.commands import add_checkpoint_flag, add_progress_flag, checkpoint_or_bundled
+from posetransfer.commands import (
+    add_checkpoint_flag,
+    add_inference_flags,
+    add_progress_flag,
+    checkpoint_or_bundled,
+    inference_options,
+)
 
 EXAMPLE = """\
 examples:
@@ -15,6 +21,9 @@ examples:
   posetransfer generate --checkpoint latest_net_netG.pth --dataset data/market \\
       --annotations data/market/market-annotation-test.csv \\
       --pairs data/market/market-pairs-test.csv --out generated
+  # an exported model on OpenVINO (see `posetransfer export`); --precision fp32 is exact
+  posetransfer generate --checkpoint patn.xml --backend openvino --dataset data/synthetic \\
+      --out generated
 
 Writes <from stem>___<to stem>.png per pair at the dataset resolution, each one whole or not
 at all; after an interruption (Ctrl-C, a full disk) the same command with --skip-existing
@@ -55,6 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="force (or disable) the authors' uint8-truncated heatmaps",
     )
+    add_inference_flags(p)
     add_progress_flag(p)
     p.set_defaults(func=run)
 
@@ -91,7 +101,9 @@ def run(args: argparse.Namespace) -> int:
         skip_existing=args.skip_existing,
         legacy_heatmaps=args.legacy_heatmaps,
         progress=not args.no_progress,
+        **inference_options(args),
     )
+    print(result.runtime)
     summary = f"{len(result)} images in {args.out}"
     if args.skip_existing:
         summary += f": {len(result.written)} written, {len(result.kept)} kept"

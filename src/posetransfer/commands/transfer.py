@@ -6,7 +6,13 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from posetransfer.commands import add_checkpoint_flag, checkpoint_or_bundled
+from posetransfer.commands import (
+    add_checkpoint_flag,
+    add_inference_flags,
+    checkpoint_or_bundled,
+    inference_options,
+    report_inference,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -58,6 +64,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="named pose, photo, OpenPose .json, or annotation.csv:NAME (see above)",
     )
     add_checkpoint_flag(p)
+    add_inference_flags(p)
     p.add_argument("--out", metavar="PNG", help="image to write (.png, .jpg, ...)")
     p.add_argument(
         "--paste-back",
@@ -104,8 +111,11 @@ def run(args: argparse.Namespace) -> int:
         check_image_path(args.strip, "--strip")
     t0 = time.perf_counter()
     checkpoint = checkpoint_or_bundled(args)
-    with PoseTransfer.from_checkpoint(checkpoint, device=args.device) as pt:
+    with PoseTransfer.from_checkpoint(
+        checkpoint, device=args.device, **inference_options(args)
+    ) as pt:
         t_load = time.perf_counter() - t0
+        report_inference(pt.model)
         # Keypoint warnings (joints outside the image) print as one line each (see cli).
         result = pt.transfer(args.source, args.target_pose, paste_back=args.paste_back)
     out = write_image(result.image, args.out, "--out")

@@ -37,10 +37,12 @@ import torch
 from PIL import Image
 from torch import nn
 
-from posetransfer.checkpoint import GeneratorInfo, load_generator
+from posetransfer.checkpoint import GeneratorInfo
 from posetransfer.data.datasets import image_to_tensor, tensor_to_image
 from posetransfer.device import resolve_device
 from posetransfer.errors import InputError
+from posetransfer.export import load_for_inference
+from posetransfer.models.inference import for_inference
 from posetransfer.photos import targets
 from posetransfer.photos.framing import (
     DEFAULT_FILL,
@@ -139,16 +141,19 @@ class PoseTransfer:
     instance can serve a web app's worker threads.
 
     Args:
-        model: a generator taking (image, source heatmaps, target heatmaps).
+        model: a generator taking (image, source heatmaps, target heatmaps); a plain network
+            is prepared with `posetransfer.models.for_inference` at ``precision``, one that
+            already is (or an exported model) is used as it is.
         info: what the generator expects (frame size, heatmap sigma and style).
         device: where the model runs: "cpu", "cuda", "cuda:1", ... or "auto" (CUDA when
             available).
         fill: fraction of the frame height the person spans after framing.
         pad: "edge" or an RGB colour for the parts of the frame outside the photo.
         min_confidence: the detector's per-joint visibility threshold.
+        precision: "auto", "fp32" (exact), "bf16" or "fp16", for a plain network.
 
     Raises:
-        InputError: naming ``device`` when this machine does not have it.
+        InputError: naming ``device`` (or ``precision``) when this machine does not have it.
     """
 
     def __init__(
@@ -159,9 +164,12 @@ class PoseTransfer:
         fill: float = DEFAULT_FILL,
         pad: PadMode = DEFAULT_PAD,
         min_confidence: float = 0.5,
+        precision: str = "auto",
     ) -> None:
         self.device = resolve_device(device)
-        self.model = model.to(self.device).eval()  # dropout off, BatchNorm running statistics
+        if not hasattr(model, "backend"):  # a plain network, not yet prepared for inference
+            model = for_inference(model, precision, self.device)
+        self.model = model
         self.info = info
         self.fill = fill
         self.pad = pad
@@ -171,14 +179,23 @@ class PoseTransfer:
 
     @classmethod
     def from_checkpoint(
-        cls, path: str | Path, device: str | torch.device = "cpu", **kwargs: Any
+        cls,
+        path: str | Path,
+        device: str | torch.device = "cpu",
+        precision: str = "auto",
+        backend: str = "torch",
+        compile: bool = False,
+        **kwargs: Any,
     ) -> PoseTransfer:
-        """Load a checkpoint directory, a run directory (its latest checkpoint) or an authors'
-        ``latest_net_netG.pth``.
+        """Load a checkpoint directory, a run directory (its latest checkpoint), an authors'
+        ``latest_net_netG.pth``, a bundled model's name or an exported ``.onnx`` / ``.xml``.
 
         Args:
             path: the checkpoint.
             device: "cpu", "cuda", ... ("auto": CUDA when available).
+            precision: "auto", "fp32" (exact), "bf16" or "fp16" (`for_inference`).
+            backend: "torch", or "onnxruntime" / "openvino" for an exported file.
+            compile: torch backend: run through ``torch.compile``.
             **kwargs: passed to the constructor (fill, pad, min_confidence).
 
         Raises:
@@ -186,7 +203,7 @@ class PoseTransfer:
                 fit its architecture.
         """
         device = resolve_device(device)
-        model, info = load_generator(path, device)
+        model, info = load_for_inference(path, backend, precision, device, compile)
         return cls(model, info, device, **kwargs)
 
     @classmethod

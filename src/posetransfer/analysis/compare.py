@@ -1,0 +1,508 @@
+"""`bench --compare`: every inference path side by side in one run, plus training and data speed.
+
+For each generator and (height, width, batch) case, the same random weights and inputs go
+through each path:
+
+- ``eager fp32``: the plain network in eval mode under ``torch.inference_mode``, the baseline;
+- ``fast <precision>``: `posetransfer.models.for_inference` (BatchNorm folded, low-precision
+  weights, channels_last on CUDA) at fp32, bf16 (where native) and fp16 (CUDA);
+- ``compiled <precision>``: the fast path through ``torch.compile`` (its compile time is reported
+  as the setup time);
+- ``onnxruntime fp32``, ``openvino fp32``, ``openvino bf16``: the ONNX export on those runtimes
+  (CPU; the export time is the setup time).
+
+Per path: ms/image (median [IQR]) and images/s, the speedup over eager fp32, the PSNR of its
+output against eager fp32's, the peak memory (CUDA: allocator peak; CPU: the process's peak
+resident size during that path, reset before it through ``/proc/self/clear_refs``), and the
+achieved GFLOP/s from FLOPs per image counted by ``torch.utils.flop_counter`` (convolutions,
+plus the attention matrix products, which the counter does not see on the CPU).
+
+Then: one PATB and one APATB on the paper's 1x256x64x64 code, eager fp32 and on the fast path,
+with their time ratio against their FLOP ratio; training iterations/s per precision with the
+share of each step spent waiting for data; and the training loader's pairs/s on one core.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from posetransfer.analysis.bench import device_description, summarize, time_calls
+from posetransfer.device import resolve_device
+from posetransfer.export.check import psnr
+from posetransfer.files import atomic_write
+from posetransfer.models.apatn import APATB
+from posetransfer.models.inference import for_inference
+from posetransfer.models.patn import PATB
+from posetransfer.models.registry import create_generator
+from posetransfer.precision import native_bf16
+
+DEFAULT_CASES: tuple[tuple[int, int, int], ...] = ((128, 64, 8), (256, 176, 4))
+PAPER_APATB_PATB = 3114.0 / 1543.0  # Titan Xp, the paper's block timings
+
+
+# --------------------------------------------------------------------------------------------
+# Measuring
+
+
+def _peak_reset(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
+
+
+def _peak_mb(device: torch.device) -> float | None:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def _sdpa_flops(*args: Any, out_shape: Any = None, **kwargs: Any) -> int:
+    # query [B, heads, Lq, d], key [B, heads, Lk, d], value [B, heads, Lk, dv]: two products.
+    q, k, v = (torch.Size(s) for s in args[:3])
+    b, h, lq, d = q
+    return 2 * b * h * lq * k[-2] * d + 2 * b * h * lq * k[-2] * v[-1]
+
+
+def count_flops(fn: Callable[[], Any]) -> int:
+    """FLOPs of one call of ``fn`` (convolutions, matrix products, fused attention)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    mapping = {}
+    op = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+    if op is not None:
+        mapping[op] = _sdpa_flops
+    with torch.inference_mode(), FlopCounterMode(display=False, custom_mapping=mapping) as fc:
+        fn()
+    return int(fc.get_total_flops())
+
+
+def _inputs(batch: int, h: int, w: int, device: torch.device) -> tuple[torch.Tensor, ...]:
+    from posetransfer.export.onnx import example_inputs
+
+    return tuple(t.to(device) for t in example_inputs(batch, h, w))
+
+
+def inference_paths(device: torch.device, compile: bool = True) -> list[tuple[str, str, str]]:
+    """(label, backend, precision) of every path this device and installation can run."""
+    import importlib.util
+
+    low = []
+    if native_bf16(device):
+        low.append("bf16")
+    if device.type == "cuda":
+        low.append("fp16")
+    paths = [("fast fp32", "torch", "fp32")] + [(f"fast {p}", "torch", p) for p in low]
+    if compile:
+        best = low[0] if low else "fp32"
+        paths.append((f"compiled {best}", "compiled", best))
+    if device.type == "cpu":
+        if importlib.util.find_spec("onnxruntime") and importlib.util.find_spec("onnxscript"):
+            paths.append(("onnxruntime fp32", "onnxruntime", "fp32"))
+        if importlib.util.find_spec("openvino") and importlib.util.find_spec("onnxscript"):
+            paths.append(("openvino fp32", "openvino", "fp32"))
+            if native_bf16(device):
+                paths.append(("openvino bf16", "openvino", "bf16"))
+    return paths
+
+
+def _build(model: torch.nn.Module, backend: str, precision: str, device, size) -> Any:
+    if backend == "compiled":
+        return for_inference(model, precision, device, compile=True)
+    return for_inference(model, precision, device, backend=backend, image_size=size)
+
+
+def compare_generator(
+    name: str,
+    case: tuple[int, int, int],
+    device: torch.device,
+    paths: Sequence[tuple[str, str, str]],
+    repeats: int,
+    warmup: int,
+    progress: Callable[[str], None] = lambda _: None,
+) -> list[dict[str, Any]]:
+    """Rows of the comparison for one generator at one (height, width, batch)."""
+    h, w, batch = case
+    torch.manual_seed(0)
+    model = create_generator(name).to(device).eval()
+    inputs = _inputs(batch, h, w, device)
+    one = tuple(t[:1] for t in inputs)
+    flops = count_flops(lambda: model(*one))  # per image
+    rows = []
+
+    def measure(label: str, fn: Callable[[], torch.Tensor], setup_s: float, ref) -> dict:
+        times = time_calls(fn, device, repeats, warmup)
+        ms = summarize([1000 * t / batch for t in times])
+        out = fn()
+        return {
+            "generator": name,
+            "height": h,
+            "width": w,
+            "batch": batch,
+            "path": label,
+            "ms_per_image": ms,
+            "images_per_s": 1000 / ms["median"],
+            "psnr_db": None if ref is None else psnr(ref, out),
+            "peak_mb": _peak_mb(device),
+            "setup_s": setup_s,
+            "gflop_per_image": flops / 1e9,
+            "gflop_per_s": flops / 1e9 * 1000 / ms["median"],
+        }
+
+    progress(f"{name} {h}x{w} eager fp32")
+    _peak_reset(device)
+    with torch.inference_mode():
+        ref = model(*inputs)
+        base = measure("eager fp32", lambda: model(*inputs), 0.0, None)
+    rows.append(base)
+    for label, backend, precision in paths:
+        progress(f"{name} {h}x{w} {label}")
+        _peak_reset(device)
+        t0 = time.perf_counter()
+        fast = _build(model, backend, precision, device, (h, w))
+        fast(*inputs)  # compiles on the first call
+        setup = time.perf_counter() - t0
+        rows.append(measure(label, lambda fast=fast: fast(*inputs), setup, ref))
+        del fast
+    for r in rows:
+        r["speedup"] = base["ms_per_image"]["median"] / r["ms_per_image"]["median"]
+    return rows
+
+
+def block_comparison(
+    device: torch.device, dim: int = 256, size: tuple[int, int] = (64, 64), repeats: int = 3
+) -> list[dict[str, Any]]:
+    """PATB and APATB on a [1, dim, H, W] code, eager fp32 and on the fast path."""
+    torch.manual_seed(0)
+    shape = (1, dim, *size)
+    patb = PATB(dim, "instance", pose_in=2 * dim).to(device).eval()
+    apatb = APATB(dim, "instance").to(device).eval()
+    x, s, t = (torch.randn(shape, device=device) for _ in range(3))
+    pose = torch.randn(1, 2 * dim, *size, device=device)
+    hw = size[0] * size[1]
+    # The mathematical FLOPs: convolutions counted, plus Q K^T (d = C/2) and A V (d = C).
+    with torch.inference_mode():
+        conv = {"PATB": count_flops(lambda: patb(x, pose))}
+        conv["APATB"] = count_flops(lambda: apatb(x, s, t, return_attention=True))
+    flops = {"PATB": conv["PATB"], "APATB": conv["APATB"]}
+    if flops["APATB"] < 2 * hw * hw * dim:  # the counter missed the explicit matmuls
+        flops["APATB"] += 2 * hw * hw * (dim // 2) + 2 * hw * hw * dim
+    precisions = ["fp32"] + (["bf16"] if native_bf16(device) else [])
+    if device.type == "cuda" and "bf16" not in precisions:
+        precisions.append("fp16")
+    rows = []
+    for precision in precisions:
+        dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+        p, a = patb.to(dtype), apatb.to(dtype)
+        xs, ss, ts, ps = (v.to(dtype) for v in (x, s, t, pose))
+        with torch.inference_mode():
+            tp = summarize([1e6 * v for v in time_calls(lambda: p(xs, ps), device, repeats, 1)])
+            ta = summarize(
+                [1e6 * v for v in time_calls(lambda: a(xs, ss, ts), device, repeats, 1)]
+            )
+        rows.append(
+            {
+                "precision": precision,
+                "input": list(shape),
+                "patb_us": tp,
+                "apatb_us": ta,
+                "time_ratio": ta["median"] / tp["median"],
+                "patb_gflop": flops["PATB"] / 1e9,
+                "apatb_gflop": flops["APATB"] / 1e9,
+                "flop_ratio": flops["APATB"] / flops["PATB"],
+            }
+        )
+    return rows
+
+
+@contextlib.contextmanager
+def _threads(n: int) -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def loader_speed(
+    root: Path, height: int, width: int, pairs: int = 64, sigma: float = 6.0
+) -> dict[str, Any]:
+    """Pairs/s of the training loader (decode, resize, heatmaps, body masks) on one core."""
+    from posetransfer.data.datasets import PairDataset
+
+    data = PairDataset(
+        root / "train",
+        root / "synthetic-annotation-train.csv",
+        root / "synthetic-pairs-train.csv",
+        height=height,
+        width=width,
+        sigma=sigma,
+        body_masks=True,
+    )
+    n = min(pairs, len(data))
+    with _threads(1):
+        data[0]
+        t0 = time.perf_counter()
+        for i in range(n):
+            data[i]
+        el = time.perf_counter() - t0
+    return {"height": height, "width": width, "pairs": n, "pairs_per_s_per_core": n / el}
+
+
+def training_speed(
+    config: str, root: Path, device: torch.device, precision: str, steps: int = 6
+) -> dict[str, Any]:
+    """Training iterations/s of a shipped config on the synthetic people at ``root``."""
+    from posetransfer.config import load_config
+    from posetransfer.train.build import batches, build
+    from posetransfer.train.run import Stats
+    from posetransfer.train.step import train_step
+
+    cfg = load_config(
+        config,
+        [
+            f"data.root={root}",
+            "data.dataset=synthetic",
+            "data.train_annotations=synthetic-annotation-train.csv",
+            "data.train_pairs=synthetic-pairs-train.csv",
+            "data.test_annotations=synthetic-annotation-test.csv",
+            "data.test_pairs=synthetic-pairs-test.csv",
+            "data.num_workers=0",
+            f"train.precision={precision}",
+            f"train.device={device}",
+            "train.progress=false",
+        ],
+    )
+    t = build(cfg, 0, 1, device)
+    stats = Stats(None)
+    data = batches(t, lambda: False)
+    t.generator.train()
+    for d in t.discs.values():
+        d.train()
+    wait = work = 0.0
+    for i in range(steps + 1):  # the first step warms up
+        t0 = time.perf_counter()
+        batch = next(data)
+        t1 = time.perf_counter()
+        train_step(t, batch, stats)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        t2 = time.perf_counter()
+        if i:
+            wait, work = wait + t1 - t0, work + t2 - t1
+    data.close()
+    return {
+        "config": config,
+        "generator": cfg.model.generator,
+        "height": cfg.data.height,
+        "width": cfg.data.width,
+        "batch": cfg.train.batch_size,
+        "precision": t.precision,
+        "steps": steps,
+        "iterations_per_s": steps / (wait + work),
+        "data_wait_share": wait / (wait + work),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# The run
+
+
+def _synthetic(root: Path, height: int, width: int) -> Path:
+    from posetransfer.data.synthetic import SyntheticConfig, make_synthetic_dataset
+
+    cfg = SyntheticConfig(
+        n_train_ids=6, n_test_ids=1, images_per_id=6, height=height, width=width, max_test_pairs=4
+    )
+    return make_synthetic_dataset(root, cfg, progress=False)
+
+
+def run_compare(
+    out_dir: str | Path,
+    device: str = "auto",
+    generators: Sequence[str] = ("patn_fashion",),
+    cases: Sequence[tuple[int, int, int]] = DEFAULT_CASES,
+    repeats: int = 5,
+    warmup: int = 1,
+    compile: bool = True,
+    train_configs: Sequence[str] | None = None,
+    train_steps: int = 6,
+    loader_pairs: int = 64,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run the whole comparison and write ``compare.json`` and ``compare.md`` to ``out_dir``.
+
+    Args:
+        out_dir: output folder (created).
+        device: "auto", "cpu", "cuda", ...
+        generators: registered generators to compare (random weights, the same for every path).
+        cases: (height, width, batch) to time at.
+        repeats, warmup: timed and untimed calls per measurement.
+        compile: include the ``torch.compile`` path (minutes of compiling on a small CPU).
+        train_configs: shipped configs to time training with; default ``synthetic`` on a CPU,
+            ``fashion_patn`` and ``market_patn`` on CUDA (all on synthetic people at the
+            config's size); empty to skip.
+        train_steps: timed training steps per precision (after one warm-up step).
+        loader_pairs: pairs the loader benchmark reads.
+        progress: show a progress bar.
+    """
+    dev = resolve_device(device)
+    if train_configs is None:
+        train_configs = ("fashion_patn", "market_patn") if dev.type == "cuda" else ("synthetic",)
+    paths = inference_paths(dev, compile)
+    result: dict[str, Any] = {
+        "device": device_description(dev),
+        "torch": torch.__version__,
+        "settings": {"repeats": repeats, "warmup": warmup, "cases": [list(c) for c in cases]},
+        "inference": [],
+        "blocks": [],
+        "training": [],
+        "loader": [],
+        "paper_apatb_patb": PAPER_APATB_PATB,
+    }
+    steps = len(generators) * len(cases) * (len(paths) + 1) + 3
+    with tqdm(total=steps, desc="bench --compare", disable=not progress) as bar:
+
+        def note(text: str) -> None:
+            bar.set_postfix_str(text)
+            bar.update()
+
+        for name in generators:
+            for case in cases:
+                result["inference"] += compare_generator(
+                    name, case, dev, paths, repeats, warmup, note
+                )
+        note("blocks")
+        result["blocks"] = block_comparison(dev, repeats=max(3, repeats))
+        with tempfile.TemporaryDirectory(prefix="posetransfer-bench-") as tmp:
+            note("loader")
+            big = _synthetic(Path(tmp) / "256x176", 256, 176)
+            result["loader"].append(loader_speed(big, 256, 176, loader_pairs))
+            note("training")
+            precisions = ["fp32"] + [p for p in ("bf16", "fp16") if _runs(p, dev)]
+            roots: dict[tuple[int, int], Path] = {(256, 176): big}
+            for config in train_configs:
+                size = _config_size(config)
+                if size not in roots:
+                    roots[size] = _synthetic(Path(tmp) / f"{size[0]}x{size[1]}", *size)
+                for precision in precisions:
+                    result["training"].append(
+                        training_speed(config, roots[size], dev, precision, train_steps)
+                    )
+    if hasattr(os, "getloadavg"):
+        result["device"]["load_average_1min_end"] = round(os.getloadavg()[0], 2)
+    out = Path(out_dir)
+    atomic_write(out / "compare.json", json.dumps(result, indent=2) + "\n")
+    atomic_write(out / "compare.md", format_compare(result))
+    return result
+
+
+def _runs(precision: str, device: torch.device) -> bool:
+    if precision == "bf16":
+        return native_bf16(device)
+    return device.type == "cuda"
+
+
+def _config_size(config: str) -> tuple[int, int]:
+    from posetransfer.config import load_config
+
+    cfg = load_config(config, [])
+    return cfg.data.height, cfg.data.width
+
+
+# --------------------------------------------------------------------------------------------
+# The report
+
+
+def _fmt(value: float | None, spec: str = ".1f", empty: str = "") -> str:
+    return empty if value is None else format(value, spec)
+
+
+def format_compare(result: dict[str, Any]) -> str:
+    """The comparison as Markdown tables."""
+    dev, s = result["device"], result["settings"]
+    lines = [
+        "# posetransfer bench --compare",
+        "",
+        f"Device: {dev['type']} ({dev['name']}, {dev['threads']} threads), torch "
+        f"{result['torch']}; {s['warmup']} warm-up and {s['repeats']} timed calls per "
+        f"measurement, median [interquartile range]; load average "
+        f"{dev.get('load_average_1min', '?')} at the start, "
+        f"{dev.get('load_average_1min_end', '?')} at the end. Same weights and inputs on every "
+        "path; PSNR against eager fp32 (images in [-1, 1]).",
+        "",
+        "## Inference",
+        "",
+        "| generator | size x batch | path | ms / image | images / s | speedup | PSNR dB | "
+        "GFLOP/s | peak MB | setup s |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in result["inference"]:
+        ms = r["ms_per_image"]
+        p = r["psnr_db"]
+        p_text = "ref" if p is None else ("exact" if p == float("inf") else f"{p:.1f}")
+        lines.append(
+            f"| {r['generator']} | {r['height']}x{r['width']} x{r['batch']} | {r['path']} | "
+            f"{ms['median']:.1f} [{ms['q1']:.1f}-{ms['q3']:.1f}] | {r['images_per_s']:.2f} | "
+            f"{r['speedup']:.2f}x | {p_text} | {r['gflop_per_s']:.0f} | "
+            f"{_fmt(r['peak_mb'], '.0f')} | {r['setup_s']:.1f} |"
+        )
+    if result["inference"]:
+        g = {(r["generator"], r["height"], r["width"]): r["gflop_per_image"] for r in result["inference"]}
+        lines += ["", "FLOPs per image: " + ", ".join(
+            f"{k[0]} {k[1]}x{k[2]} {v:.1f} GFLOP" for k, v in g.items()
+        ) + "."]
+    lines += [
+        "",
+        "## PATB against APATB",
+        "",
+        "| precision | input | PATB us | APATB us | time ratio | PATB GFLOP | APATB GFLOP | "
+        "FLOP ratio | paper time ratio (Titan Xp) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for b in result["blocks"]:
+        lines.append(
+            f"| {b['precision']} | {'x'.join(map(str, b['input']))} | "
+            f"{b['patb_us']['median']:,.0f} | {b['apatb_us']['median']:,.0f} | "
+            f"{b['time_ratio']:.2f} | {b['patb_gflop']:.1f} | {b['apatb_gflop']:.1f} | "
+            f"{b['flop_ratio']:.2f} | {result['paper_apatb_patb']:.2f} |"
+        )
+    if result["training"]:
+        lines += [
+            "",
+            "## Training",
+            "",
+            "| config | generator | size x batch | precision | iterations / s | waiting for data |",
+            "|---|---|---|---|---:|---:|",
+        ]
+        for t in result["training"]:
+            lines.append(
+                f"| {t['config']} | {t['generator']} | {t['height']}x{t['width']} x{t['batch']} | "
+                f"{t['precision']} | {t['iterations_per_s']:.2f} | {100 * t['data_wait_share']:.0f}% |"
+            )
+    for ld in result["loader"]:
+        lines += [
+            "",
+            f"Training loader at {ld['height']}x{ld['width']} (JPEG decode and resize, two "
+            f"36-channel heatmap stacks, body mask), one core: "
+            f"{ld['pairs_per_s_per_core']:.0f} pairs/s over {ld['pairs']} pairs.",
+        ]
+    return "\n".join(lines) + "\n"
