@@ -236,3 +236,21 @@ def test_dataset_from_config_rejects_an_unknown_split(tmp_path: Path) -> None:
     cfg = DataConfig(root=str(tmp_path), height=H, width=W)
     with pytest.raises(ValueError, match="split must be train or test"):
         dataset_from_config(cfg, "val")
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_batch_heatmaps_equal_the_datasets(tiny_root, legacy):
+    from torch.utils.data import DataLoader
+
+    from posetransfer.config import load_config
+    from posetransfer.data.datasets import add_heatmaps, dataset_from_config
+
+    overrides = [f"data.root={tiny_root}", f"data.legacy_heatmaps={legacy}"]
+    data_cfg = load_config("synthetic", overrides).data
+    with_maps = dataset_from_config(data_cfg, "train")
+    without = dataset_from_config(data_cfg, "train", heatmaps=False)
+    assert "src_pose" not in without[0]
+    batch = add_heatmaps(next(iter(DataLoader(without, batch_size=4))), data_cfg)
+    expected = torch.stack([with_maps[i]["tgt_pose"] for i in range(4)])
+    assert torch.equal(batch["tgt_pose"], expected)
+    assert torch.equal(batch["src_pose"][1], with_maps[1]["src_pose"])

@@ -25,6 +25,7 @@ share of each step spent waiting for data; and the training loader's pairs/s on 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import tempfile
@@ -186,6 +187,10 @@ def compare_generator(
     return rows
 
 
+def _time_us(fn: Callable[[], Any], device: torch.device, repeats: int) -> dict[str, float]:
+    return summarize([1e6 * v for v in time_calls(fn, device, repeats, 1)])
+
+
 def block_comparison(
     device: torch.device, dim: int = 256, size: tuple[int, int] = (64, 64), repeats: int = 3
 ) -> list[dict[str, Any]]:
@@ -213,10 +218,8 @@ def block_comparison(
         p, a = patb.to(dtype), apatb.to(dtype)
         xs, ss, ts, ps = (v.to(dtype) for v in (x, s, t, pose))
         with torch.inference_mode():
-            tp = summarize([1e6 * v for v in time_calls(lambda: p(xs, ps), device, repeats, 1)])
-            ta = summarize(
-                [1e6 * v for v in time_calls(lambda: a(xs, ss, ts), device, repeats, 1)]
-            )
+            tp = _time_us(functools.partial(p, xs, ps), device, repeats)
+            ta = _time_us(functools.partial(a, xs, ss, ts), device, repeats)
         rows.append(
             {
                 "precision": precision,
@@ -243,28 +246,75 @@ def _threads(n: int) -> Iterator[None]:
 
 
 def loader_speed(
-    root: Path, height: int, width: int, pairs: int = 64, sigma: float = 6.0
+    root: Path,
+    height: int,
+    width: int,
+    device: torch.device,
+    pairs: int = 64,
+    batch: int = 8,
+    body_masks: bool = False,
 ) -> dict[str, Any]:
-    """Pairs/s of the training loader (decode, resize, heatmaps, body masks) on one core."""
-    from posetransfer.data.datasets import PairDataset
+    """Pairs/s of the training data path on one core: the loader, then heatmaps on the device.
 
-    data = PairDataset(
-        root / "train",
-        root / "synthetic-annotation-train.csv",
-        root / "synthetic-pairs-train.csv",
-        height=height,
-        width=width,
-        sigma=sigma,
-        body_masks=True,
-    )
-    n = min(pairs, len(data))
-    with _threads(1):
-        data[0]
+    As training runs it: the loader (one process) decodes both JPEGs and makes their tensors
+    (and body masks when asked), collated into batches; `add_heatmaps` then renders the 36
+    heatmaps per pair from the keypoints on ``device``. Also timed: the older path, with the
+    heatmaps made per pair inside the loader.
+    """
+    from torch.utils.data import DataLoader
+
+    from posetransfer.config import DataConfig
+    from posetransfer.data.datasets import PairDataset, add_heatmaps
+
+    def make(heatmaps: bool) -> PairDataset:
+        return PairDataset(
+            root / "train",
+            root / "synthetic-annotation-train.csv",
+            root / "synthetic-pairs-train.csv",
+            height=height,
+            width=width,
+            body_masks=body_masks,
+            heatmaps=heatmaps,
+        )
+
+    data_cfg = DataConfig(dataset="synthetic", root=str(root), height=height, width=width)
+    n = min(pairs, len(make(False))) // batch * batch
+
+    def timed(heatmaps: bool) -> tuple[float, float]:
+        loader = DataLoader(make(heatmaps), batch_size=batch, num_workers=0)
+        load = render = 0.0
+        seen = 0
         t0 = time.perf_counter()
-        for i in range(n):
-            data[i]
-        el = time.perf_counter() - t0
-    return {"height": height, "width": width, "pairs": n, "pairs_per_s_per_core": n / el}
+        for b in loader:
+            t1 = time.perf_counter()
+            load += t1 - t0
+            if not heatmaps:
+                b = {k: v.to(device) if torch.is_tensor(v) else v for k, v in b.items()}
+                add_heatmaps(b, data_cfg)
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+            t0 = time.perf_counter()
+            render += t0 - t1
+            seen += b["src_img"].shape[0]
+            if seen >= n:
+                break
+        return load, render
+
+    with _threads(1):
+        timed(False)  # warm the file cache
+        load, render = timed(False)
+        old, _ = timed(True)
+    return {
+        "height": height,
+        "width": width,
+        "pairs": n,
+        "batch": batch,
+        "body_masks": body_masks,
+        "loader_pairs_per_s": n / load,
+        "heatmaps_ms_per_pair": 1000 * render / n,
+        "pairs_per_s_per_core": n / (load + render),
+        "in_loader_heatmaps_pairs_per_s": n / old,
+    }
 
 
 def training_speed(
@@ -272,7 +322,7 @@ def training_speed(
 ) -> dict[str, Any]:
     """Training iterations/s of a shipped config on the synthetic people at ``root``."""
     from posetransfer.config import load_config
-    from posetransfer.train.build import batches, build
+    from posetransfer.train.build import batches, build, distribute
     from posetransfer.train.run import Stats
     from posetransfer.train.step import train_step
 
@@ -292,6 +342,7 @@ def training_speed(
         ],
     )
     t = build(cfg, 0, 1, device)
+    distribute(t)  # one process: the networks themselves
     stats = Stats(None)
     data = batches(t, lambda: False)
     t.generator.train()
@@ -346,6 +397,7 @@ def run_compare(
     train_configs: Sequence[str] | None = None,
     train_steps: int = 6,
     loader_pairs: int = 64,
+    loader_size: tuple[int, int] = (256, 176),
     progress: bool = True,
 ) -> dict[str, Any]:
     """Run the whole comparison and write ``compare.json`` and ``compare.md`` to ``out_dir``.
@@ -362,6 +414,7 @@ def run_compare(
             config's size); empty to skip.
         train_steps: timed training steps per precision (after one warm-up step).
         loader_pairs: pairs the loader benchmark reads.
+        loader_size: (height, width) of the loader benchmark's images.
         progress: show a progress bar.
     """
     dev = resolve_device(device)
@@ -394,11 +447,14 @@ def run_compare(
         result["blocks"] = block_comparison(dev, repeats=max(3, repeats))
         with tempfile.TemporaryDirectory(prefix="posetransfer-bench-") as tmp:
             note("loader")
-            big = _synthetic(Path(tmp) / "256x176", 256, 176)
-            result["loader"].append(loader_speed(big, 256, 176, loader_pairs))
+            big = _synthetic(Path(tmp) / "loader", *loader_size)
+            for masks in (False, True):
+                result["loader"].append(
+                    loader_speed(big, *loader_size, dev, loader_pairs, 8, masks)
+                )
             note("training")
             precisions = ["fp32"] + [p for p in ("bf16", "fp16") if _runs(p, dev)]
-            roots: dict[tuple[int, int], Path] = {(256, 176): big}
+            roots: dict[tuple[int, int], Path] = {tuple(loader_size): big}
             for config in train_configs:
                 size = _config_size(config)
                 if size not in roots:
@@ -466,10 +522,16 @@ def format_compare(result: dict[str, Any]) -> str:
             f"{_fmt(r['peak_mb'], '.0f')} | {r['setup_s']:.1f} |"
         )
     if result["inference"]:
-        g = {(r["generator"], r["height"], r["width"]): r["gflop_per_image"] for r in result["inference"]}
-        lines += ["", "FLOPs per image: " + ", ".join(
-            f"{k[0]} {k[1]}x{k[2]} {v:.1f} GFLOP" for k, v in g.items()
-        ) + "."]
+        g = {
+            (r["generator"], r["height"], r["width"]): r["gflop_per_image"]
+            for r in result["inference"]
+        }
+        lines += [
+            "",
+            "FLOPs per image: "
+            + ", ".join(f"{k[0]} {k[1]}x{k[2]} {v:.1f} GFLOP" for k, v in g.items())
+            + ".",
+        ]
     lines += [
         "",
         "## PATB against APATB",
@@ -498,11 +560,19 @@ def format_compare(result: dict[str, Any]) -> str:
                 f"| {t['config']} | {t['generator']} | {t['height']}x{t['width']} x{t['batch']} | "
                 f"{t['precision']} | {t['iterations_per_s']:.2f} | {100 * t['data_wait_share']:.0f}% |"
             )
-    for ld in result["loader"]:
+    if result["loader"]:
         lines += [
             "",
-            f"Training loader at {ld['height']}x{ld['width']} (JPEG decode and resize, two "
-            f"36-channel heatmap stacks, body mask), one core: "
-            f"{ld['pairs_per_s_per_core']:.0f} pairs/s over {ld['pairs']} pairs.",
+            "## Training data, one core",
+            "",
+            "| size | body masks | loader pairs/s | heatmaps on device ms/pair | pairs/s in all | "
+            "heatmaps in the loader (before) pairs/s |",
+            "|---|---|---:|---:|---:|---:|",
         ]
+        for ld in result["loader"]:
+            lines.append(
+                f"| {ld['height']}x{ld['width']} | {'yes' if ld['body_masks'] else 'no'} | "
+                f"{ld['loader_pairs_per_s']:.0f} | {ld['heatmaps_ms_per_pair']:.2f} | "
+                f"{ld['pairs_per_s_per_core']:.0f} | {ld['in_loader_heatmaps_pairs_per_s']:.0f} |"
+            )
     return "\n".join(lines) + "\n"

@@ -50,9 +50,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup", type=int, default=1, metavar="N", help="untimed calls first (1)")
     p.add_argument(
         "--generators",
-        default=DEFAULT_GENERATORS,
         metavar="NAMES",
-        help="comma-separated registered generators to time (patn_fashion,apatn_fashion)",
+        help="comma-separated registered generators to time (patn_fashion,apatn_fashion; "
+        "with --compare: patn_fashion)",
     )
     p.add_argument(
         "--sizes", default="128x64,256x176", metavar="HxW,...", help="image sizes to time at"
@@ -158,8 +158,8 @@ def run(args: argparse.Namespace) -> int:
     from posetransfer.errors import InputError
     from posetransfer.models.registry import list_generators
 
-    if args.compare and args.generators == DEFAULT_GENERATORS:
-        args.generators = "patn_fashion"
+    if args.generators is None:
+        args.generators = "patn_fashion" if args.compare else DEFAULT_GENERATORS
     generators = [g.strip() for g in args.generators.split(",") if g.strip()]
     known = list_generators()
     for g in generators:

@@ -58,6 +58,10 @@ class PairDataset(Dataset):
         check_files: check up front that every image named in a pair exists.
         body_masks: also return ``tgt_mask`` [1, H, W], the target's body mask
             (`posetransfer.metrics.body_mask`, 1 inside) for the body-mask L1 loss.
+        heatmaps: return ``src_pose`` and ``tgt_pose``. Training turns this off and renders
+            them from the keypoints on its device, a batch at a time (`add_heatmaps`): 36
+            float32 maps are 6.5 MB per pair at 256x176, which the loader would otherwise
+            compute, collate and copy.
     """
 
     def __init__(
@@ -71,8 +75,10 @@ class PairDataset(Dataset):
         legacy_heatmaps: bool = False,
         check_files: bool = True,
         body_masks: bool = False,
+        heatmaps: bool = True,
     ):
         self.body_masks = body_masks
+        self.heatmaps = heatmaps
         self.image_dir = require_dir(image_dir, "image folder")
         self.height, self.width = height, width
         self.sigma, self.legacy_heatmaps = sigma, legacy_heatmaps
@@ -100,13 +106,14 @@ class PairDataset(Dataset):
         item = {
             "src_img": image_to_tensor(self._image(src_name)),
             "tgt_img": image_to_tensor(self._image(tgt_name)),
-            "src_pose": self._heatmaps(src_kps),
-            "tgt_pose": self._heatmaps(tgt_kps),
             "src_kps": torch.from_numpy(src_kps),
             "tgt_kps": torch.from_numpy(tgt_kps),
             "src_name": src_name,
             "tgt_name": tgt_name,
         }
+        if self.heatmaps:
+            item["src_pose"] = self._heatmaps(src_kps)
+            item["tgt_pose"] = self._heatmaps(tgt_kps)
         if self.body_masks:
             mask = body_mask(tgt_kps, self.height, self.width)
             item["tgt_mask"] = torch.from_numpy(mask[None].astype(np.float32))
@@ -121,8 +128,29 @@ class PairDataset(Dataset):
         )
 
 
+def add_heatmaps(batch: dict, data_cfg: DataConfig) -> dict:
+    """``src_pose`` and ``tgt_pose`` of a batch from its keypoints, on the keypoints' device.
+
+    The same maps `PairDataset` would have returned (same sigma and style), computed for the
+    whole batch at once where the batch is (the GPU in training).
+    """
+    for side in ("src", "tgt"):
+        batch[f"{side}_pose"] = keypoints_to_heatmaps(
+            batch[f"{side}_kps"],
+            data_cfg.height,
+            data_cfg.width,
+            data_cfg.sigma,
+            legacy_uint8=data_cfg.legacy_heatmaps,
+        )
+    return batch
+
+
 def dataset_from_config(
-    data_cfg: DataConfig, split: str, check_files: bool = True, body_masks: bool = False
+    data_cfg: DataConfig,
+    split: str,
+    check_files: bool = True,
+    body_masks: bool = False,
+    heatmaps: bool = True,
 ) -> PairDataset:
     """The train or test PairDataset described by a `DataConfig`.
 
@@ -132,6 +160,7 @@ def dataset_from_config(
         split: ``"train"`` or ``"test"``.
         check_files: check up front that every image named in a pair exists.
         body_masks: return the target's body mask too (see `PairDataset`).
+        heatmaps: return the heatmaps (off: `add_heatmaps` makes them from a batch).
     """
     if split not in ("train", "test"):
         raise ValueError(f"split must be train or test, got {split!r}")
@@ -145,4 +174,5 @@ def dataset_from_config(
         legacy_heatmaps=data_cfg.legacy_heatmaps,
         check_files=check_files,
         body_masks=body_masks,
+        heatmaps=heatmaps,
     )

@@ -22,7 +22,7 @@ from torch.optim.lr_scheduler import LambdaLR
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from posetransfer.config import Config
-from posetransfer.data.datasets import dataset_from_config
+from posetransfer.data.datasets import add_heatmaps, dataset_from_config
 from posetransfer.device import resolve_device
 from posetransfer.errors import InputError
 from posetransfer.losses import GANLoss, GeneratorLoss, ImagePool
@@ -168,7 +168,8 @@ def build(cfg: Config, rank: int, world: int, device: torch.device) -> Training:
     batch_per_rank = cfg.train.batch_size // world
     _ensure_dataset(cfg, rank)
     masks = cfg.loss.lambda_mask_l1 > 0
-    train_set = dataset_from_config(cfg.data, "train", body_masks=masks)
+    # Heatmaps are rendered from the keypoints on the device, a batch at a time (`batches`).
+    train_set = dataset_from_config(cfg.data, "train", body_masks=masks, heatmaps=False)
     sample_set = dataset_from_config(cfg.data, "test", body_masks=masks) if rank == 0 else None
     sampler = EpochSampler(len(train_set), cfg.train.seed, rank, world)
     loader_gen = torch.Generator().manual_seed(cfg.train.seed)  # keeps the global RNG untouched
@@ -290,4 +291,7 @@ def batches(t: Training, stopping: Callable[[], bool]) -> Iterator[dict[str, Any
                     raise clean from None
                 raise
             t.batch_in_epoch += 1
-            yield {k: _to_device(v, t) for k, v in batch.items()}
+            batch = add_heatmaps({k: _to_device(v, t) for k, v in batch.items()}, t.cfg.data)
+            for k in ("src_pose", "tgt_pose"):
+                batch[k] = _to_device(batch[k], t)  # channels_last when configured
+            yield batch

@@ -1,0 +1,75 @@
+"""`bench --compare`: every path measured against eager fp32 in one run, reported as tables."""
+
+import json
+
+import pytest
+import torch
+
+from posetransfer.analysis.compare import count_flops, inference_paths, run_compare
+from posetransfer.cli import main
+from posetransfer.models import create_generator
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("compare")
+    run_compare(
+        out,
+        device="cpu",
+        generators=("patn_tiny",),
+        cases=((32, 16, 2),),
+        repeats=1,
+        warmup=0,
+        compile=False,
+        train_configs=("synthetic",),
+        train_steps=1,
+        loader_pairs=8,
+        loader_size=(64, 32),
+        progress=False,
+    )
+    return out
+
+
+def test_every_path_is_measured_against_eager_fp32(report):
+    result = json.loads((report / "compare.json").read_text())
+    rows = result["inference"]
+    labels = [r["path"] for r in rows]
+    assert labels[0] == "eager fp32" and rows[0]["speedup"] == 1.0 and rows[0]["psnr_db"] is None
+    expected = [label for label, _, _ in inference_paths(torch.device("cpu"), compile=False)]
+    assert labels[1:] == expected
+    fp32 = rows[labels.index("fast fp32")]
+    assert fp32["psnr_db"] > 100  # BatchNorm-free tiny model: fp32 is the same computation
+    for r in rows:
+        assert r["images_per_s"] > 0 and r["gflop_per_image"] > 0 and r["peak_mb"] > 0
+        if r["path"] != "eager fp32":
+            assert r["psnr_db"] >= 35
+    blocks = result["blocks"]
+    assert blocks[0]["precision"] == "fp32" and blocks[0]["flop_ratio"] > 1
+    (train,) = [t for t in result["training"] if t["precision"] == "fp32"]
+    assert train["iterations_per_s"] > 0 and 0 <= train["data_wait_share"] < 1
+    loader = result["loader"][0]
+    assert loader["pairs_per_s_per_core"] > 0 and not loader["body_masks"]
+
+
+def test_markdown_has_every_section(report):
+    md = (report / "compare.md").read_text()
+    for heading in ("## Inference", "## PATB against APATB", "## Training", "## Training data"):
+        assert heading in md
+    assert "| patn_tiny | 32x16 x2 | eager fp32 |" in md
+
+
+def test_flop_count_includes_the_fused_attention():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = create_generator("apatn_tiny").eval()
+    x = torch.zeros(1, 3, 32, 16), torch.zeros(1, 18, 32, 16), torch.zeros(1, 18, 32, 16)
+    with torch.inference_mode(), FlopCounterMode(display=False) as plain:
+        model(*x)
+    # 2 blocks, 8x4 code: Q K^T and A V over 32 x 32 cells with 32-channel (padded) rows.
+    attention = 2 * (2 * 32 * 32 * 32 + 2 * 32 * 32 * 32)
+    assert count_flops(lambda: model(*x)) == plain.get_total_flops() + attention
+
+
+def test_bad_cases_are_one_line(tmp_path, capsys):
+    assert main(["bench", "--compare", "--cases", "128x64", "--out", str(tmp_path)]) == 2
+    assert "--cases: expected HxWxBATCH" in capsys.readouterr().err
