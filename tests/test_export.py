@@ -162,3 +162,21 @@ def test_cli_backend_without_an_exported_model_is_one_line(tiny_root, tmp_path, 
     last = capsys.readouterr().err.strip().splitlines()[-1]  # after "using the bundled model"
     assert last.startswith("posetransfer generate: error: --backend 'openvino' runs an exported")
     assert "posetransfer export --checkpoint synthetic-patn --format openvino" in last
+
+
+def test_int8_export_keeps_30_db_on_held_out_pairs(tmp_path):
+    from posetransfer.export.check import parity
+
+    out = export_generator(
+        "synthetic-patn", "onnx", tmp_path / "int8.onnx", int8=True, calibration_pairs=32
+    )
+    model, info = load_for_inference(out)
+    assert model.precision == "int8" and info.name == "patn_small"
+    fp32_size = export_generator("synthetic-patn", "onnx", tmp_path / "fp32.onnx").stat().st_size
+    assert out.stat().st_size < fp32_size / 2
+    assert parity("synthetic-patn", out, pairs_root="synthetic")["psnr_db"] >= 30
+
+
+def test_int8_is_onnx_only(tmp_path):
+    with pytest.raises(InputError, match="int8: quantised models are ONNX"):
+        export_generator("synthetic-patn", "openvino", tmp_path / "m.xml", int8=True)

@@ -69,21 +69,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def find_split_file(root: Path, kind: str, split: str) -> Path:
-    """The single ``*-<kind>-<split>.csv`` in root (e.g. market-pairs-test.csv)."""
-    from posetransfer.errors import InputError
-
-    found = sorted(root.glob(f"*-{kind}-{split}.csv"))
-    if len(found) != 1:
-        what = "none" if not found else ", ".join(p.name for p in found)
-        raise InputError(
-            f"{root}: cannot pick the {kind} file of split {split!r} ({what} found); "
-            f"pass --{'annotations' if kind == 'annotation' else 'pairs'}"
-        )
-    return found[0]
-
-
 def run(args: argparse.Namespace) -> int:
+    from posetransfer.data.datasets import split_file
     from posetransfer.errors import require_dir
     from posetransfer.generate import generate
 
@@ -91,8 +78,8 @@ def run(args: argparse.Namespace) -> int:
     result = generate(
         checkpoint_or_bundled(args),
         image_dir=root / args.split,
-        annotations=args.annotations or find_split_file(root, "annotation", args.split),
-        pairs=args.pairs or find_split_file(root, "pairs", args.split),
+        annotations=args.annotations or split_file(root, "annotation", args.split),
+        pairs=args.pairs or split_file(root, "pairs", args.split),
         out_dir=args.out,
         strips_dir=args.strips,
         batch_size=args.batch_size,

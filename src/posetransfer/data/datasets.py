@@ -128,6 +128,30 @@ class PairDataset(Dataset):
         )
 
 
+def split_file(root: str | Path, kind: str, split: str) -> Path:
+    """The single ``*-<kind>-<split>.csv`` in a dataset root (e.g. market-pairs-test.csv).
+
+    Args:
+        root: the dataset root.
+        kind: "annotation" or "pairs".
+        split: "train" or "test".
+
+    Raises:
+        InputError: none or several match; it names the ``annotations`` / ``pairs`` argument to
+            give instead.
+    """
+    root = Path(root)
+    found = sorted(root.glob(f"*-{kind}-{split}.csv"))
+    if len(found) != 1:
+        what = "none" if not found else ", ".join(p.name for p in found)
+        name = "annotations" if kind == "annotation" else "pairs"
+        raise InputError(
+            f"{root}: cannot pick the {kind} file of split {split!r} ({what} found); pass {name}",
+            names=(name,),
+        )
+    return found[0]
+
+
 def add_heatmaps(batch: dict, data_cfg: DataConfig) -> dict:
     """``src_pose`` and ``tgt_pose`` of a batch from its keypoints, on the keypoints' device.
 

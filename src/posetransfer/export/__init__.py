@@ -26,7 +26,13 @@ _SUFFIX = {"onnx": ".onnx", "openvino": ".xml"}
 
 
 def export_generator(
-    checkpoint: str | Path, format: str, out: str | Path, batch_size: int | None = None
+    checkpoint: str | Path,
+    format: str,
+    out: str | Path,
+    batch_size: int | None = None,
+    int8: bool = False,
+    calibration: str | Path | None = None,
+    calibration_pairs: int = 256,
 ) -> Path:
     """Export a checkpoint, run, bundled model or authors' ``.pth`` to ``out``.
 
@@ -35,6 +41,9 @@ def export_generator(
         format: "onnx" (one ``.onnx`` file) or "openvino" (``.xml`` and ``.bin``).
         out: the file to write (``.onnx`` / ``.xml``).
         batch_size: a fixed batch size; None (the default) exports any batch size.
+        int8: ONNX only: quantise the convolutions to int8 (`posetransfer.export.quantize`),
+            calibrated on ``calibration_pairs`` training pairs of the dataset root
+            ``calibration`` (default: synthetic people at the model's size).
 
     Returns:
         The written file.
@@ -55,9 +64,39 @@ def export_generator(
         )
     if batch_size is not None and batch_size < 1:
         raise InputError(f"batch_size={batch_size}: must be at least 1", arg="batch_size")
+    if int8 and format != "onnx":
+        raise InputError("int8: quantised models are ONNX files (run by onnxruntime)", arg="int8")
+    if calibration_pairs < 1:
+        raise InputError(
+            f"calibration_pairs={calibration_pairs}: must be at least 1", arg="calibration_pairs"
+        )
     model, info = load_generator(checkpoint)
+    if int8:
+        return _export_int8(model, info, out, batch_size, calibration, calibration_pairs)
     export = export_onnx_model if format == "onnx" else export_openvino_model
     return export(model, out, info.height, info.width, batch_size, info)
+
+
+def _export_int8(model, info, out: Path, batch_size, calibration, pairs: int) -> Path:
+    import os
+    import tempfile
+
+    from posetransfer.export.onnx import export_onnx_model
+    from posetransfer.export.quantize import pair_batches, quantize_int8
+    from posetransfer.files import disk_error
+
+    calib = pair_batches(info, calibration, "train", pairs, batch_size or 8)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".export-", dir=out.parent) as tmp:
+        fp32 = export_onnx_model(
+            model, Path(tmp) / "fp32.onnx", info.height, info.width, batch_size, info
+        )
+        int8 = quantize_int8(fp32, Path(tmp) / "int8.onnx", calib)
+        try:
+            os.replace(int8, out)
+        except OSError as e:
+            raise disk_error(out, e) from None
+    return out
 
 
 def load_for_inference(

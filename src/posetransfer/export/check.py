@@ -37,13 +37,21 @@ def compare(reference: nn.Module, test: nn.Module, inputs: tuple[torch.Tensor, .
     }
 
 
-def parity(checkpoint: str | Path, exported: str | Path, batch: int | None = None) -> dict:
+def parity(
+    checkpoint: str | Path,
+    exported: str | Path,
+    batch: int | None = None,
+    pairs_root: str | Path | None = None,
+) -> dict:
     """Run an exported file (at fp32) and the checkpoint's torch model on the same inputs.
 
     Args:
         checkpoint: what was exported (anything `load_generator` reads).
         exported: the ``.onnx`` or ``.xml`` file.
         batch: inputs per check; default the graph's fixed batch, else 3.
+        pairs_root: check on real pairs instead of random inputs: 64 test pairs of this dataset
+            root, or of the synthetic people when it is "synthetic" (what an int8 model, whose
+            ranges were calibrated on pairs, must be checked with).
 
     Returns:
         ``{"batch", "max_abs_diff", "psnr_db"}``.
@@ -56,5 +64,12 @@ def parity(checkpoint: str | Path, exported: str | Path, batch: int | None = Non
     fast: Any
     fast, _ = load_for_inference(exported, precision="fp32", device="cpu")
     n = batch or fast.batch_size or 3
-    inputs = example_inputs(n, info.height, info.width, getattr(model, "n_joints", 18))
+    if pairs_root is None:
+        inputs = example_inputs(n, info.height, info.width, getattr(model, "n_joints", 18))
+        return compare(model.eval(), fast, inputs)
+    from posetransfer.export.quantize import pair_batches
+
+    root = None if str(pairs_root) == "synthetic" else pairs_root
+    batches = pair_batches(info, root, "test", 64, fast.batch_size or 8)
+    inputs = tuple(torch.from_numpy(np.concatenate([b[i] for b in batches])) for i in range(3))
     return compare(model.eval(), fast, inputs)

@@ -1,11 +1,15 @@
-"""Int8 post-training quantisation of an exported generator: a study, not a shipped format.
+"""Int8 post-training quantisation of an exported generator (``export --format onnx --int8``).
 
-onnxruntime's static quantisation (QDQ, per-channel weights, activations calibrated on real
-pairs; `quantize_dynamic` would leave the convolutions, nearly all the work, in float) is run on
-the ONNX export, and the int8 model is measured against the torch fp32 model on held-out pairs:
-file size, speed on onnxruntime and PSNR. `posetransfer export` does not offer int8: on the
-bundled models it stayed below the 30 dB the project asks for (docs/performance.md has the
-numbers), so this module only reproduces the study.
+onnxruntime's static quantisation: QDQ format, per-channel int8 weights, int8 activations with
+ranges calibrated on a few hundred pairs (`quantize_dynamic` would leave the convolutions,
+nearly all the work, in float). Only the convolutions are quantised; APATN's attention stays in
+float. The result is measured against the torch fp32 model on other pairs than the calibration
+ones: `int8_study` gives size, onnxruntime speed and PSNR (docs/performance.md); an export prints
+its PSNR and warns under 30 dB.
+
+Calibration pairs come from a dataset root in the public layout (its ``train`` split; the
+checks use its ``test`` split), or by default from the synthetic people at the model's size,
+which is right for the bundled models and a rough stand-in for models of real people.
 """
 
 from __future__ import annotations
@@ -21,28 +25,34 @@ import torch
 from posetransfer.export.onnx import INPUT_NAMES, export_onnx_model
 
 
-def _pair_batches(checkpoint: str, count: int, batch: int, calibration: bool) -> list:
-    """Inputs of synthetic pairs at the model's size: for calibration, training people of
-    seed 0 (what the bundled models were trained on); else the cards' held-out people."""
-    from posetransfer.checkpoint import load_generator
+def pair_batches(
+    info: Any, root: str | Path | None, split: str, count: int, batch: int = 8
+) -> list[list[np.ndarray]]:
+    """Up to ``count`` pairs of a split as input arrays, in batches, at the model's size.
+
+    ``root`` None: synthetic people, seed 0's training identities for "train" (what the bundled
+    models were trained on) and the cards' held-out identities for "test".
+    """
+    from posetransfer.data.datasets import split_file
     from posetransfer.data.synthetic import SyntheticConfig, make_synthetic_dataset
     from posetransfer.generate import dataset_for
     from posetransfer.pretrained.export import heldout_dataset
 
-    _, info = load_generator(checkpoint)
     with tempfile.TemporaryDirectory(prefix="posetransfer-int8-") as tmp:
-        if calibration:
+        if root is not None:
+            base = Path(root)
+        elif split == "train":
             cfg = SyntheticConfig(
                 n_train_ids=24, n_test_ids=1, height=info.height, width=info.width
             )
-            root, split = make_synthetic_dataset(Path(tmp), cfg, progress=False), "train"
+            base = make_synthetic_dataset(Path(tmp), cfg, progress=False)
         else:
-            root, split = heldout_dataset(Path(tmp), progress=False), "test"
+            base = heldout_dataset(Path(tmp), progress=False)
         data = dataset_for(
             info,
-            root / split,
-            root / f"synthetic-annotation-{split}.csv",
-            root / f"synthetic-pairs-{split}.csv",
+            base / split,
+            split_file(base, "annotation", split),
+            split_file(base, "pairs", split),
         )
         order = np.random.default_rng(0).permutation(len(data))[:count]
         out = []
@@ -60,7 +70,13 @@ def _pair_batches(checkpoint: str, count: int, batch: int, calibration: bool) ->
 def quantize_int8(
     onnx_in: str | Path, onnx_out: str | Path, calibration: list[list[np.ndarray]]
 ) -> Path:
-    """Static int8 quantisation (QDQ, per-channel, MinMax calibration) of an ONNX generator."""
+    """Static int8 quantisation (QDQ, per-channel, MinMax calibration) of an ONNX generator.
+
+    The metadata of ``onnx_in`` (what the generator expects) is carried over, marked int8.
+    """
+    import json
+
+    import onnx
     from onnxruntime.quantization import (
         CalibrationDataReader,
         QuantFormat,
@@ -68,6 +84,8 @@ def quantize_int8(
         quantize_static,
     )
     from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from posetransfer.export.onnx import META_KEY
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
@@ -88,7 +106,17 @@ def quantize_int8(
             per_channel=True,
             activation_type=QuantType.QInt8,
             weight_type=QuantType.QInt8,
+            # Convolutions only: they are nearly all the work, and APATN's attention (MatMul,
+            # Softmax) stays in float, where its shape inference also survives.
+            op_types_to_quantize=["Conv", "ConvTranspose"],
         )
+    meta = {p.key: p.value for p in onnx.load(str(onnx_in)).metadata_props}
+    if META_KEY in meta:
+        proto = onnx.load(str(onnx_out))
+        entry = proto.metadata_props.add()
+        entry.key = META_KEY
+        entry.value = json.dumps({**json.loads(meta[META_KEY]), "quantization": "int8"})
+        onnx.save(proto, str(onnx_out))
     return Path(onnx_out)
 
 
@@ -106,8 +134,8 @@ def int8_study(
     from posetransfer.export.check import psnr
 
     model, info = load_generator(checkpoint)
-    calib = _pair_batches(checkpoint, calibration_pairs, batch, calibration=True)
-    test = _pair_batches(checkpoint, test_pairs, batch, calibration=False)
+    calib = pair_batches(info, None, "train", calibration_pairs, batch)
+    test = pair_batches(info, None, "test", test_pairs, batch)
     with torch.inference_mode():
         ref = torch.cat([model(*(torch.from_numpy(a) for a in b)) for b in test])
     result: dict[str, Any] = {"checkpoint": checkpoint, "calibration_pairs": calibration_pairs}
@@ -133,3 +161,30 @@ def int8_study(
                 "psnr_db": psnr(ref, out),
             }
     return result
+
+
+def write_int8_samples(
+    checkpoint: str | Path, int8_model: str | Path, out: str | Path, n: int = 6
+) -> Path:
+    """A PNG of held-out pairs, one per row: condition | torch fp32 | int8 | |difference| x4."""
+    from PIL import Image
+
+    from posetransfer.checkpoint import load_generator
+    from posetransfer.data.datasets import tensor_to_image
+    from posetransfer.export import load_for_inference
+    from posetransfer.visualize import save_png
+
+    model, info = load_generator(checkpoint)
+    quantized, _ = load_for_inference(int8_model)
+    inputs = [torch.from_numpy(a) for a in pair_batches(info, None, "test", n, n)[0]]
+    with torch.inference_mode():
+        ref = model(*inputs)
+    got = quantized(*inputs)
+    rows = []
+    for i in range(inputs[0].shape[0]):
+        a, b = tensor_to_image(ref[i]), tensor_to_image(got[i])
+        diff = np.clip(np.abs(a.astype(int) - b.astype(int)) * 4, 0, 255).astype(np.uint8)
+        rows.append(np.concatenate([tensor_to_image(inputs[0][i]), a, b, diff], 1))
+    grid = np.concatenate(rows, 0)
+    big = Image.fromarray(grid).resize((grid.shape[1] * 2, grid.shape[0] * 2), Image.NEAREST)
+    return save_png(np.asarray(big), Path(out))

@@ -90,6 +90,8 @@ class ExportedGenerator(nn.Module):
             self._load_onnxruntime()
         else:
             self._load_openvino()
+        if (self.info or {}).get("quantization") == "int8":
+            self.precision = "int8"  # int8 convolutions, whatever was asked for the floats
         self.height, self.width = self._dims[2], self._dims[3]
         self.batch_size = self._dims[0]
         self.n_joints = self._joints
