@@ -38,10 +38,11 @@ def test_every_path_is_measured_against_eager_fp32(report):
     expected = [label for label, _, _ in inference_paths(torch.device("cpu"), compile=False)]
     assert labels[1:] == expected
     fp32 = rows[labels.index("fast fp32")]
-    assert fp32["psnr_db"] > 100  # BatchNorm-free tiny model: fp32 is the same computation
+    # A BatchNorm-free tiny model: fp32 is the same computation, to the bit or nearly.
+    assert fp32["bit_exact"] or fp32["psnr_db"] > 100
     for r in rows:
         assert r["images_per_s"] > 0 and r["gflop_per_image"] > 0 and r["peak_mb"] > 0
-        if r["path"] != "eager fp32":
+        if r["path"] != "eager fp32" and not r["bit_exact"]:
             assert r["psnr_db"] >= 35
     blocks = result["blocks"]
     assert blocks[0]["precision"] == "fp32" and blocks[0]["flop_ratio"] > 1

@@ -87,6 +87,8 @@ def test_wrong_resolution_and_extra_outputs_are_clear_errors(exported):
     hm = torch.zeros(1, 18, 64, 32)
     with pytest.raises(InputError, match=r"exported for 128x64 images, got 64x32"):
         model(x, hm, hm)
+    with pytest.raises(InputError, match=r"source_heatmaps: .* takes \[B, 18, 128, 64\]"):
+        model(torch.zeros(2, 3, 128, 64), torch.zeros(1, 18, 128, 64), torch.zeros(2, 18, 128, 64))
     with pytest.raises(InputError, match="return_masks"):
         model(torch.zeros(1, 3, 128, 64), *[torch.zeros(1, 18, 128, 64)] * 2, return_masks=True)
 
@@ -119,9 +121,21 @@ def test_missing_package_says_how_to_install(monkeypatch, exported):
         load_for_inference(exported["market"], backend="onnxruntime")
 
 
-def test_onnxruntime_refuses_bf16(exported):
+def test_onnxruntime_refuses_bf16_and_openvino_fp16(exported):
     with pytest.raises(InputError, match="fp32 only"):
         load_for_inference(exported["market"], backend="onnxruntime", precision="bf16")
+    with pytest.raises(InputError, match="precision='fp16': float16 needs a CUDA"):
+        load_for_inference(exported["apatn"], precision="fp16")
+
+
+def test_exported_models_take_auto_as_the_cpu(exported):
+    model, _ = load_for_inference(exported["market"], device="auto", precision="fp32")
+    assert model.device.type == "cpu"
+
+
+def test_openvino_export_creates_its_folder(tmp_path):
+    out = export_generator("synthetic-patn", "openvino", tmp_path / "new" / "deep" / "m.xml")
+    assert out.is_file() and out.with_suffix(".bin").is_file()
 
 
 def test_bad_format_and_suffix(tmp_path):

@@ -22,7 +22,7 @@ from posetransfer.checkpoint import GeneratorInfo
 from posetransfer.data.datasets import PairDataset, tensor_to_image
 from posetransfer.device import resolve_device
 from posetransfer.errors import InputError
-from posetransfer.export import describe, load_for_inference
+from posetransfer.export.load import describe, load_for_inference
 from posetransfer.files import disk_error, generated_name, remove_partial, try_read_image
 from posetransfer.visualize import pair_strip, pair_strip_size, save_png
 

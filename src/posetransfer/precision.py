@@ -31,7 +31,9 @@ def native_bf16(device: torch.device) -> bool:
     import torch
 
     if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+        # Tensor-core bf16 starts with compute capability 8.0 (Ampere); is_bf16_supported()
+        # also says yes where bf16 is only emulated (T4, V100), and looks at the current GPU.
+        return torch.cuda.get_device_capability(device) >= (8, 0)
     if device.type == "cpu":
         cpu = torch.cpu
         return bool(

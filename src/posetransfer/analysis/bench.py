@@ -203,14 +203,21 @@ def generator_speed(
     }
 
 
-def _block_cases(dim: int, size: tuple[int, int], device: torch.device):
-    """(label, attention path, module, call) for one PATB and one APATB (both paths)."""
+def block_setup(dim: int, size: tuple[int, int], device: torch.device) -> tuple:
+    """One PATB (a later block: 2*dim pose input) and one APATB in eval mode, with seeded inputs:
+    (patb, apatb, image code, condition pose code, target pose code, PATB pose code)."""
     torch.manual_seed(0)
     shape = (1, dim, *size)
     patb = PATB(dim, "instance", pose_in=2 * dim).to(device).eval()
     apatb = APATB(dim, "instance").to(device).eval()
     x, s, t = (torch.randn(shape, device=device) for _ in range(3))
     pose = torch.randn(1, 2 * dim, *size, device=device)
+    return patb, apatb, x, s, t, pose
+
+
+def _block_cases(dim: int, size: tuple[int, int], device: torch.device):
+    """(label, attention path, module, call) for one PATB and one APATB (both paths)."""
+    patb, apatb, x, s, t, pose = block_setup(dim, size, device)
     return [
         ("PATB", None, patb, lambda: patb(x, pose)),
         ("APATB", "sdpa", apatb, lambda: apatb(x, s, t)),

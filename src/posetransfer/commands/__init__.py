@@ -37,22 +37,24 @@ def checkpoint_or_bundled(args: argparse.Namespace) -> str:
 
 
 def add_inference_flags(parser: argparse.ArgumentParser, backends: bool = True) -> None:
-    """``--precision`` (and ``--backend``, ``--compile``): how the generator runs (`for_inference`)."""
+    """``--precision`` (with ``backends``: ``--backend`` and ``--compile``): how the generator
+    runs (`for_inference`)."""
     parser.add_argument(
         "--precision",
         default="auto",
         choices=("auto", "fp32", "bf16", "fp16"),
         help="arithmetic of the generator: auto (bf16 where the CPU or GPU has it natively, "
-        "fp16 on other GPUs, else fp32), fp32 (the exact reference), bf16, fp16 (CUDA)",
+        "fp16 on other GPUs, else fp32), fp32 (the reference), bf16, fp16 (CUDA)",
     )
-    if backends:
-        parser.add_argument(
-            "--backend",
-            default="torch",
-            choices=("torch", "onnxruntime", "openvino"),
-            help="torch (default), or run an exported .onnx/.xml given as --checkpoint with "
-            "onnxruntime or OpenVINO (see `posetransfer export`)",
-        )
+    if not backends:
+        return
+    parser.add_argument(
+        "--backend",
+        default="torch",
+        choices=("torch", "onnxruntime", "openvino"),
+        help="torch (default), or run an exported .onnx/.xml given as --checkpoint with "
+        "onnxruntime or OpenVINO (see `posetransfer export`)",
+    )
     parser.add_argument(
         "--compile", action="store_true", help="torch backend: run through torch.compile"
     )
@@ -63,7 +65,7 @@ def inference_options(args: argparse.Namespace) -> dict:
     return {
         "precision": args.precision,
         "backend": getattr(args, "backend", "torch"),
-        "compile": args.compile,
+        "compile": getattr(args, "compile", False),
     }
 
 

@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     points = _parse_points(args.points)
     dev = resolve_device(args.device)
     model, info = load_generator(checkpoint_or_bundled(args), device=dev)
-    model = for_inference(model, args.precision, dev, compile=args.compile)
+    model = for_inference(model, args.precision, dev)
     report_inference(model)
     item = load_pair(
         args.dataset,

@@ -5,21 +5,16 @@
   `posetransfer.export.onnx`.
 - `load_for_inference(path, backend, precision, device)`: a checkpoint through
   `posetransfer.models.for_inference` (backend "torch"), or an exported file through
-  onnxruntime / OpenVINO (`posetransfer.export.runtime`); the same call either way.
+  onnxruntime / OpenVINO; the same call either way (`posetransfer.export.load`, which library
+  modules import directly; this package is for users and commands).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from posetransfer.errors import InputError
-
-if TYPE_CHECKING:
-    import torch
-    from torch import nn
-
-    from posetransfer.checkpoint import GeneratorInfo
+from posetransfer.export.load import describe, load_for_inference
 
 FORMATS: tuple[str, ...] = ("onnx", "openvino")
 _SUFFIX = {"onnx": ".onnx", "openvino": ".xml"}
@@ -81,11 +76,13 @@ def _export_int8(model, info, out: Path, batch_size, calibration, pairs: int) ->
     import os
     import tempfile
 
+    from posetransfer.export.check import pair_batches
     from posetransfer.export.onnx import export_onnx_model
-    from posetransfer.export.quantize import pair_batches, quantize_int8
+    from posetransfer.export.quantize import quantize_int8
     from posetransfer.files import disk_error
 
-    calib = pair_batches(info, calibration, "train", pairs, batch_size or 8)
+    # A fixed-batch graph takes only full batches: the calibration drops a short last one.
+    calib = pair_batches(info, calibration, "train", pairs, batch_size or 8, full=bool(batch_size))
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".export-", dir=out.parent) as tmp:
         fp32 = export_onnx_model(
@@ -97,78 +94,6 @@ def _export_int8(model, info, out: Path, batch_size, calibration, pairs: int) ->
         except OSError as e:
             raise disk_error(out, e) from None
     return out
-
-
-def load_for_inference(
-    path: str | Path,
-    backend: str = "torch",
-    precision: str = "auto",
-    device: str | torch.device = "auto",
-    compile: bool = False,
-) -> tuple[nn.Module, GeneratorInfo]:
-    """Any generator, ready for inference: (module called as the generator, its GeneratorInfo).
-
-    Args:
-        path: a checkpoint, run, bundled model name or authors' ``.pth`` (backend "torch"), or an
-            exported ``.onnx`` (onnxruntime or openvino) or ``.xml`` (openvino) file.
-        backend: "torch", "onnxruntime" or "openvino"; for an exported file, "torch" means the
-            backend its suffix implies.
-        precision: "auto", "fp32", "bf16" or "fp16" (see `posetransfer.models.for_inference`).
-        device: "auto", "cpu", "cuda", ... (exported files run on the CPU).
-        compile: torch backend only: run through ``torch.compile``.
-
-    Raises:
-        InputError: naming ``backend``, ``precision``, ``device`` or the file at fault; a
-            checkpoint asked to run on onnxruntime/OpenVINO says how to export it.
-    """
-    from posetransfer.checkpoint import GeneratorInfo, load_generator
-    from posetransfer.device import resolve_device
-    from posetransfer.export.runtime import EXPORTED_SUFFIXES, ExportedGenerator
-    from posetransfer.models.inference import BACKENDS, for_inference
-
-    if backend not in BACKENDS:
-        raise InputError(f"backend={backend!r}: choose one of {', '.join(BACKENDS)}", arg="backend")
-    p = Path(path)
-    if p.suffix in EXPORTED_SUFFIXES:
-        if backend == "torch":
-            backend = EXPORTED_SUFFIXES[p.suffix]
-        dev = resolve_device(device)
-        if dev.type != "cpu":
-            raise InputError(
-                f"device={str(device)!r}: exported models run on the CPU here", arg="device"
-            )
-        model = ExportedGenerator(p, backend, precision)
-        if model.info is None:
-            raise InputError(
-                f"{p}: no posetransfer metadata (image size, heatmaps): export it with "
-                "`posetransfer export`",
-                arg="checkpoint",
-            )
-        fields = set(GeneratorInfo.__dataclass_fields__)
-        kept = {k: v for k, v in model.info.items() if k in fields}
-        info = GeneratorInfo(**{**kept, "source": str(p)})
-        return model, info
-    if backend != "torch":
-        fmt = "onnx" if backend == "onnxruntime" else "openvino"
-        raise InputError(
-            f"backend={backend!r} runs an exported model, and {path} is a checkpoint: export it "
-            f"first with `posetransfer export --checkpoint {path} --format {fmt} --out "
-            f"model{_SUFFIX[fmt]}` and pass that file as the checkpoint",
-            arg="backend",
-        )
-    dev = resolve_device(device)
-    model, info = load_generator(path, dev)
-    return for_inference(model, precision, dev, compile=compile), info
-
-
-def describe(model: Any) -> str:
-    """One line saying how a generator from `load_for_inference` runs, for the logs."""
-    backend = getattr(model, "backend", "torch")
-    precision = getattr(model, "precision", "fp32")
-    requested = getattr(model, "requested", precision)
-    picked = f"{precision} (auto)" if requested == "auto" else precision
-    device = getattr(model, "device", "cpu")
-    return f"inference: {backend} on {device}, {picked}"
 
 
 __all__ = ["FORMATS", "describe", "export_generator", "load_for_inference"]

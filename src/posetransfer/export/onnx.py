@@ -142,6 +142,12 @@ def export_openvino_model(
     out = Path(out)
     if out.suffix != ".xml":
         raise InputError(f"out={str(out)!r}: an OpenVINO model is an .xml file", arg="out")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        from posetransfer.files import disk_error
+
+        raise disk_error(out, e) from None
     with tempfile.TemporaryDirectory(prefix=".export-", dir=out.parent) as tmp_dir:
         onnx_path = export_onnx_model(
             generator, Path(tmp_dir) / "model.onnx", height, width, batch_size

@@ -22,49 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from posetransfer.export.check import pair_batches
 from posetransfer.export.onnx import INPUT_NAMES, export_onnx_model
-
-
-def pair_batches(
-    info: Any, root: str | Path | None, split: str, count: int, batch: int = 8
-) -> list[list[np.ndarray]]:
-    """Up to ``count`` pairs of a split as input arrays, in batches, at the model's size.
-
-    ``root`` None: synthetic people, seed 0's training identities for "train" (what the bundled
-    models were trained on) and the cards' held-out identities for "test".
-    """
-    from posetransfer.data.datasets import split_file
-    from posetransfer.data.synthetic import SyntheticConfig, make_synthetic_dataset
-    from posetransfer.generate import dataset_for
-    from posetransfer.pretrained.export import heldout_dataset
-
-    with tempfile.TemporaryDirectory(prefix="posetransfer-int8-") as tmp:
-        if root is not None:
-            base = Path(root)
-        elif split == "train":
-            cfg = SyntheticConfig(
-                n_train_ids=24, n_test_ids=1, height=info.height, width=info.width
-            )
-            base = make_synthetic_dataset(Path(tmp), cfg, progress=False)
-        else:
-            base = heldout_dataset(Path(tmp), progress=False)
-        data = dataset_for(
-            info,
-            base / split,
-            split_file(base, "annotation", split),
-            split_file(base, "pairs", split),
-        )
-        order = np.random.default_rng(0).permutation(len(data))[:count]
-        out = []
-        for start in range(0, len(order), batch):
-            items = [data[int(i)] for i in order[start : start + batch]]
-            out.append(
-                [
-                    torch.stack([it[k] for it in items]).numpy()
-                    for k in ("src_img", "src_pose", "tgt_pose")
-                ]
-            )
-    return out
 
 
 def quantize_int8(
@@ -171,7 +130,7 @@ def write_int8_samples(
 
     from posetransfer.checkpoint import load_generator
     from posetransfer.data.datasets import tensor_to_image
-    from posetransfer.export import load_for_inference
+    from posetransfer.export.load import load_for_inference
     from posetransfer.visualize import save_png
 
     model, info = load_generator(checkpoint)

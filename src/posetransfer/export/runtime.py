@@ -56,6 +56,12 @@ def backend_precision(backend: str, precision: str) -> str:
         return "fp32"
     if precision == AUTO:
         return "bf16" if native_bf16(cpu) else "fp32"
+    if precision == "fp16":
+        raise InputError(
+            "precision='fp16': float16 needs a CUDA device; exported models run on the CPU "
+            "here: use 'bf16' (OpenVINO) or 'fp32'",
+            arg="precision",
+        )
     if precision == "bf16" and not native_bf16(cpu):
         raise InputError(
             "precision='bf16': this CPU has no native bfloat16 (AVX512-BF16 or AMX); use 'fp32'",
@@ -170,11 +176,24 @@ class ExportedGenerator(nn.Module):
                 f"{size[0]}x{size[1]}: export the model again at this size or resize the data",
                 arg="checkpoint",
             )
+        n = image.shape[0]
+        expected = (n, self.n_joints, self.height, self.width)
+        for name, hm in (
+            ("source_heatmaps", source_heatmaps),
+            ("target_heatmaps", target_heatmaps),
+        ):
+            if tuple(hm.shape) != expected:
+                raise InputError(
+                    f"{name}: {self.path} takes [B, {self.n_joints}, {self.height}, "
+                    f"{self.width}] with the image's B = {n}, got {tuple(hm.shape)}",
+                    arg=name,
+                )
+        if n == 0:
+            raise InputError("image: an empty batch (B = 0)", arg="image")
         arrays = [
             t.detach().float().cpu().contiguous().numpy()
             for t in (image, source_heatmaps, target_heatmaps)
         ]
-        n = arrays[0].shape[0]
         step = self.batch_size or n
         outs = []
         for start in range(0, n, step):

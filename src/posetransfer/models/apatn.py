@@ -93,8 +93,11 @@ def pose_attention(
         The attended values [B, L, Dv] (and the weights [B, L, L], rows summing to 1, if asked).
     """
     if return_weights:
-        weights = torch.softmax(query @ key.transpose(1, 2), dim=-1)  # [B, L, L]
-        return weights @ value, weights
+        # Scores in float32 whatever the inputs: the logits are unscaled, and bf16 / fp16 would
+        # coarsen (or overflow) them. The weights come back in float32 too.
+        scores = query.float() @ key.float().transpose(1, 2)  # [B, L, L]
+        weights = torch.softmax(scores, dim=-1)
+        return (weights @ value.float()).to(value.dtype), weights
     dq, dv = query.shape[-1], value.shape[-1]
     d = max(dq, dv)
     # Zero columns add nothing to any dot product q . k, so padding leaves the scores unchanged.

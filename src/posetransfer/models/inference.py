@@ -15,8 +15,9 @@ call, ``(image, source_heatmaps, target_heatmaps) -> image``, float32 in and out
   were as fast or faster in NCHW for these layers, so the layout is left alone there;
 - optionally goes through ``torch.compile``.
 
-``precision="fp32"`` is the exact reference path (eval mode and the BatchNorm fold only, which
-changes results by float rounding). ``auto`` resolves with `posetransfer.precision`: bf16 where
+``precision="fp32"`` is the reference path: float32 throughout, eval mode and the BatchNorm fold
+only, which changes results by float rounding (under 1e-4 on the authors' Market model;
+InstanceNorm models, such as the bundled ones, are not changed at all). ``auto`` resolves with `posetransfer.precision`: bf16 where
 the device runs it natively, fp16 on other CUDA GPUs, else fp32.
 
 Exported graphs run by onnxruntime or OpenVINO have the same call: ``backend="onnxruntime"`` or
@@ -132,7 +133,9 @@ class InferenceGenerator(nn.Module):
             model = model.to(memory_format=torch.channels_last)
         self.generator = model
         self.compiled = compile
-        self._run = torch.compile(model, dynamic=False) if compile else model
+        # torch.compile's default dynamic handling: a second batch size (generate's last,
+        # short batch) recompiles once with a dynamic batch dimension, not once per size.
+        self._run = torch.compile(model) if compile else model
         self.n_joints = getattr(generator, "n_joints", None)
         self.training = False
 

@@ -41,7 +41,7 @@ from posetransfer.checkpoint import GeneratorInfo
 from posetransfer.data.datasets import image_to_tensor, tensor_to_image
 from posetransfer.device import resolve_device
 from posetransfer.errors import InputError
-from posetransfer.export import load_for_inference
+from posetransfer.export.load import load_for_inference
 from posetransfer.models.inference import for_inference
 from posetransfer.photos import targets
 from posetransfer.photos.framing import (
