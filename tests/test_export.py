@@ -194,3 +194,16 @@ def test_int8_export_keeps_30_db_on_held_out_pairs(tmp_path):
 def test_int8_is_onnx_only(tmp_path):
     with pytest.raises(InputError, match="int8: quantised models are ONNX"):
         export_generator("synthetic-patn", "openvino", tmp_path / "m.xml", int8=True)
+
+
+def test_pose_transfer_runs_an_exported_model(exported):
+    from posetransfer.photos.transfer import PoseTransfer
+
+    _, inputs, _ = fixture_case("market")
+    ref = torch.load(require_reference("patn_market_ngf8.pt"), weights_only=True)
+    pt = PoseTransfer.from_checkpoint(exported["market"], precision="fp32")
+    assert pt.model.backend == "onnxruntime" and (pt.height, pt.width) == (128, 64)
+    src = np.asarray(((inputs[0][0].permute(1, 2, 0) + 1) * 127.5).round().byte())
+    kps = [np.asarray(ref[k][0]) for k in ("keypoints_P1", "keypoints_P2")]
+    out = pt.generate(src, *kps)
+    assert out.shape == (128, 64, 3) and out.dtype == np.uint8
