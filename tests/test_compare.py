@@ -32,6 +32,7 @@ def report(tmp_path_factory):
 
 def test_every_path_is_measured_against_eager_fp32(report):
     result = json.loads((report / "compare.json").read_text())
+    assert result["complete"]
     rows = result["inference"]
     labels = [r["path"] for r in rows]
     assert labels[0] == "eager fp32" and rows[0]["speedup"] == 1.0 and rows[0]["psnr_db"] is None
@@ -74,3 +75,27 @@ def test_flop_count_includes_the_fused_attention():
 def test_bad_cases_are_one_line(tmp_path, capsys):
     assert main(["bench", "--compare", "--cases", "128x64", "--out", str(tmp_path)]) == 2
     assert "--cases: expected HxWxBATCH" in capsys.readouterr().err
+
+
+def test_an_interrupted_run_keeps_what_it_measured(tmp_path, monkeypatch):
+    import posetransfer.analysis.compare as compare
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(compare, "block_comparison", stop)
+    with pytest.raises(KeyboardInterrupt):
+        run_compare(
+            tmp_path,
+            device="cpu",
+            generators=("patn_tiny",),
+            cases=((32, 16, 1),),
+            repeats=1,
+            warmup=0,
+            compile=False,
+            train_configs=(),
+            progress=False,
+        )
+    result = json.loads((tmp_path / "compare.json").read_text())
+    assert not result["complete"] and result["inference"][0]["path"] == "eager fp32"
+    assert "Unfinished run" in (tmp_path / "compare.md").read_text()

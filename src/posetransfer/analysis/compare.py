@@ -428,7 +428,15 @@ def run_compare(
         "training": [],
         "loader": [],
         "paper_apatb_patb": PAPER_APATB_PATB,
+        "complete": False,
     }
+    out = Path(out_dir)
+
+    def save() -> None:
+        # After every measured case, so an interrupted run keeps what it measured.
+        atomic_write(out / "compare.json", json.dumps(result, indent=2) + "\n")
+        atomic_write(out / "compare.md", format_compare(result))
+
     steps = len(generators) * len(cases) * (len(paths) + 1) + 3
     with tqdm(total=steps, desc="bench --compare", disable=not progress) as bar:
 
@@ -441,8 +449,10 @@ def run_compare(
                 result["inference"] += compare_generator(
                     name, case, dev, paths, repeats, warmup, note
                 )
+                save()
         note("blocks")
         result["blocks"] = block_comparison(dev, repeats=max(3, repeats))
+        save()
         with tempfile.TemporaryDirectory(prefix="posetransfer-bench-") as tmp:
             note("loader")
             big = _synthetic(Path(tmp) / "loader", *loader_size)
@@ -461,11 +471,11 @@ def run_compare(
                     result["training"].append(
                         training_speed(config, roots[size], dev, precision, train_steps)
                     )
+                    save()
     if hasattr(os, "getloadavg"):
         result["device"]["load_average_1min_end"] = round(os.getloadavg()[0], 2)
-    out = Path(out_dir)
-    atomic_write(out / "compare.json", json.dumps(result, indent=2) + "\n")
-    atomic_write(out / "compare.md", format_compare(result))
+    result["complete"] = True
+    save()
     return result
 
 
@@ -496,6 +506,11 @@ def format_compare(result: dict[str, Any]) -> str:
     lines = [
         "# posetransfer bench --compare",
         "",
+        *(
+            []
+            if result.get("complete", True)
+            else ["**Unfinished run: the sections below hold what was measured so far.**", ""]
+        ),
         f"Device: {dev['type']} ({dev['name']}, {dev['threads']} threads), torch "
         f"{result['torch']}; {s['warmup']} warm-up and {s['repeats']} timed calls per "
         f"measurement, median [interquartile range]; load average "

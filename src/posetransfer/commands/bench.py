@@ -29,7 +29,8 @@ patn_fashion) and --cases HxWxBATCH, eager fp32 against the fast path per precis
 onnxruntime and OpenVINO (speedup, PSNR against eager fp32, GFLOP/s, peak memory), PATB
 against APATB time and FLOP ratios, training iterations/s per precision with the share spent
 waiting for data, and the loader's pairs/s. 5.5 minutes on 2 CPU cores for patn_fashion
-with --repeats 3 and compile.
+with --repeats 3 and compile. Both files are rewritten after each measured case, so an
+interrupted run keeps what it measured (marked unfinished).
 """
 
 
