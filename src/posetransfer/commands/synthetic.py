@@ -14,9 +14,11 @@ examples:
   posetransfer synthetic --out /tmp/tiny --train-ids 4 --test-ids 2 --images-per-id 3 \\
       --sheet /tmp/tiny_sheet.png
   posetransfer synthetic --out data/synthetic-256 --height 256 --width 176 --seed 1
+  posetransfer synthetic --out data/reid-synthetic --test-ids 50 --reid
 
 Writes OUT/train/*.jpg, OUT/test/*.jpg (held-out identities), synthetic-annotation-{train,test}.csv,
-synthetic-pairs-{train,test}.csv and synthetic.json. Running it again with the same options
+synthetic-pairs-{train,test}.csv and synthetic.json; with --reid also bounding_box_train/,
+query/ and bounding_box_test/ (Market-1501's re-ID layout, for `posetransfer reid`). Running it again with the same options
 reuses the finished dataset; other options replace it. OUT must be new, empty or a synthetic
 dataset folder.
 """
@@ -81,6 +83,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="test pairs kept after sampling; 0 keeps all (200)")  # fmt: skip
     p.add_argument("--jpeg-quality", type=_positive_int, default=92, metavar="Q",
                    help="JPEG quality 1..100 (92)")  # fmt: skip
+    p.add_argument("--reid", action="store_true",
+                   help="also write Market-1501's re-ID layout: bounding_box_train/ (the train "
+                   "identities), query/ and bounding_box_test/ (the test identities, one query "
+                   "per camera and person), as hard links")  # fmt: skip
     p.add_argument("--sheet", type=Path, metavar="PNG",
                    help="also save a contact sheet of 32 images, skeletons over half of them")  # fmt: skip
     add_progress_flag(p)
@@ -120,6 +126,14 @@ def run(args: argparse.Namespace) -> int:
         f"{n_pairs['test']} test pairs, {config.height}x{config.width} "
         f"({time.monotonic() - t0:.1f} s)"
     )
+    if args.reid:
+        from posetransfer.data.synthetic import write_reid_layout
+
+        counts = write_reid_layout(root)
+        print(
+            f"re-ID layout: {', '.join(f'{n} {folder}/' for folder, n in counts.items())} "
+            "(posetransfer reid augment|train|study read it)"
+        )
     if args.sheet:
         print(f"contact sheet: {make_contact_sheet(root, args.sheet)}")
     return 0

@@ -12,7 +12,8 @@ and pairs CSVs) with held-out test identities; everything is deterministic for a
 docs/synthetic.md.
 
 Modules: `appearance` (identities), `body` (pose and framing), `figure` (drawing a person),
-`background` (scenes), `dataset` (writing the folder, the contact sheet).
+`background` (scenes), `dataset` (writing the folder, the contact sheet), `reid_layout` (the
+same people in Market-1501's re-ID folders: ``posetransfer synthetic --reid``).
 """
 
 from posetransfer.data.synthetic.appearance import Appearance, sample_appearance
@@ -30,6 +31,7 @@ from posetransfer.data.synthetic.dataset import (
     make_synthetic_dataset,
 )
 from posetransfer.data.synthetic.figure import render_person
+from posetransfer.data.synthetic.reid_layout import split_query_gallery, write_reid_layout
 
 __all__ = [
     "ACTIONS",
@@ -50,4 +52,6 @@ __all__ = [
     "sample_appearance",
     "sample_pose",
     "sample_skeleton",
+    "split_query_gallery",
+    "write_reid_layout",
 ]

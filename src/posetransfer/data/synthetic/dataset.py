@@ -31,6 +31,8 @@ ANNOTATION_FILES = {
 PAIRS_FILES = {"train": "synthetic-pairs-train.csv", "test": "synthetic-pairs-test.csv"}
 META_FILE = "synthetic.json"
 _STAGING = ".partial"
+# The re-ID layout (`reid_layout`) a dataset may carry; a regenerated dataset drops it.
+_REID_NAMES = ("bounding_box_train", "query", "bounding_box_test", "reid-layout.json")
 _LOCK = ".synthetic.lock"
 
 
@@ -132,7 +134,7 @@ def _metadata(config: SyntheticConfig) -> dict:
 
 def _own_names() -> set[str]:
     files = {*ANNOTATION_FILES.values(), *PAIRS_FILES.values(), META_FILE, META_FILE + ".tmp"}
-    return files | {"train", "test", _STAGING, _LOCK}
+    return files | {"train", "test", _STAGING, _LOCK, *_REID_NAMES}
 
 
 def is_complete(root: str | Path, config: SyntheticConfig) -> bool:
@@ -204,6 +206,9 @@ def make_synthetic_dataset(
 
 def _write_dataset(root: Path, config: SyntheticConfig, progress: bool) -> None:
     (root / META_FILE).unlink(missing_ok=True)
+    for name in reversed(_REID_NAMES):  # the layout file first: it marks the folders finished
+        target = root / name
+        shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
     staging = root / _STAGING
     shutil.rmtree(staging, ignore_errors=True)
 
