@@ -90,6 +90,7 @@ COMMANDS: tuple[str, ...] = (
     "app",
     "attention",
     "pretrained",
+    "reid",
     "export",
     "bench",
 )
