@@ -16,6 +16,22 @@ def add_progress_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def int_at_least(minimum: int):
+    """An argparse type: an integer >= minimum, with a one-line error otherwise."""
+    what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+
+    return parse
+
+
 def add_checkpoint_flag(parser: argparse.ArgumentParser) -> None:
     """``--checkpoint``, defaulting to the bundled ``synthetic-patn`` (`posetransfer.pretrained`)."""
     parser.add_argument(
@@ -87,6 +103,7 @@ COMMANDS: tuple[str, ...] = (
     "evaluate",
     "keypoints",
     "transfer",
+    "animate",
     "app",
     "attention",
     "pretrained",

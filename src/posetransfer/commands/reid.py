@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from posetransfer.commands import add_progress_flag, checkpoint_or_bundled
+from posetransfer.commands import add_progress_flag, checkpoint_or_bundled, int_at_least
 
 EXAMPLE = """\
 examples (the synthetic people in Market-1501's layout; for Market-1501 pass its zip or folder
@@ -44,14 +44,7 @@ def _portion(text: str) -> float:
     return value
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+_positive = int_at_least(1)
 
 
 def _add_set_flags(p: argparse.ArgumentParser) -> None:

@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from posetransfer.commands import add_progress_flag
+from posetransfer.commands import add_progress_flag, int_at_least
 
 EXAMPLE = """\
 examples:
@@ -36,24 +36,8 @@ _FLAGS = {
 }
 
 
-def _int_at_least(minimum: int):
-    """An argparse type: an integer >= minimum, with a one-line error otherwise."""
-    what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = minimum - 1
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-        return value
-
-    return parse
-
-
-_positive_int = _int_at_least(1)
-_non_negative_int = _int_at_least(0)
+_positive_int = int_at_least(1)
+_non_negative_int = int_at_least(0)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
