@@ -348,17 +348,49 @@ class PoseTransfer:
         Returns:
             uint8 (height, width, 3), the person in the target pose.
         """
+        return self.generate_batch(src_img, src_kps, np.asarray(tgt_kps)[None])[0]
+
+    @torch.no_grad()
+    def generate_batch(
+        self, src_img: np.ndarray, src_kps: np.ndarray, tgt_kps: np.ndarray
+    ) -> list[np.ndarray]:
+        """One framed source in every pose of ``tgt_kps`` (B, 18, 2), in one generator call.
+
+        Returns:
+            B uint8 (height, width, 3) images.
+        """
         h, w = self.height, self.width
         if src_img.shape != (h, w, 3):
             raise InputError(f"framed image must be {h}x{w}x3, got {src_img.shape}")
         info = self.info
+        tgt_kps = np.asarray(tgt_kps)
+        n = len(tgt_kps)
         src_pose = keypoints_to_heatmaps(src_kps, h, w, info.sigma, info.legacy_heatmaps)
         tgt_pose = keypoints_to_heatmaps(tgt_kps, h, w, info.sigma, info.legacy_heatmaps)
         img = image_to_tensor(np.array(src_img))[None].to(self.device)  # [1, 3, H, W]
         with self._lock:
-            fake = self.model(img, src_pose[None].to(self.device), tgt_pose[None].to(self.device))
-        assert fake.shape == (1, 3, h, w), fake.shape
-        return tensor_to_image(fake[0])
+            fake = self.model(
+                img.expand(n, -1, -1, -1),
+                src_pose[None].expand(n, -1, -1, -1).to(self.device),
+                tgt_pose.to(self.device),
+            )
+        assert fake.shape == (n, 3, h, w), fake.shape
+        return [tensor_to_image(f) for f in fake]
+
+    def animate(self, source: ImageInput, driving: str | Path, **options: Any):
+        """Yield the frames (PIL images) of ``source`` performing the motion of ``driving``.
+
+        Args:
+            source: the photo (path, PIL image or uint8 array).
+            driving: a video, a folder of frames, an annotation CSV or an OpenPose JSON folder.
+            **options: fields of `posetransfer.motion.animate.AnimateOptions` (retarget,
+                smooth, min_cutoff, beta, start, duration, every, layout, paste_back, ...).
+        """
+        from posetransfer.motion.animate import AnimateOptions, prepare_animation
+
+        anim = prepare_animation(self, source, driving, AnimateOptions(**options))
+        for frame in anim.frames():
+            yield Image.fromarray(frame)
 
     def transfer(
         self,

@@ -1,0 +1,275 @@
+"""`animate`: the person of a photo performing a driving clip's motion, as a video and a report.
+
+The chain: the source photo is framed for the model (`PoseTransfer.prepare_source`); every used
+driving frame gets its keypoints (`PersonTracker`: BlazePose, in crops that follow the person in
+wide shots; or the poses given); frames the
+detector missed are bridged (`bridge_gaps`); the poses are retargeted onto the source person in
+the model's frame (`retarget`, or framed as they are with ``none``) and smoothed (`smooth`); the
+generator runs over them in batches; each output frame is the result (optionally pasted back
+into the photo) or driving | skeleton | result side by side.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from posetransfer.errors import InputError
+from posetransfer.files import atomic_write
+from posetransfer.motion.retarget import MODES, frame_clip, present, retarget
+from posetransfer.motion.smooth import (
+    DEFAULT_BETA,
+    DEFAULT_MAX_GAP,
+    DEFAULT_MIN_CUTOFF,
+    bridge_gaps,
+    jitter,
+    smooth,
+)
+from posetransfer.motion.video import Clip, Writer, iter_frames, open_clip, read_poses
+from posetransfer.pose import draw_skeleton
+from posetransfer.visualize import hstack
+
+if TYPE_CHECKING:
+    from posetransfer.photos.targets import ImageInput
+    from posetransfer.photos.transfer import PoseTransfer, Source
+
+LAYOUTS: tuple[str, ...] = ("result", "side-by-side")
+DEFAULT_HEIGHT = 256
+
+
+@dataclass
+class AnimateOptions:
+    """How a driving clip animates a photo (every field is a flag of `posetransfer animate`)."""
+
+    retarget: str = "bones"
+    smooth: bool = True
+    min_cutoff: float = DEFAULT_MIN_CUTOFF
+    beta: float = DEFAULT_BETA
+    max_gap: int = DEFAULT_MAX_GAP
+    start: float = 0.0
+    duration: float | None = None
+    every: int = 1
+    fps: float | None = None
+    """Frame rate of a folder or pose file driving input (a video has its own)."""
+    layout: str = "result"
+    paste_back: bool = False
+    height: int = DEFAULT_HEIGHT
+    """Output height of a frame-sized result (paste-back keeps the photo's size)."""
+    batch_size: int = 8
+
+    def __post_init__(self) -> None:
+        if self.retarget not in MODES:
+            raise InputError(f"retarget={self.retarget!r}: choose one of {', '.join(MODES)}", arg="retarget")  # fmt: skip
+        if self.layout not in LAYOUTS:
+            raise InputError(f"layout={self.layout!r}: choose one of {', '.join(LAYOUTS)}", arg="layout")  # fmt: skip
+        for name, value in (("min_cutoff", self.min_cutoff), ("beta", self.beta)):
+            if not np.isfinite(value) or value < 0 or (name == "min_cutoff" and value == 0):
+                raise InputError(f"{name}={value!r}: must be {'> 0' if name == 'min_cutoff' else '>= 0'}", arg=name)  # fmt: skip
+        if isinstance(self.max_gap, bool) or not isinstance(self.max_gap, int) or self.max_gap < 0:
+            raise InputError(f"max_gap={self.max_gap!r}: must be a whole number >= 0", arg="max_gap")  # fmt: skip
+        for name in ("height", "batch_size"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise InputError(f"{name}={v!r}: must be a positive whole number", arg=name)
+
+
+@dataclass
+class Animation:
+    """A prepared animation: the source, the clip, the poses; `frames` generates it."""
+
+    pt: PoseTransfer
+    source: Source
+    clip: Clip
+    options: AnimateOptions
+    detected: np.ndarray
+    """(T, 18, 2) driving keypoints as found (-1 missing), in the driving frames' pixels."""
+    poses: np.ndarray
+    """(T, 18, 2) the poses generated: bridged, retargeted, smoothed, in the model's frame."""
+    report: dict = field(default_factory=dict)
+
+    def _resize(self, img: np.ndarray, height: int) -> np.ndarray:
+        w = max(1, round(img.shape[1] * height / img.shape[0]))
+        return np.asarray(Image.fromarray(img).resize((w, height), Image.BICUBIC))
+
+    def output_size(self) -> tuple[int, int]:
+        """(height, width) of every output frame."""
+        return output_size(self.pt, self.source, self.clip, self.options)
+
+    def _compose(self, fake: np.ndarray, kps: np.ndarray, driving: np.ndarray | None) -> np.ndarray:
+        o = self.options
+        result = self.source.paste_back(fake) if o.paste_back else self._resize(fake, o.height)
+        if o.layout == "result":
+            return result
+        H = result.shape[0]
+        scale = H / self.pt.height
+        skel_w = max(1, round(self.pt.width * scale))
+        shown = np.where(present(kps)[:, None], np.rint(kps * scale), -1).astype(np.int64)
+        panels = [
+            draw_skeleton(shown, H, skel_w),
+            result if not o.paste_back else self._resize(result, H),
+        ]
+        if driving is not None:
+            panels.insert(0, self._resize(driving, H))
+        return hstack(panels)
+
+    def _driving_panel(self, frame: np.ndarray, t: int) -> np.ndarray:
+        """The driving frame with the followed person's detected skeleton drawn over it."""
+        kps = np.where(present(self.detected[t])[:, None], self.detected[t], -1).astype(np.int64)
+        if not present(kps).any():
+            return frame
+        return draw_skeleton(kps, frame.shape[0], frame.shape[1], background=frame, thickness=2)
+
+    def frames(self, progress: bool = False) -> Iterator[np.ndarray]:
+        """The output frames in order, generated in batches."""
+        o = self.options
+        drivers = iter_frames(self.clip) if (o.layout == "side-by-side" and self.clip.has_frames) else None  # fmt: skip
+        kps_int = np.where(present(self.poses)[..., None], np.rint(self.poses), -1).astype(np.int64)
+        spent = 0.0
+        with tqdm(total=len(kps_int), desc="animate", unit="frame", disable=not progress) as bar:
+            for start in range(0, len(kps_int), o.batch_size):
+                batch = kps_int[start : start + o.batch_size]
+                t0 = time.monotonic()
+                fakes = self.pt.generate_batch(self.source.image, self.source.kps, batch)
+                spent += time.monotonic() - t0
+                self.report["generate_seconds_per_frame"] = round(spent / (start + len(batch)), 4)
+                for t, (fake, kps) in enumerate(zip(fakes, self.poses[start : start + o.batch_size]), start):  # fmt: skip
+                    driving = self._driving_panel(next(drivers), t) if drivers is not None else None
+                    yield self._compose(fake, kps, driving)
+                bar.update(len(batch))
+
+
+def output_size(pt: PoseTransfer, source: Source, clip: Clip, o: AnimateOptions) -> tuple[int, int]:
+    """(height, width) of every output frame of an animation."""
+    h, w = pt.height, pt.width
+    if o.paste_back:
+        res = source.photo.shape[:2]
+    else:
+        res = (o.height, max(1, round(w * o.height / h)))
+    if o.layout == "result":
+        return tuple(res)
+    H = res[0]
+    parts = [
+        max(1, round(w * H / h)),
+        res[1] if not o.paste_back else max(1, round(res[1] * H / res[0])),
+    ]
+    if clip.has_frames:
+        parts.insert(0, max(1, round(clip.size[1] * H / clip.size[0])))
+    return H, sum(parts) + 2 * (len(parts) - 1)
+
+
+def prepare_animation(
+    pt: PoseTransfer,
+    source: ImageInput,
+    driving: str | Path,
+    options: AnimateOptions | None = None,
+    progress: bool = False,
+    check=None,
+) -> Animation:
+    """Read the source and the driving clip and compute the poses to generate.
+
+    ``check(size, n_frames)``, when given, runs once the output size is known and before the
+    poses are computed (the long part), e.g. to refuse an output file early.
+
+    Raises:
+        InputError: naming the argument: no person in the source photo, an unreadable or empty
+            driving input, or no person in any driving frame.
+    """
+    o = options or AnimateOptions()
+    clip = open_clip(driving, o.start, o.duration, o.every, o.fps)  # cheap mistakes first
+    src = pt.prepare_source(source)
+    if check is not None:
+        check(output_size(pt, src, clip, o), len(clip.indices))
+    t0 = time.monotonic()
+    tracking = None
+    if clip.has_frames:
+        from posetransfer.motion.track import PersonTracker
+
+        found = []
+        with PersonTracker(min_confidence=pt.min_confidence) as track:
+            for frame in tqdm(iter_frames(clip), total=len(clip.indices), desc="driving poses", unit="frame", disable=not progress):  # fmt: skip
+                found.append(track(frame))
+            tracking = dict(track.counts)
+        detected = np.stack(found).astype(np.float64)
+    else:
+        detected = read_poses(clip)
+    detect_s = time.monotonic() - t0
+    with_person = int(present(detected).any(axis=1).sum())
+    if with_person == 0:
+        raise InputError(f"driving={str(clip.path)!r}: no person found in any of its {len(detected)} frames used", arg="driving")  # fmt: skip
+    bridged, gaps = bridge_gaps(detected, o.max_gap)
+    if o.retarget == "none":
+        placed = frame_clip(bridged, pt.height, pt.width, pt.fill)
+    else:
+        placed = retarget(bridged, src.kps, o.retarget)
+    poses = smooth(placed, clip.fps, o.min_cutoff, o.beta) if o.smooth else placed
+    report = {
+        "driving": str(clip.path),
+        "driving_kind": clip.kind,
+        "frames_used": len(clip.indices),
+        "first_frame": clip.indices[0],
+        "every": o.every,
+        "fps": round(clip.fps, 4),
+        "frames_with_person": with_person,
+        "tracking": tracking,
+        **gaps,
+        "retarget": o.retarget,
+        "smooth": {"on": o.smooth, "min_cutoff": o.min_cutoff, "beta": o.beta},
+        "jitter_px_before_smoothing": _round(jitter(placed)),
+        "jitter_px_after_smoothing": _round(jitter(poses)),
+        "pose_seconds_per_frame": round(detect_s / len(clip.indices), 4),
+    }
+    return Animation(pt, src, clip, o, detected, poses, report)
+
+
+def _round(x: float) -> float | None:
+    return None if not np.isfinite(x) else round(float(x), 3)
+
+
+def animate(
+    pt: PoseTransfer,
+    source: ImageInput,
+    driving: str | Path,
+    out: str | Path,
+    options: AnimateOptions | None = None,
+    progress: bool = True,
+) -> dict:
+    """Write the animation to ``out`` (``.mp4``, ``.gif`` or a PNG folder) and its report.
+
+    The report (``<out>.json``) counts the frames read and with a person, the gaps bridged and
+    held, the keypoint jitter before and after smoothing (mean joint acceleration, pixels of the
+    model's frame) and the time per frame. A run stopped midway leaves the frames it wrote
+    readable (fragmented MP4, PNGs; a GIF is written with the frames done) and a report saying
+    how many.
+
+    Returns:
+        The report.
+    """
+    out = Path(out)
+    t0 = time.monotonic()
+    anim = prepare_animation(pt, source, driving, options, progress, check=lambda size, n: Writer.check(out, size, n))  # fmt: skip
+    report_path = out / "report.json" if Writer.kind_of(out) == "png" else out.with_name(out.name + ".json")  # fmt: skip
+    n = len(anim.poses)
+    writer = Writer(out, anim.clip.fps, anim.output_size(), n)
+    anim.report |= {"out": str(out), "frames_written": 0, "complete": False}
+    try:
+        with writer:
+            for frame in anim.frames(progress):
+                writer.write(frame)
+    finally:
+        anim.report |= {
+            "frames_written": writer.count,
+            "complete": writer.count == n,
+            "seconds_per_frame": round((time.monotonic() - t0) / max(1, writer.count), 4),
+            "size": list(anim.output_size()),
+            "encoded_size": list(writer.encoded_size),
+        }
+        atomic_write(report_path, json.dumps(anim.report, indent=2) + "\n")
+    return anim.report
