@@ -355,69 +355,74 @@ def build_app(pose_transfer_or_checkpoint: PoseTransfer | str | Path) -> gr.Bloc
         tgt_state = gr.State(initial_kps)
         gr.Markdown(INTRO)
         gr.Markdown(model_summary(pt), elem_id="model-info")
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=1, min_width=220):
-                src_image = gr.Image(
-                    label="Source photo",
-                    type="numpy",
-                    sources=["upload", "clipboard"],
-                    height=300,
-                    elem_id="source-photo",
+        with gr.Tab("Transfer", elem_id="transfer-tab"):
+            with gr.Row(equal_height=False):
+                with gr.Column(scale=1, min_width=220):
+                    src_image = gr.Image(
+                        label="Source photo",
+                        type="numpy",
+                        sources=["upload", "clipboard"],
+                        height=300,
+                        elem_id="source-photo",
+                    )
+                    src_overlay = gr.Image(
+                        label="Detected skeleton",
+                        interactive=False,
+                        format="png",
+                        height=DISPLAY_HEIGHT,
+                        elem_id="source-skeleton",
+                    )
+                with gr.Column(scale=1, min_width=260):
+                    pose_name = gr.Radio(
+                        pose_choices, value=DEFAULT_POSE, label="Target pose", elem_id="pose-name"
+                    )
+                    pose_file = gr.File(
+                        label="...or upload a target photo or an OpenPose .json",
+                        file_types=["image", ".json"],
+                        type="filepath",
+                        elem_id="pose-file",
+                    )
+                with gr.Column(scale=1, min_width=220):
+                    tgt_preview = gr.Image(
+                        value=target_preview(pt, initial_kps, None),
+                        label="Target skeleton (click: move joint)",
+                        interactive=False,
+                        format="png",
+                        height=DISPLAY_HEIGHT,
+                        elem_id="target-skeleton",
+                    )
+                    joint = gr.Dropdown(
+                        list(JOINT_NAMES), value="right_wrist", label="Joint to move by clicking"
+                    )
+                with gr.Column(scale=1, min_width=220):
+                    result = gr.Image(
+                        label="Result",
+                        interactive=False,
+                        format="png",
+                        height=DISPLAY_HEIGHT,
+                        elem_id="result",
+                    )
+                    download = gr.File(label="Result at its true size", elem_id="download")
+                    paste_back = gr.Checkbox(False, label="Paste back into the photo")
+                    generate = gr.Button("Generate", variant="primary", elem_id="generate")
+            status = gr.Markdown("Upload a source photo.", elem_id="status")
+            with gr.Accordion("Target joints (frame pixels; -1 = missing)", open=False):
+                table = gr.Dataframe(
+                    joints_table(initial_kps),
+                    headers=TABLE_HEADERS,
+                    datatype=["str", "number", "number"],
+                    row_count=N_JOINTS,
+                    column_count=3,
+                    static_columns=[0],
+                    type="array",
+                    interactive=True,
+                    column_widths=["50%", "25%", "25%"],
+                    elem_id="joint-table",
                 )
-                src_overlay = gr.Image(
-                    label="Detected skeleton",
-                    interactive=False,
-                    format="png",
-                    height=DISPLAY_HEIGHT,
-                    elem_id="source-skeleton",
-                )
-            with gr.Column(scale=1, min_width=260):
-                pose_name = gr.Radio(
-                    pose_choices, value=DEFAULT_POSE, label="Target pose", elem_id="pose-name"
-                )
-                pose_file = gr.File(
-                    label="...or upload a target photo or an OpenPose .json",
-                    file_types=["image", ".json"],
-                    type="filepath",
-                    elem_id="pose-file",
-                )
-            with gr.Column(scale=1, min_width=220):
-                tgt_preview = gr.Image(
-                    value=target_preview(pt, initial_kps, None),
-                    label="Target skeleton (click: move joint)",
-                    interactive=False,
-                    format="png",
-                    height=DISPLAY_HEIGHT,
-                    elem_id="target-skeleton",
-                )
-                joint = gr.Dropdown(
-                    list(JOINT_NAMES), value="right_wrist", label="Joint to move by clicking"
-                )
-            with gr.Column(scale=1, min_width=220):
-                result = gr.Image(
-                    label="Result",
-                    interactive=False,
-                    format="png",
-                    height=DISPLAY_HEIGHT,
-                    elem_id="result",
-                )
-                download = gr.File(label="Result at its true size", elem_id="download")
-                paste_back = gr.Checkbox(False, label="Paste back into the photo")
-                generate = gr.Button("Generate", variant="primary", elem_id="generate")
-        status = gr.Markdown("Upload a source photo.", elem_id="status")
-        with gr.Accordion("Target joints (frame pixels; -1 = missing)", open=False):
-            table = gr.Dataframe(
-                joints_table(initial_kps),
-                headers=TABLE_HEADERS,
-                datatype=["str", "number", "number"],
-                row_count=N_JOINTS,
-                column_count=3,
-                static_columns=[0],
-                type="array",
-                interactive=True,
-                column_widths=["50%", "25%", "25%"],
-                elem_id="joint-table",
-            )
+
+        from posetransfer.app_animate import add_animate_tab
+
+        add_animate_tab(gr, pt, downloads, warn)
 
         target_outputs = [tgt_state, table, tgt_preview, status]
         src_image.change(
