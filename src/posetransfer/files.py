@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -320,6 +321,56 @@ def exclusive_lock(path: str | Path, wait: bool = True) -> Iterator[Path]:
         f.write(f"{os.getpid()}\n")
         f.flush()
         yield path
+
+
+def claim_folder(
+    out: str | Path, marker: str, request: dict, what: str, key: str | None = None
+) -> Path:
+    """Make ``out`` the folder of one job: new, empty, or holding that job already.
+
+    A folder with files is the same job when its JSON ``marker`` (its ``key`` entry, if given)
+    agrees with ``request`` on every key of ``request``; ``out`` is created when missing.
+
+    Args:
+        out: the folder.
+        marker: the JSON file in it that records the job.
+        request: what the job is.
+        what: the job with its article, for messages ("a study").
+        key: the entry of the marker holding the request.
+
+    Raises:
+        InputError: naming ``out``: a file, a folder of other files, or of another such job
+            (the message lists what differs).
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"out={str(out)!r}: is a file, not a folder", arg="out")
+    if out.is_dir() and any(out.iterdir()):
+        try:
+            found = json.loads((out / marker).read_text())
+            found = found.get(key) if key else found
+        except (OSError, ValueError, AttributeError):
+            found = None
+        if not isinstance(found, dict):
+            names = ", ".join(sorted(p.name for p in out.iterdir())[:4])
+            raise InputError(
+                f"out={str(out)!r}: holds files that are not {what} ({names}); choose a new or "
+                "empty folder",
+                arg="out",
+            )
+        diff = [k for k in request if found.get(k) != request[k]]
+        if diff:
+            shown = ", ".join(k if isinstance(request[k], dict) else f"{k}={found.get(k)!r}" for k in diff)  # fmt: skip
+            raise InputError(
+                f"out={str(out)!r}: holds another {what.split(' ', 1)[-1]} (its {shown} differ); "
+                "choose another folder",
+                arg="out",
+            )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise disk_error(out, e) from None
+    return out
 
 
 def remove_partial(folder: str | Path) -> int:

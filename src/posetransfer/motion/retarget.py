@@ -17,6 +17,9 @@ All arrays are (y, x) keypoints with -1 for a missing joint: driving ``(T, 18, 2
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+
 import numpy as np
 
 from posetransfer.errors import InputError
@@ -66,22 +69,16 @@ def _mid_hip(kps: np.ndarray) -> np.ndarray:
     """(T, 2) the middle of the hips (one hip where the other is missing); NaN if neither."""
     hips = kps[:, [R_HIP, L_HIP]].astype(np.float64)
     hips[~present(kps[:, [R_HIP, L_HIP]])] = np.nan
-    with np.errstate(all="ignore"), _quiet():
+    with _quiet():
         return np.nanmean(hips, axis=1)
 
 
-class _quiet:
+@contextlib.contextmanager
+def _quiet():
     """Silence numpy's "mean of empty slice" warnings: NaN is the answer we want there."""
-
-    def __enter__(self):
-        import warnings
-
-        self._w = warnings.catch_warnings()
-        self._w.__enter__()
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-
-    def __exit__(self, *exc):
-        self._w.__exit__(*exc)
+        yield
 
 
 def body_segments(kps: np.ndarray) -> np.ndarray:

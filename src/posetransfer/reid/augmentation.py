@@ -30,6 +30,7 @@ from tqdm import tqdm
 from posetransfer.errors import InputError
 from posetransfer.files import (
     atomic_write,
+    claim_folder,
     disk_error,
     image_size,
     is_intact_image,
@@ -356,27 +357,7 @@ def _finished(out: Path, meta: dict) -> bool:
 
 def _claim(out: Path, meta: dict) -> None:
     """Make ``out`` ours: new or empty, or an unfinished (or finished) run of the same request."""
-    if out.exists() and not out.is_dir():
-        raise InputError(f"out={str(out)!r}: is a file, not a folder", arg="out")
-    if out.is_dir() and any(out.iterdir()):
-        try:
-            found = json.loads((out / META).read_text()).get("request")
-        except (OSError, ValueError, AttributeError):
-            found = None
-        if found is None:
-            names = sorted(p.name for p in out.iterdir())[:4]
-            raise InputError(
-                f"out={str(out)!r}: holds files that are not an augmented set ({', '.join(names)}); "
-                "choose a new or empty folder",
-                arg="out",
-            )
-        if found != meta:
-            diff = sorted(k for k in meta if found.get(k) != meta[k])
-            shown = ", ".join(f"{k}={found.get(k)!r}" for k in diff)
-            raise InputError(
-                f"out={str(out)!r}: holds another augmented set ({shown}); choose another folder",
-                arg="out",
-            )
+    claim_folder(out, META, meta, "an augmented set", key="request")
     (out / TRAIN_DIR).mkdir(parents=True, exist_ok=True)
     (out / MANIFEST).unlink(missing_ok=True)  # only a finished set has a manifest
     atomic_write(out / META, json.dumps({"request": meta, "complete": False}, indent=2) + "\n")

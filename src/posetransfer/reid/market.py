@@ -48,33 +48,33 @@ def by_identity(names: list[str]) -> dict[int, list[str]]:
     return dict(sorted(groups.items()))
 
 
-def open_reid_source(path: str | Path) -> Source:
+def open_reid_source(path: str | Path, arg: str = "market_root") -> Source:
     """Market-1501 (its zip or folder, or a folder holding either) with all three re-ID folders.
 
     Raises:
-        InputError: naming ``market_root`` when the path is not Market-1501, or lacks one of
+        InputError: naming ``arg`` when the path is not Market-1501, or lacks one of
             `REID_DIRS` (``prepare market`` needs only the two bounding-box folders; re-ID also
             needs ``query/``).
     """
     path = Path(path)
     if not path.exists():
-        raise InputError(f"market_root={str(path)!r}: not found", arg="market_root")
+        raise InputError(f"{arg}={str(path)!r}: not found", arg=arg)
     markers = tuple(f"{d}/" for d in REID_DIRS)
     bases = find_bases(source_folders(path, max_depth=3), markers)
     if not bases:
         raise InputError(
-            f"market_root={str(path)!r}: not Market-1501 (no {', '.join(markers)} inside; "
+            f"{arg}={str(path)!r}: not Market-1501 (no {', '.join(markers)} inside; "
             "expected Market-1501-v15.09.15.zip or its extracted folder)",
-            arg="market_root",
+            arg=arg,
         )
     source = Source(path, bases[0])
     missing = [d for d in REID_DIRS if not source.files(d)]
     if missing:
         source.close()
         raise InputError(
-            f"market_root={str(path)!r}: no images in {', '.join(d + '/' for d in missing)} "
+            f"{arg}={str(path)!r}: no images in {', '.join(d + '/' for d in missing)} "
             f"of {source}; re-ID needs {', '.join(d + '/' for d in REID_DIRS)}",
-            arg="market_root",
+            arg=arg,
         )
     return source
 

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from posetransfer.errors import InputError
-from posetransfer.files import atomic_write
+from posetransfer.files import atomic_write, claim_folder
 from posetransfer.reid.augmentation import (
     augment,
     check_inputs,
@@ -120,28 +120,6 @@ def _append(path: Path, row: dict) -> None:
     atomic_write(path, text)
 
 
-def _claim(out: Path, request: dict) -> None:
-    if out.exists() and not out.is_dir():
-        raise InputError(f"out={str(out)!r}: is a file, not a folder", arg="out")
-    if out.is_dir() and any(out.iterdir()):
-        try:
-            found = json.loads((out / STUDY).read_text())
-        except (OSError, ValueError):
-            raise InputError(
-                f"out={str(out)!r}: holds files that are not a study; choose a new folder",
-                arg="out",
-            ) from None
-        if found != request:
-            diff = sorted(k for k in request if found.get(k) != request[k])
-            raise InputError(
-                f"out={str(out)!r}: holds another study (its {', '.join(diff)} differ); choose "
-                "another folder",
-                arg="out",
-            )
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write(out / STUDY, json.dumps(request, indent=2) + "\n")
-
-
 def run_study(
     market_root: str | Path,
     annotations: str | Path,
@@ -183,7 +161,8 @@ def run_study(
         "seed": seed,
     }
     check_inputs(market_root, annotations, generators, device)  # before anything is written
-    _claim(out, request)
+    claim_folder(out, STUDY, request, "a study")
+    atomic_write(out / STUDY, json.dumps(request, indent=2) + "\n")
     if Path(market_root).is_file():  # a zip: its images once, not in every set
         market_root = extract_market(market_root, out / "market", progress)
     done = {r["key"]: r for r in read_results(out / RESULTS)}

@@ -23,7 +23,7 @@ import torch
 from tqdm import tqdm
 
 from posetransfer.errors import InputError
-from posetransfer.files import atomic_save, atomic_write
+from posetransfer.files import atomic_save, atomic_write, claim_folder
 from posetransfer.reid.config import ReidConfig
 from posetransfer.reid.engine import (
     build_engine,
@@ -58,8 +58,7 @@ def reid_folder(data: str | Path) -> Path:
         InputError: naming ``data``: a zip (make a folder of it with ``reid augment
             --no-generator``), or no such folders.
     """
-    from posetransfer.data.prepare.sources import find_bases, source_folders
-    from posetransfer.reid.market import REID_DIRS
+    from posetransfer.reid.market import open_reid_source
 
     data = Path(data)
     if data.is_file():
@@ -68,16 +67,9 @@ def reid_folder(data: str | Path) -> Path:
             "with `posetransfer reid augment --no-generator --portion 1`",
             arg="data",
         )
-    if not data.is_dir():
-        raise InputError(f"data={str(data)!r}: not found", arg="data")
-    bases = find_bases(source_folders(data, max_depth=3), [f"{d}/" for d in REID_DIRS])
-    for base in bases:
-        if all((data / base / d).is_dir() for d in REID_DIRS):
-            return data / base
-    raise InputError(
-        f"data={str(data)!r}: no folder with {', '.join(d + '/' for d in REID_DIRS)} inside",
-        arg="data",
-    )
+    source = open_reid_source(data, arg="data")
+    source.close()
+    return data / source.base
 
 
 def _rng_state() -> torch.Tensor:
@@ -141,12 +133,9 @@ def train_reid(
     check_backbone(config.backbone)
     data, out = reid_folder(data), Path(out)
     record = {"config": asdict(config), "data": str(data.resolve())}
-    if (out / RESULTS).is_file() and _same_run(out, record):
+    claim_folder(out, CONFIG, record, "a run")
+    if (out / RESULTS).is_file():
         return json.loads((out / RESULTS).read_text())
-    if out.is_dir() and any(out.iterdir()) and not _same_run(out, record):
-        raise InputError(
-            f"out={str(out)!r}: holds another run or other files; choose a new folder", arg="out"
-        )
     dev = _device(device)
     use_gpu = dev.type == "cuda"
     _seed(config.seed)
@@ -230,14 +219,6 @@ def _check_batches(dm, config: ReidConfig, data: Path) -> None:
             f"batch and {data} has {n_ids}; use a smaller batch",
             arg="batch_size",
         )
-
-
-def _same_run(out: Path, record: dict) -> bool:
-    try:
-        found = json.loads((out / CONFIG).read_text())
-    except (OSError, ValueError):
-        return False
-    return found.get("config") == record["config"] and found.get("data") == record["data"]
 
 
 def _save_weights(model, path: Path) -> None:
