@@ -37,8 +37,8 @@ from posetransfer.app import (  # noqa: E402
 from posetransfer.checkpoint import save_checkpoint  # noqa: E402
 from posetransfer.config import load_config  # noqa: E402
 from posetransfer.errors import InputError  # noqa: E402
+from posetransfer.keypoints.named_poses import named_pose  # noqa: E402
 from posetransfer.models.registry import create_generator  # noqa: E402
-from posetransfer.photos.named_poses import named_pose  # noqa: E402
 from posetransfer.photos.transfer import PoseTransfer  # noqa: E402
 from posetransfer.pose import (  # noqa: E402
     JOINT_NAMES,

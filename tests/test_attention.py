@@ -221,7 +221,7 @@ def test_attention_command_without_pairs_or_pair_names_both_flags(tmp_path, caps
 
 
 def test_strips_are_written_atomically_leaving_no_partial_file(tmp_path, monkeypatch):
-    from posetransfer import files
+    from posetransfer.core import files
 
     def disk_full(path, save, *args, **kwargs):
         def partial(f):

@@ -84,7 +84,7 @@ def test_page_generates_from_uploaded_photo_untrained_checkpoint(tiny_root, tmp_
     pytest.importorskip("mediapipe", reason="mediapipe not installed ([keypoints] extra)")
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed")
     from posetransfer.app import build_app, launch
-    from posetransfer.photos.named_poses import POSE_DESCRIPTIONS
+    from posetransfer.keypoints.named_poses import POSE_DESCRIPTIONS
     from posetransfer.photos.transfer import PoseTransfer
 
     faulthandler.dump_traceback_later(HARD_LIMIT_S, exit=True)

@@ -22,10 +22,10 @@ from posetransfer.checkpoint import (
     save_checkpoint,
     verify_checkpoint,
 )
-from posetransfer.checkpoint_files import sha256_file
+from posetransfer.checkpoint.format import sha256_file
 from posetransfer.config import load_config
+from posetransfer.core.files import PART_SUFFIX
 from posetransfer.errors import InputError
-from posetransfer.files import PART_SUFFIX
 from posetransfer.models.original import load_original_patn
 from posetransfer.models.registry import create_generator
 

@@ -107,7 +107,10 @@ def test_resume_without_a_config_starts_from_the_checkpoint_config(tmp_path):
     save_checkpoint(
         run / "checkpoints" / "step-0000003", create_generator("patn_tiny"), "patn_tiny", {}, cfg, 3
     )
-    resumed = load_config(None, [f"train.resume={run}", "train.lr=0.01"])
+    from posetransfer.train.resume import resume_config
+
+    resumed, ckpt = resume_config([f"train.resume={run}", "train.lr=0.01"])
+    assert ckpt == run / "checkpoints" / "step-0000003"
     assert (resumed.train.iterations, resumed.data.sigma, resumed.train.lr) == (7, 3.0, 0.01)
     assert resumed.train.resume == str(run)
 
@@ -130,7 +133,9 @@ def test_resume_config_records_its_checkpoint_but_does_not_save_it(tmp_path):
     run = tmp_path / "run"
     ckpt = run / "checkpoints" / "step-0000003"
     save_checkpoint(ckpt, create_generator("patn_tiny"), "patn_tiny", {}, load_config(), 3)
-    resumed = load_config(None, [f"train.resume={run}"])
-    assert resumed.base_checkpoint == str(ckpt)
+    from posetransfer.train.resume import resume_config
+
+    resumed, base = resume_config([f"train.resume={run}"])
+    assert base == ckpt
     assert set(resumed.to_dict()) == {"data", "model", "loss", "train"}
-    assert load_config("synthetic").base_checkpoint is None
+    assert not hasattr(load_config("synthetic"), "base_checkpoint")  # not a setting

@@ -9,8 +9,8 @@ from conftest import require_reference
 from posetransfer.cli import main
 from posetransfer.errors import InputError
 from posetransfer.export import export_generator, load_for_inference
-from posetransfer.export.runtime import ExportedGenerator
 from posetransfer.pose import keypoints_to_heatmaps
+from posetransfer.runtime.exported import ExportedGenerator
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("openvino")
@@ -55,7 +55,7 @@ def test_exported_patn_matches_the_authors_output(exported, name, backend):
 
 def test_exported_apatn_matches_torch_with_any_batch(exported):
     from posetransfer.checkpoint import load_generator
-    from posetransfer.export.onnx import example_inputs
+    from posetransfer.runtime.onnx import example_inputs
 
     torch_model, info = load_generator("synthetic-apatn")
     model, exported_info = load_for_inference(exported["apatn"], precision="fp32")
@@ -69,7 +69,7 @@ def test_exported_apatn_matches_torch_with_any_batch(exported):
 
 def test_fixed_batch_graph_runs_any_number_of_inputs(tmp_path):
     from posetransfer.checkpoint import load_generator
-    from posetransfer.export.onnx import example_inputs
+    from posetransfer.runtime.onnx import example_inputs
 
     path = export_generator("synthetic-patn", "onnx", tmp_path / "b2.onnx", batch_size=2)
     model = ExportedGenerator(path, "onnxruntime")

@@ -1,4 +1,4 @@
-"""Tests of posetransfer.files (reading, atomic writes, disk-full), device resolution and errors."""
+"""Tests of posetransfer.core.files (reading, atomic writes, disk-full), device resolution and errors."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from posetransfer import files
-from posetransfer.device import resolve_device
+from posetransfer.core import files
+from posetransfer.core.device import resolve_device
 from posetransfer.errors import InputError
 
 

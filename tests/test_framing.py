@@ -1,4 +1,4 @@
-"""Tests of posetransfer.photos.framing (person framing) and posetransfer.photos.named_poses (named poses)."""
+"""Tests of posetransfer.keypoints.framing (person framing) and posetransfer.keypoints.named_poses (named poses)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from posetransfer.errors import InputError
-from posetransfer.photos.framing import (
+from posetransfer.keypoints.framing import (
     Frame,
     check_keypoints,
     frame_for_box,
@@ -19,7 +19,7 @@ from posetransfer.photos.framing import (
     frame_skeleton,
     person_box,
 )
-from posetransfer.photos.named_poses import (
+from posetransfer.keypoints.named_poses import (
     POSE_DESCRIPTIONS,
     POSE_NAMES,
     named_pose,
@@ -293,7 +293,7 @@ def test_photo_geometry_modules_import_without_torch_or_data() -> None:
     modules = ["framing", "detect", "named_poses", "targets"]
     code = (
         "import json, sys\n"
-        + "".join(f"import posetransfer.photos.{m}\n" for m in modules)
+        + "".join(f"import posetransfer.keypoints.{m}\n" for m in modules)
         + "print(json.dumps(sorted(m for m in sys.modules"
         " if m == 'torch' or m.startswith(('torch.', 'posetransfer.data')))))"
     )

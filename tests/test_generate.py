@@ -6,12 +6,12 @@ import torch
 from PIL import Image
 
 from conftest import require_reference, tiny_overrides
-from posetransfer import files
+from posetransfer.core import files
 from posetransfer.cli import main
 from posetransfer.config import load_config
+from posetransfer.core.files import PART_SUFFIX
+from posetransfer.core.files import generated_name as output_name
 from posetransfer.errors import InputError
-from posetransfer.files import PART_SUFFIX
-from posetransfer.files import generated_name as output_name
 from posetransfer.generate import generate
 from posetransfer.pose import read_pairs
 from posetransfer.train import train

@@ -9,6 +9,7 @@ from posetransfer.errors import InputError
 from posetransfer.export.check import psnr
 from posetransfer.models import create_generator, fold_batchnorm, for_inference, load_original_patn
 from posetransfer.pose import keypoints_to_heatmaps
+from posetransfer.runtime.exported import with_backend
 
 
 def market_fixture():
@@ -88,7 +89,7 @@ def test_bf16_on_the_authors_fashion_model_with_legacy_heatmaps():
 
 
 def test_auto_resolves_for_this_device():
-    from posetransfer.precision import native_bf16
+    from posetransfer.core.precision import native_bf16
 
     fast = for_inference(create_generator("patn_tiny"), "auto", "cpu")
     assert fast.requested == "auto"
@@ -108,7 +109,7 @@ def test_masks_and_attention_pass_through_in_float32():
 
 
 def _bf16():
-    from posetransfer.precision import native_bf16
+    from posetransfer.core.precision import native_bf16
 
     return native_bf16(torch.device("cpu"))
 
@@ -120,7 +121,7 @@ def test_bad_precision_backend_and_training_are_refused():
     with pytest.raises(InputError, match=r"precision='int4'"):
         for_inference(model, "int4", "cpu")
     with pytest.raises(InputError, match=r"backend='tensorrt'"):
-        for_inference(model, backend="tensorrt")
+        with_backend(model, backend="tensorrt")
     with pytest.raises(RuntimeError, match="cannot be trained"):
         for_inference(model, "fp32").train()
 

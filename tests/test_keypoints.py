@@ -1,4 +1,4 @@
-"""Tests of posetransfer.photos.detect and `posetransfer keypoints`.
+"""Tests of posetransfer.keypoints.detect and `posetransfer keypoints`.
 
 Unit tests run against a fake mediapipe module. The tests on real photos use MediaPipe and the
 photos of Debian's opencv-doc package; they skip with the reason when either is absent.
@@ -21,7 +21,7 @@ from PIL import Image
 
 from posetransfer import cli
 from posetransfer.errors import InputError
-from posetransfer.photos.detect import (
+from posetransfer.keypoints.detect import (
     COCO_FROM_BLAZEPOSE,
     MISSING_MEDIAPIPE,
     KeypointDetector,

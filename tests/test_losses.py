@@ -9,7 +9,7 @@ from torch import nn
 
 from posetransfer.config import LossConfig
 from posetransfer.errors import InputError
-from posetransfer.losses import (
+from posetransfer.models.losses import (
     GANLoss,
     GeneratorLoss,
     ImagePool,
@@ -194,7 +194,7 @@ def test_vgg_weights_saved_as_a_pickled_module_are_refused(tmp_path):
 
 
 def test_masked_l1_is_the_mean_over_the_mask_only():
-    from posetransfer.losses import masked_l1
+    from posetransfer.models.losses import masked_l1
 
     real = torch.zeros(1, 3, 4, 4)
     fake = torch.ones(1, 3, 4, 4)

@@ -11,8 +11,8 @@ import torch
 from PIL import Image
 
 from posetransfer import metrics
+from posetransfer.core.files import generated_name
 from posetransfer.errors import InputError
-from posetransfer.files import generated_name
 from posetransfer.metrics import weights
 from posetransfer.pose import HEAD_JOINTS, write_annotations, write_pairs
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from posetransfer.errors import InputError
+from posetransfer.keypoints.named_poses import named_pose
 from posetransfer.motion import bridge_gaps, jitter, retarget, smooth
 from posetransfer.motion.retarget import BONES, present
-from posetransfer.photos.named_poses import named_pose
 
 DATA = Path("/usr/share/doc/opencv-doc/examples/data")
 VTEST, MESSI = DATA / "vtest.avi", DATA / "messi5.jpg"
@@ -302,7 +302,7 @@ def test_output_problems_are_refused_before_the_poses(pt, tmp_path, monkeypatch)
 
 
 def test_app_animate_tab(pt, tmp_path):
-    from posetransfer.app_animate import run_animation
+    from posetransfer.app.animate import run_animation
 
     preview, path, status = run_animation(pt, str(MESSI), str(VTEST), tmp_path, seconds=1.0)
     assert (

@@ -12,11 +12,11 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import tiny_overrides
-from posetransfer import precision
+from posetransfer.core import precision
 from posetransfer.checkpoint import resolve_checkpoint
 from posetransfer.config import load_config
 from posetransfer.errors import InputError, InputWarning
-from posetransfer.train import train
+from posetransfer.train import resume_config, train
 
 GAN = {"loss.lambda_gan": 1, "loss.pool_size": 3, "model.ndf": 8, "model.discriminator_blocks": 1}
 
@@ -116,6 +116,6 @@ def test_changing_precision_on_resume_warns_and_is_recorded(tiny_root, tmp_path)
     run = train(load_config("synthetic", tiny_overrides(tiny_root, tmp_path / "r", **over)))
     more = {**over, "train.iterations": 4, "train.resume": run, "train.precision": "bf16"}
     with pytest.warns(InputWarning, match="trained at fp32 until step 2, continuing at bf16"):
-        train(load_config(None, [f"{k}={v}" for k, v in more.items()]))
+        train(*resume_config([f"{k}={v}" for k, v in more.items()]))
     history = json.loads((run / "config-history.jsonl").read_text().splitlines()[-1])
     assert history["changed"]["train.precision"] == ["fp32", "bf16"]

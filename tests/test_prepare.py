@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from posetransfer.cli import main
+from posetransfer.core.files import PART_SUFFIX
 from posetransfer.data.prepare import (
     DATASET_FILES,
     FASHION_CROP_BOX,
@@ -23,7 +24,6 @@ from posetransfer.data.prepare import (
     read_name_list,
 )
 from posetransfer.errors import InputError
-from posetransfer.files import PART_SUFFIX
 from posetransfer.pose import read_pairs, write_annotations, write_pairs
 
 MARKET_TOP = "Market-1501-v15.09.15"

@@ -15,15 +15,15 @@ from safetensors.torch import load_file
 
 from posetransfer import cli
 from posetransfer.checkpoint import GENERATOR_FILE, load_generator
-from posetransfer.errors import InputError
-from posetransfer.photos.transfer import PoseTransfer
-from posetransfer.pretrained import (
+from posetransfer.checkpoint.bundled import (
     CARD_FILE,
     PRETRAINED,
     SYNTHETIC_ONLY,
     pretrained_dir,
     read_card,
 )
+from posetransfer.errors import InputError
+from posetransfer.photos.transfer import PoseTransfer
 from posetransfer.pretrained.export import (
     HELDOUT,
     copy_baseline,

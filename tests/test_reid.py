@@ -15,6 +15,7 @@ from posetransfer.errors import InputError
 pytest.importorskip("torchreid")
 pytest.importorskip("pytorch_metric_learning")
 
+from posetransfer.data.market import by_identity, parse_name  # noqa: E402
 from posetransfer.reid import (  # noqa: E402
     ReidConfig,
     augment,
@@ -25,7 +26,6 @@ from posetransfer.reid import (  # noqa: E402
     read_manifest,
     train_reid,
 )
-from posetransfer.reid.market import by_identity, parse_name  # noqa: E402
 
 TORSO = np.array([[10, 10]] * 18)
 

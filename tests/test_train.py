@@ -15,13 +15,13 @@ from safetensors.torch import load_file
 from conftest import tiny_overrides
 from posetransfer import checkpoint as ckpt_mod
 from posetransfer.checkpoint import load_generator, resolve_checkpoint
-from posetransfer.checkpoint_files import write_manifest
+from posetransfer.checkpoint.format import write_manifest
 from posetransfer.cli import main
 from posetransfer.config import load_config
+from posetransfer.core.precision import native_bf16
 from posetransfer.errors import InputError
-from posetransfer.losses import PerceptualLoss
-from posetransfer.precision import native_bf16
-from posetransfer.train import train
+from posetransfer.models.losses import PerceptualLoss
+from posetransfer.train import resume_config, train
 
 GAN = {"loss.lambda_gan": 1, "loss.pool_size": 3, "model.ndf": 8, "model.discriminator_blocks": 1}
 
@@ -268,9 +268,9 @@ def test_torchrun_two_cpu_processes(tiny_root, tmp_path):
 def test_resume_without_a_config_keeps_the_saved_schedule(tiny_root, tmp_path):
     over = {"train.iterations": 3, "train.decay_start": 1, "train.max_minutes": 0}
     run = train(load_config("synthetic", tiny_overrides(tiny_root, tmp_path, **over)))
-    cfg = load_config(None, [f"train.resume={run}", "train.max_minutes=null"])
+    cfg, ckpt = resume_config([f"train.resume={run}", "train.max_minutes=null"])
     assert (cfg.train.iterations, cfg.train.decay_start, cfg.model.generator) == (3, 1, "patn_tiny")
-    assert train(cfg) == run
+    assert train(cfg, ckpt) == run
     assert resolve_checkpoint(run).name == "step-0000003"
 
 

@@ -17,13 +17,13 @@ from safetensors.torch import load_file
 
 from conftest import tiny_overrides
 from posetransfer.checkpoint import CheckpointWarning, resolve_checkpoint
-from posetransfer.checkpoint_files import write_manifest
+from posetransfer.checkpoint.format import write_manifest
 from posetransfer.cli import main
 from posetransfer.commands.train import EXAMPLE
 from posetransfer.config import load_config
+from posetransfer.core.files import PART_SUFFIX
 from posetransfer.errors import InputError
-from posetransfer.files import PART_SUFFIX
-from posetransfer.train import TrainingInterrupted, train
+from posetransfer.train import TrainingInterrupted, resume_config, train
 from posetransfer.train.build import setup_processes
 from posetransfer.train.resume import RESUMABLE_FIELDS
 from posetransfer.train.run import RunLock
@@ -37,7 +37,7 @@ def run_of(tiny_root, runs, **extra):
 
 
 def resume(target, *overrides):
-    return train(load_config(None, [f"train.resume={target}", *overrides]))
+    return train(*resume_config([f"train.resume={target}", *overrides]))
 
 
 def cli_args(overrides):
@@ -302,9 +302,9 @@ def test_resume_checks_lock_and_config_before_building_anything(tiny_root, tmp_p
 
 def test_resume_continues_from_the_checkpoint_its_config_came_from(tiny_root, tmp_path):
     run = run_of(tiny_root, tmp_path)
-    cfg = load_config(None, [f"train.resume={run}", "train.iterations=6"])  # step-4's config
+    cfg, ckpt = resume_config([f"train.resume={run}", "train.iterations=6"])  # step-4's config
     resume(run, "train.iterations=6", "train.lr=0.01")  # meanwhile another process trains on
-    assert train(cfg) == run
+    assert train(cfg, ckpt) == run
     history = [json.loads(line) for line in (run / "config-history.jsonl").read_text().splitlines()]
     assert history == [
         {"step": 4, "checkpoint": "step-0000004", "changed": {"train.iterations": [4, 6]}}
@@ -314,10 +314,10 @@ def test_resume_continues_from_the_checkpoint_its_config_came_from(tiny_root, tm
 
 def test_resume_refuses_when_its_config_checkpoint_is_gone(tiny_root, tmp_path):
     run = run_of(tiny_root, tmp_path)
-    cfg = load_config(None, [f"train.resume={run}"])
+    cfg, ckpt = resume_config([f"train.resume={run}"])
     shutil.rmtree(run / "checkpoints" / "step-0000004")
     with pytest.raises(InputError, match="step-0000004: gone since its config was read"):
-        train(cfg)
+        train(cfg, ckpt)
 
 
 def test_resume_with_fewer_iterations_than_done_is_refused(tiny_root, tmp_path):

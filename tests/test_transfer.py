@@ -1,4 +1,4 @@
-"""Tests of posetransfer.photos.transfer (PoseTransfer), posetransfer.photos.targets (target
+"""Tests of posetransfer.photos.transfer (PoseTransfer), posetransfer.keypoints.targets (target
 poses) and `posetransfer transfer`.
 
 The checkpoints here hold untrained weights (a fresh ``patn_tiny`` saved as a checkpoint, or
@@ -23,10 +23,10 @@ from posetransfer import cli
 from posetransfer.checkpoint import save_checkpoint
 from posetransfer.config import load_config
 from posetransfer.errors import InputError
+from posetransfer.keypoints.framing import frame_skeleton
+from posetransfer.keypoints.named_poses import POSE_NAMES, named_pose
+from posetransfer.keypoints.targets import split_annotation_ref, target_keypoints
 from posetransfer.models.registry import create_generator
-from posetransfer.photos.framing import frame_skeleton
-from posetransfer.photos.named_poses import POSE_NAMES, named_pose
-from posetransfer.photos.targets import split_annotation_ref, target_keypoints
 from posetransfer.photos.transfer import PoseTransfer
 from posetransfer.pose import MISSING, KeypointWarning, read_annotations, visible, write_annotations
 
@@ -181,7 +181,7 @@ def test_no_person_found_is_reported(pt, tmp_path):
 
 
 # --------------------------------------------------------------------------------------------
-# Target forms (posetransfer.photos.targets) and joints outside their image
+# Target forms (posetransfer.keypoints.targets) and joints outside their image
 
 
 def no_detector(photo: np.ndarray, what: str) -> None:

@@ -11,7 +11,7 @@ The public API, imported lazily so that ``import posetransfer`` stays light:
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from posetransfer.core import __version__
 
 __all__ = ["PoseTransfer", "__version__"]
 

@@ -8,8 +8,8 @@ import sys
 import warnings
 from collections.abc import Callable
 
-from posetransfer import __version__
 from posetransfer.commands import COMMANDS
+from posetransfer.core import __version__
 from posetransfer.errors import InputError, InputWarning
 
 

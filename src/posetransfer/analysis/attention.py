@@ -26,9 +26,9 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw
 from torch import nn
 
+from posetransfer.core.files import read_image, save_image
 from posetransfer.data.datasets import image_to_tensor, tensor_to_image
 from posetransfer.errors import InputError, require_dir
-from posetransfer.files import read_image, save_image
 from posetransfer.models.apatn import APATN
 from posetransfer.models.blocks import eval_mode
 from posetransfer.models.patn import PATN

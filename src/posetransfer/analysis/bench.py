@@ -32,9 +32,9 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from posetransfer.device import resolve_device
+from posetransfer.core.device import resolve_device
+from posetransfer.core.files import atomic_write
 from posetransfer.errors import InputError
-from posetransfer.files import atomic_write
 from posetransfer.models.apatn import APATB
 from posetransfer.models.blocks import count_parameters
 from posetransfer.models.patn import PATB

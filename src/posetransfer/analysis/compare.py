@@ -38,12 +38,13 @@ import torch
 from tqdm import tqdm
 
 from posetransfer.analysis.bench import block_setup, device_description, summarize, time_calls
-from posetransfer.device import resolve_device
+from posetransfer.core.device import resolve_device
+from posetransfer.core.files import atomic_write
+from posetransfer.core.precision import native_bf16
 from posetransfer.export.check import psnr
-from posetransfer.files import atomic_write
 from posetransfer.models.inference import for_inference
 from posetransfer.models.registry import create_generator
-from posetransfer.precision import native_bf16
+from posetransfer.runtime.exported import with_backend
 
 DEFAULT_CASES: tuple[tuple[int, int, int], ...] = ((128, 64, 8), (256, 176, 4))
 PAPER_APATB_PATB = 3114.0 / 1543.0  # Titan Xp, the paper's block timings
@@ -94,7 +95,7 @@ def count_flops(fn: Callable[[], Any]) -> int:
 
 
 def _inputs(batch: int, h: int, w: int, device: torch.device) -> tuple[torch.Tensor, ...]:
-    from posetransfer.export.onnx import example_inputs
+    from posetransfer.runtime.onnx import example_inputs
 
     return tuple(t.to(device) for t in example_inputs(batch, h, w))
 
@@ -125,7 +126,7 @@ def inference_paths(device: torch.device, compile: bool = True) -> list[tuple[st
 def _build(model: torch.nn.Module, backend: str, precision: str, device, size) -> Any:
     if backend == "compiled":
         return for_inference(model, precision, device, compile=True)
-    return for_inference(model, precision, device, backend=backend, image_size=size)
+    return with_backend(model, backend, precision, device, image_size=size)
 
 
 def compare_generator(

@@ -44,7 +44,12 @@ def add_checkpoint_flag(parser: argparse.ArgumentParser) -> None:
 
 def checkpoint_or_bundled(args: argparse.Namespace) -> str:
     """``args.checkpoint``, or the default bundled model, saying on stderr which one it is."""
-    from posetransfer.pretrained import DEFAULT_PRETRAINED, PRETRAINED, describe, pretrained_dir
+    from posetransfer.checkpoint.bundled import (
+        DEFAULT_PRETRAINED,
+        PRETRAINED,
+        describe,
+        pretrained_dir,
+    )
 
     name = args.checkpoint or DEFAULT_PRETRAINED
     if name in PRETRAINED and pretrained_dir(name) is not None:

@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0 < args.port < 65536:
         raise InputError(f"--port must be in 1..65535, got {args.port}")
-    from posetransfer.device import resolve_device
+    from posetransfer.core.device import resolve_device
 
     device = resolve_device(args.device)  # a wrong --device stops before gradio loads
     t0 = time.perf_counter()

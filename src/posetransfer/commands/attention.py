@@ -80,7 +80,7 @@ def _parse_points(values: list[str] | None) -> list[tuple[int, int]] | None:
 def run(args: argparse.Namespace) -> int:
     from posetransfer.analysis.attention import load_pair, save_attention_maps
     from posetransfer.checkpoint import load_generator
-    from posetransfer.device import resolve_device
+    from posetransfer.core.device import resolve_device
     from posetransfer.errors import InputError
     from posetransfer.models.inference import for_inference
 

@@ -156,7 +156,7 @@ def _compare(args: argparse.Namespace, generators: list[str]) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from posetransfer.analysis.bench import run_bench
-    from posetransfer.device import resolve_device
+    from posetransfer.core.device import resolve_device
     from posetransfer.errors import InputError
     from posetransfer.models.registry import list_generators
 

@@ -40,9 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from posetransfer.checkpoint.bundled import describe
     from posetransfer.demo import run_demo
     from posetransfer.metrics.scores import SCORE_LABELS, format_score
-    from posetransfer.pretrained import describe
 
     m = run_demo(args.out, args.minutes, args.data, args.overrides, progress=not args.no_progress)
     print()

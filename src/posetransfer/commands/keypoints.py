@@ -59,7 +59,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from posetransfer.photos.detect import annotate_images
+    from posetransfer.keypoints.detect import annotate_images
 
     report = annotate_images(
         args.inputs,

@@ -48,8 +48,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from posetransfer.checkpoint.bundled import PRETRAINED, read_card
     from posetransfer.metrics.scores import SCORE_LABELS, format_score
-    from posetransfer.pretrained import PRETRAINED, read_card
 
     if args.action == "list":
         for name in PRETRAINED:

@@ -213,7 +213,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from posetransfer.files import atomic_write
+    from posetransfer.core.files import atomic_write
     from posetransfer.reid import evaluate_reid
 
     r = evaluate_reid(args.run, args.data, args.device)

@@ -57,19 +57,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from posetransfer.config import load_config, resume_override
+    from posetransfer.train import TrainingInterrupted, resume_config, train
 
-    resuming = resume_override(args.overrides) is not None
-    name = args.config or (None if resuming else "synthetic")
     # Resuming without --config reads the saved config of the checkpoint to resume (a damaged one
     # skipped is one warning line, see cli); training then resumes that same checkpoint.
-    cfg = load_config(name, args.overrides)
+    ckpt = None
+    if args.config is None and resume_override(args.overrides) is not None:
+        cfg, ckpt = resume_config(args.overrides)
+    else:
+        cfg = load_config(args.config or "synthetic", args.overrides)
     if args.print_config:
         print(cfg.to_yaml())
         return 0
-    from posetransfer.train import TrainingInterrupted, train
-
     try:
-        run_dir = train(cfg)
+        run_dir = train(cfg, ckpt)
     except TrainingInterrupted as e:
         print(
             f"posetransfer train: interrupted at step {e.step}; continue with "

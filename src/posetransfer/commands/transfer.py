@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     from posetransfer.errors import InputError
 
     if args.list_poses:
-        from posetransfer.photos.named_poses import POSE_DESCRIPTIONS
+        from posetransfer.keypoints.named_poses import POSE_DESCRIPTIONS
 
         for name, desc in POSE_DESCRIPTIONS.items():
             print(f"{name:15} {desc}")
@@ -146,8 +146,8 @@ def check_image_path(path: str, flag: str) -> Path:
 
 def write_image(image: np.ndarray, path: str, flag: str) -> Path:
     """Save an image atomically in the format its suffix names; InputError naming ``flag``."""
+    from posetransfer.core.files import save_image
     from posetransfer.errors import InputError
-    from posetransfer.files import save_image
 
     out = check_image_path(path, flag)
     try:

@@ -14,10 +14,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from posetransfer.core.files import read_image
 from posetransfer.errors import InputError, require_dir
-from posetransfer.files import read_image
-from posetransfer.metrics.image import body_mask
 from posetransfer.pose import drop_outside, keypoints_to_heatmaps, read_annotations, read_pairs
+from posetransfer.pose.masks import body_mask
 
 if TYPE_CHECKING:
     from posetransfer.config import DataConfig

@@ -2,10 +2,10 @@
 
 - `export_generator(checkpoint, format, out)`: our checkpoints, bundled models and the authors'
   ``.pth`` files to an ``.onnx`` file or OpenVINO IR (``.xml`` + ``.bin``), see
-  `posetransfer.export.onnx`.
+  `posetransfer.runtime.onnx`.
 - `load_for_inference(path, backend, precision, device)`: a checkpoint through
   `posetransfer.models.for_inference` (backend "torch"), or an exported file through
-  onnxruntime / OpenVINO; the same call either way (`posetransfer.export.load`, which library
+  onnxruntime / OpenVINO; the same call either way (`posetransfer.runtime.load`, which library
   modules import directly; this package is for users and commands).
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from posetransfer.errors import InputError
-from posetransfer.export.load import describe, load_for_inference
+from posetransfer.runtime.load import describe, load_for_inference
 
 FORMATS: tuple[str, ...] = ("onnx", "openvino")
 _SUFFIX = {"onnx": ".onnx", "openvino": ".xml"}
@@ -47,7 +47,7 @@ def export_generator(
         InputError: naming ``format``, ``out`` or ``batch_size``, or the checkpoint at fault.
     """
     from posetransfer.checkpoint import load_generator
-    from posetransfer.export.onnx import export_onnx_model, export_openvino_model
+    from posetransfer.runtime.onnx import export_onnx_model, export_openvino_model
 
     if format not in FORMATS:
         raise InputError(f"format={format!r}: choose one of {', '.join(FORMATS)}", arg="format")
@@ -76,10 +76,10 @@ def _export_int8(model, info, out: Path, batch_size, calibration, pairs: int) ->
     import os
     import tempfile
 
+    from posetransfer.core.files import disk_error
     from posetransfer.export.check import pair_batches
-    from posetransfer.export.onnx import export_onnx_model
     from posetransfer.export.quantize import quantize_int8
-    from posetransfer.files import disk_error
+    from posetransfer.runtime.onnx import export_onnx_model
 
     # A fixed-batch graph takes only full batches: the calibration drops a short last one.
     calib = pair_batches(info, calibration, "train", pairs, batch_size or 8, full=bool(batch_size))

@@ -58,8 +58,8 @@ def parity(
         ``{"batch", "max_abs_diff", "psnr_db"}``.
     """
     from posetransfer.checkpoint import load_generator
-    from posetransfer.export.load import load_for_inference
-    from posetransfer.export.onnx import example_inputs
+    from posetransfer.runtime.load import load_for_inference
+    from posetransfer.runtime.onnx import example_inputs
 
     model, info = load_generator(checkpoint)
     fast: Any

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from posetransfer.export.check import pair_batches
-from posetransfer.export.onnx import INPUT_NAMES, export_onnx_model
+from posetransfer.runtime.onnx import INPUT_NAMES, export_onnx_model
 
 
 def quantize_int8(
@@ -44,7 +44,7 @@ def quantize_int8(
     )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from posetransfer.export.onnx import META_KEY
+    from posetransfer.runtime.onnx import META_KEY
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
@@ -130,8 +130,8 @@ def write_int8_samples(
 
     from posetransfer.checkpoint import load_generator
     from posetransfer.data.datasets import tensor_to_image
-    from posetransfer.export.load import load_for_inference
-    from posetransfer.visualize import save_png
+    from posetransfer.pose.draw import save_png
+    from posetransfer.runtime.load import load_for_inference
 
     model, info = load_generator(checkpoint)
     quantized, _ = load_for_inference(int8_model)

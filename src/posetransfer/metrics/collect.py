@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from posetransfer.core.files import atomic_save, list_images
+from posetransfer.core.files import try_read_image as read_rgb
 from posetransfer.errors import InputError
-from posetransfer.files import atomic_save, list_images
-from posetransfer.files import try_read_image as read_rgb
 from posetransfer.metrics import image as image_metrics
 from posetransfer.metrics.pckh import pckh_counts
 from posetransfer.metrics.weights import MetricUnavailable

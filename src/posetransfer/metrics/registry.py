@@ -269,7 +269,7 @@ def _keypoint_predictor(
 
         return lookup, f"keypoint file {keypoints}", None
     try:
-        from posetransfer.photos.detect import KeypointDetector
+        from posetransfer.keypoints.detect import KeypointDetector
 
         detector = KeypointDetector()
     except (ImportError, InputError) as e:

@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from posetransfer.core.files import atomic_write
 from posetransfer.errors import InputError
-from posetransfer.files import atomic_write
 from posetransfer.metrics.registry import METRICS
 
 # Rows in the order of the paper's Table 1, then the later papers' metrics; any other

@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from posetransfer.device import resolve_device
+from posetransfer.core.device import resolve_device
+from posetransfer.core.files import IMAGE_SUFFIXES, generated_name, image_size
 from posetransfer.errors import InputError, require_dir, require_file
-from posetransfer.files import IMAGE_SUFFIXES, generated_name, image_size
 from posetransfer.metrics.collect import Metric, Sample, read_rgb
 from posetransfer.metrics.registry import METRICS, MetricContext, setup_metric
 from posetransfer.metrics.weights import ALIASES, WEIGHTS, MetricUnavailable

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from posetransfer.files import read_image
+from posetransfer.core.files import read_image
 from posetransfer.metrics.image import PAIR_SCORES, pair_scores
 from posetransfer.pose import drop_outside, read_annotations, read_pairs
 

@@ -14,8 +14,8 @@ import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
+from posetransfer.core.files import load_torch_file
 from posetransfer.errors import InputError
-from posetransfer.files import load_torch_file
 
 
 class MetricUnavailable(RuntimeError):

@@ -17,11 +17,10 @@ call, ``(image, source_heatmaps, target_heatmaps) -> image``, float32 in and out
 
 ``precision="fp32"`` is the reference path: float32 throughout, eval mode and the BatchNorm fold
 only, which changes results by float rounding (under 1e-4 on the authors' Market model;
-InstanceNorm models, such as the bundled ones, are not changed at all). ``auto`` resolves with `posetransfer.precision`: bf16 where
+InstanceNorm models, such as the bundled ones, are not changed at all). ``auto`` resolves with `posetransfer.core.precision`: bf16 where
 the device runs it natively, fp16 on other CUDA GPUs, else fp32.
 
-Exported graphs run by onnxruntime or OpenVINO have the same call: ``backend="onnxruntime"`` or
-``"openvino"`` exports the generator to ONNX first (`posetransfer.export`).
+Exported graphs run by onnxruntime or OpenVINO have the same call (`posetransfer.runtime`).
 """
 
 from __future__ import annotations
@@ -32,10 +31,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from posetransfer.errors import InputError
-from posetransfer.precision import check_precision
+from posetransfer.core.device import resolve_device
+from posetransfer.core.precision import check_precision
 
-BACKENDS: tuple[str, ...] = ("torch", "onnxruntime", "openvino")
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -180,9 +178,6 @@ def for_inference(
     device: str | torch.device | None = None,
     *,
     compile: bool = False,
-    backend: str = "torch",
-    batch_size: int | None = None,
-    image_size: tuple[int, int] | None = None,
 ) -> nn.Module:
     """The fastest exact-enough form of ``generator`` for ``device`` (see the module docstring).
 
@@ -190,28 +185,15 @@ def for_inference(
         generator: a PATN, APATN or any registered generator (left unchanged).
         precision: "auto", "fp32" (the exact reference), "bf16" or "fp16" (CUDA).
         device: where to run; None keeps the generator's device; "auto" picks CUDA when present.
-        compile: run the torch path through ``torch.compile`` (first calls are slow).
-        backend: "torch", or "onnxruntime" / "openvino" to export the generator to ONNX and run
-            that graph (CPU; they take and return torch tensors too).
-        batch_size: for the exported backends, export with this fixed batch (None: any batch).
-        image_size: for the exported backends, the (height, width) to export at.
+        compile: run through ``torch.compile`` (first calls are slow).
 
     Returns:
         A module called as the generator, float32 in and out; its ``precision`` attribute says
         what ``auto`` resolved to.
 
     Raises:
-        InputError: naming ``precision``, ``device`` or ``backend`` when this machine cannot
-            run them, or the backend's package is not installed.
+        InputError: naming ``precision`` or ``device`` when this machine cannot run them.
     """
-    from posetransfer.device import resolve_device
-
-    if backend not in BACKENDS:
-        raise InputError(f"backend={backend!r}: choose one of {', '.join(BACKENDS)}", arg="backend")
     dev = _module_device(generator) if device is None else resolve_device(device)
-    if backend != "torch":
-        from posetransfer.export.runtime import exported_for_inference
-
-        return exported_for_inference(generator, backend, precision, dev, batch_size, image_size)
     resolved = check_precision(precision, dev, "precision")
     return InferenceGenerator(generator, resolved, dev, requested=precision, compile=compile)

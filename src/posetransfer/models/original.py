@@ -17,9 +17,8 @@ from pathlib import Path
 
 import torch
 
-from posetransfer.checkpoint_files import torch_file_failure
+from posetransfer.core.files import load_torch_file, torch_file_failure
 from posetransfer.errors import InputError
-from posetransfer.files import load_torch_file
 from posetransfer.models.blocks import Norm
 from posetransfer.models.patn import PATN
 

@@ -16,14 +16,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from posetransfer.core.files import atomic_write
 from posetransfer.errors import InputError
-from posetransfer.files import atomic_write
 from posetransfer.motion.retarget import MODES, frame_clip, present, retarget
 from posetransfer.motion.smooth import (
     DEFAULT_BETA,
@@ -35,11 +35,26 @@ from posetransfer.motion.smooth import (
 )
 from posetransfer.motion.video import Clip, Writer, iter_frames, open_clip, read_poses
 from posetransfer.pose import draw_skeleton
-from posetransfer.visualize import hstack
+from posetransfer.pose.draw import hstack
 
 if TYPE_CHECKING:
-    from posetransfer.photos.targets import ImageInput
-    from posetransfer.photos.transfer import PoseTransfer, Source
+    from posetransfer.keypoints.framing import Source
+    from posetransfer.keypoints.targets import ImageInput
+
+
+class PoseTransfer(Protocol):
+    """What animating needs of `posetransfer.PoseTransfer` (which the photos layer builds)."""
+
+    height: int
+    width: int
+    fill: float
+    min_confidence: float
+
+    def prepare_source(self, image: ImageInput) -> Source: ...
+
+    def generate_batch(
+        self, src_img: np.ndarray, src_kps: np.ndarray, tgt_kps: np.ndarray
+    ) -> list[np.ndarray]: ...
 
 LAYOUTS: tuple[str, ...] = ("result", "side-by-side")
 DEFAULT_HEIGHT = 256

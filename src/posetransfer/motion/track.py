@@ -40,7 +40,7 @@ class PersonTracker:
     """Keypoints of one person, frame after frame: ``tracker(frame) -> (18, 2)``, -1 missing."""
 
     def __init__(self, min_confidence: float = 0.5) -> None:
-        from posetransfer.photos.detect import KeypointDetector
+        from posetransfer.keypoints.detect import KeypointDetector
 
         self._full = KeypointDetector(min_confidence=min_confidence, video=True)
         self._crop = KeypointDetector(min_confidence=min_confidence)

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from posetransfer.core.files import IMAGE_SUFFIXES, atomic_save, list_images, read_image, save_image
 from posetransfer.errors import InputError
-from posetransfer.files import IMAGE_SUFFIXES, atomic_save, list_images, read_image, save_image
 from posetransfer.pose import MISSING, N_JOINTS
 
 DEFAULT_FPS = 25.0

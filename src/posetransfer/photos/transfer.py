@@ -12,15 +12,15 @@ The source photo goes through `KeypointDetector` (MediaPipe BlazePose) and `fram
 person is cut out, centred and resized to the model's frame (``info.height x info.width``),
 exactly as the datasets' images look. The target pose is brought into the same frame:
 
-- a named pose (`posetransfer.photos.named_poses.POSE_NAMES`) is defined in the frame already;
+- a named pose (`posetransfer.keypoints.named_poses.POSE_NAMES`) is defined in the frame already;
 - keypoints of another image (a photo, an OpenPose JSON file, an annotation row) are in that
   image's pixels, so the skeleton itself is framed with the same rule as the photo
-  (`posetransfer.photos.framing.frame_skeleton`): the person spans the same 90% of the frame
+  (`posetransfer.keypoints.framing.frame_skeleton`): the person spans the same 90% of the frame
   height, centred;
 - an (18, 2) array is taken as frame coordinates, unless ``target_size`` says which image it
   belongs to.
 
-The forms of target pose are read by `posetransfer.photos.targets`; `PoseTransfer` only chains
+The forms of target pose are read by `posetransfer.keypoints.targets`; `PoseTransfer` only chains
 the steps. The result is the generated frame (``height x width``) or, with ``paste_back=True``, that frame
 resized into its window of the original photo.
 """
@@ -38,57 +38,30 @@ from PIL import Image
 from torch import nn
 
 from posetransfer.checkpoint import GeneratorInfo
+from posetransfer.checkpoint.bundled import DEFAULT_PRETRAINED, PRETRAINED
+from posetransfer.core.device import resolve_device
 from posetransfer.data.datasets import image_to_tensor, tensor_to_image
-from posetransfer.device import resolve_device
 from posetransfer.errors import InputError
-from posetransfer.export.load import load_for_inference
-from posetransfer.models.inference import for_inference
-from posetransfer.photos import targets
-from posetransfer.photos.framing import (
+from posetransfer.keypoints import targets
+from posetransfer.keypoints.framing import (
     DEFAULT_FILL,
     DEFAULT_PAD,
-    Frame,
     PadMode,
+    Source,
     check_keypoints,
     frame_person,
 )
-from posetransfer.photos.targets import ImageInput, TargetPose, read_photo
+from posetransfer.keypoints.targets import ImageInput, TargetPose, read_photo
+from posetransfer.models.inference import for_inference
 from posetransfer.pose import draw_skeleton, keypoints_to_heatmaps, require_torso
-from posetransfer.pretrained import DEFAULT_PRETRAINED, PRETRAINED
-from posetransfer.visualize import hstack
+from posetransfer.pose.draw import hstack
+from posetransfer.runtime.load import load_for_inference
 
 if TYPE_CHECKING:
-    from posetransfer.photos.detect import Detection, KeypointDetector
+    from posetransfer.keypoints.detect import Detection, KeypointDetector
 
 # --------------------------------------------------------------------------------------------
 # Results
-
-
-@dataclass(frozen=True, eq=False)
-class Source:
-    """A source photo made ready for the model.
-
-    Attributes:
-        photo: the original photo, uint8 (H, W, 3).
-        image: the person framed to the model's size, uint8 (height, width, 3).
-        kps: the person's keypoints in the frame, (18, 2) int64.
-        frame: the mapping from the photo to the frame.
-        photo_kps: the person's keypoints in the photo.
-    """
-
-    photo: np.ndarray
-    image: np.ndarray
-    kps: np.ndarray
-    frame: Frame
-    photo_kps: np.ndarray
-
-    def paste_back(self, generated: np.ndarray) -> np.ndarray:
-        """The photo with a generated frame pasted into the person's window.
-
-        About two frame pixels are blended at the window's border to hide the seam.
-        """
-        feather = max(1, round(2 / self.frame.scale))
-        return self.frame.paste_back(generated, self.photo, feather=feather)
 
 
 @dataclass(frozen=True, eq=False)
@@ -247,7 +220,7 @@ class PoseTransfer:
     def detector(self) -> KeypointDetector:
         """The `KeypointDetector`, started on first use."""
         if self._detector is None:
-            from posetransfer.photos.detect import KeypointDetector
+            from posetransfer.keypoints.detect import KeypointDetector
 
             self._detector = KeypointDetector(min_confidence=self.min_confidence)
         return self._detector
@@ -311,7 +284,7 @@ class PoseTransfer:
 
         Args:
             target_pose: one of
-                - a named pose, e.g. ``"walking"`` (see `posetransfer.photos.named_poses.POSE_NAMES`);
+                - a named pose, e.g. ``"walking"`` (see `posetransfer.keypoints.named_poses.POSE_NAMES`);
                 - ``"annotation.csv:NAME"``: row NAME of an annotation CSV;
                 - a path to an OpenPose ``*.json`` file (its first person);
                 - a path to a photo, a PIL image or a uint8 (H, W, 3) array: its person's pose;
@@ -320,7 +293,7 @@ class PoseTransfer:
                 is then framed like a photo's. Ignored for the other forms.
 
         Joints outside their image (or the frame) are treated as missing, with an
-        `KeypointWarning` (see `posetransfer.photos.targets`).
+        `KeypointWarning` (see `posetransfer.keypoints.targets`).
 
         Raises:
             InputError: unknown pose name (the message lists the known ones), missing or

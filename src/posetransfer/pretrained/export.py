@@ -29,12 +29,12 @@ from posetransfer.checkpoint import (
     read_checkpoint_config,
     resolve_checkpoint,
 )
-from posetransfer.checkpoint_files import write_manifest
+from posetransfer.checkpoint.bundled import CARD_FILE, PRETRAINED, PRETRAINED_DIR, SYNTHETIC_ONLY
+from posetransfer.checkpoint.format import write_manifest
+from posetransfer.core.files import atomic_write
 from posetransfer.data.synthetic import SyntheticConfig, make_synthetic_dataset
 from posetransfer.errors import InputError
-from posetransfer.files import atomic_write
 from posetransfer.metrics.scores import score_copy_baseline, score_pairs
-from posetransfer.pretrained import CARD_FILE, PRETRAINED, PRETRAINED_DIR, SYNTHETIC_ONLY
 
 HELDOUT = SyntheticConfig(seed=1, n_train_ids=1, n_test_ids=20)
 """The held-out set of the cards: seed 1 (training uses seed 0), its 20 test identities, 200

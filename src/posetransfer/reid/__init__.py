@@ -31,7 +31,7 @@ __all__ = sorted(_HOMES)
 
 
 def __getattr__(name: str):
-    # Lazy, so that `posetransfer.reid.market` (file names only) imports without torch.
+    # Lazy, so that `posetransfer.data.market` (file names only) imports without torch.
     if name in _HOMES:
         return getattr(importlib.import_module(f"posetransfer.reid.{_HOMES[name]}"), name)
     raise AttributeError(f"module 'posetransfer.reid' has no attribute {name!r}")

@@ -27,8 +27,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from posetransfer.errors import InputError
-from posetransfer.files import (
+from posetransfer.core.files import (
     atomic_write,
     claim_folder,
     disk_error,
@@ -37,8 +36,7 @@ from posetransfer.files import (
     read_image,
     remove_partial,
 )
-from posetransfer.pose import has_torso, keypoints_to_heatmaps, read_annotations
-from posetransfer.reid.market import (
+from posetransfer.data.market import (
     GALLERY_DIR,
     QUERY_DIR,
     TRAIN_DIR,
@@ -47,6 +45,8 @@ from posetransfer.reid.market import (
     open_reid_source,
     parse_name,
 )
+from posetransfer.errors import InputError
+from posetransfer.pose import has_torso, keypoints_to_heatmaps, read_annotations
 
 TARGET_POSES: tuple[str, ...] = ("removed", "random")
 MANIFEST, META, REPORT = "manifest.csv", "augment.json", "augment-report.json"
@@ -415,9 +415,9 @@ def load_generator_for(checkpoint: str | Path, size: tuple[int, int] | None, dev
     The generator runs in float32 (`for_inference`'s exact path): a set is then the same on
     every machine, and a resumed run never mixes precisions.
     """
-    from posetransfer.device import resolve_device
-    from posetransfer.export.load import load_for_inference
-    from posetransfer.export.runtime import EXPORTED_SUFFIXES
+    from posetransfer.core.device import resolve_device
+    from posetransfer.runtime.exported import EXPORTED_SUFFIXES
+    from posetransfer.runtime.load import load_for_inference
 
     exported = Path(checkpoint).suffix in EXPORTED_SUFFIXES
     model, info = load_for_inference(checkpoint, precision="fp32", device=device)
@@ -526,7 +526,7 @@ def _decode(data: bytes, size: tuple[int, int]) -> np.ndarray:
 def write_samples(set_dir: str | Path, out: str | Path, n: int = 8) -> Path:
     """A PNG of ``n`` generated images of a set: source, target pose, generated, the target's
     own image where it is a real one (``target_poses="removed"``), spread over the set."""
-    from posetransfer.visualize import sample_grid, save_png
+    from posetransfer.pose.draw import sample_grid, save_png
 
     set_dir = Path(set_dir)
     request = json.loads((set_dir / META).read_text())["request"]

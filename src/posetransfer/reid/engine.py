@@ -31,8 +31,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from posetransfer.data.market import GALLERY_DIR, JUNK_PIDS, QUERY_DIR, TRAIN_DIR, parse_name
 from posetransfer.errors import InputError
-from posetransfer.reid.market import GALLERY_DIR, JUNK_PIDS, QUERY_DIR, TRAIN_DIR, parse_name
 
 DATASET_NAME = "posetransfer_market"
 """The name our Market-layout dataset class is registered under in torchreid."""
@@ -178,7 +178,7 @@ def load_backbone_weights(model: nn.Module, path: str | Path) -> int:
     Raises:
         InputError: the file does not load, or fewer than half of the model's tensors match.
     """
-    from posetransfer.files import load_torch_file
+    from posetransfer.core.files import load_torch_file
 
     state = load_torch_file(path, "backbone weights")
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):

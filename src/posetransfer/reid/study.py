@@ -19,8 +19,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from posetransfer.core.files import atomic_write, claim_folder
 from posetransfer.errors import InputError
-from posetransfer.files import atomic_write, claim_folder
 from posetransfer.reid.augmentation import (
     augment,
     check_inputs,
@@ -289,7 +289,7 @@ def plot_results(rows: list[dict], path: Path) -> Path:
         ax.set_title(title)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8, loc="lower right")
-    from posetransfer.files import atomic_save
+    from posetransfer.core.files import atomic_save
 
     atomic_save(path, lambda f: fig.savefig(f, format="png", dpi=110))
     plt.close(fig)

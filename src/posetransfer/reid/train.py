@@ -22,8 +22,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from posetransfer.core.files import atomic_save, atomic_write, claim_folder
 from posetransfer.errors import InputError
-from posetransfer.files import atomic_save, atomic_write, claim_folder
 from posetransfer.reid.config import ReidConfig
 from posetransfer.reid.engine import (
     build_engine,
@@ -41,7 +41,7 @@ CONFIG, STATE, WEIGHTS, RESULTS = "config.json", "state.pt", "model.safetensors"
 
 def _device(device: str) -> torch.device:
     """CPU or CUDA: torchreid's engines move batches with ``.cuda()`` (the current device)."""
-    from posetransfer.device import resolve_device
+    from posetransfer.core.device import resolve_device
 
     dev = resolve_device(device)
     if dev.type not in ("cpu", "cuda"):
@@ -58,7 +58,7 @@ def reid_folder(data: str | Path) -> Path:
         InputError: naming ``data``: a zip (make a folder of it with ``reid augment
             --no-generator``), or no such folders.
     """
-    from posetransfer.reid.market import open_reid_source
+    from posetransfer.data.market import open_reid_source
 
     data = Path(data)
     if data.is_file():

@@ -36,7 +36,7 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from posetransfer.checkpoint_files import CHECKPOINTS_DIR
+from posetransfer.checkpoint.format import CHECKPOINTS_DIR
 from posetransfer.config import Config
 from posetransfer.errors import InputError
 from posetransfer.train.build import (
@@ -46,6 +46,7 @@ from posetransfer.train.build import (
     distribute,
     setup_processes,
 )
+from posetransfer.train.resume import resume_config
 from posetransfer.train.run import (
     Stats,
     StepTimer,
@@ -60,14 +61,16 @@ from posetransfer.train.run import (
 from posetransfer.train.state import restore_state, save_state
 from posetransfer.train.step import train_step
 
-__all__ = ["TrainingInterrupted", "train"]
+__all__ = ["TrainingInterrupted", "resume_config", "train"]
 
 
-def train(cfg: Config) -> Path:
+def train(cfg: Config, checkpoint: Path | None = None) -> Path:
     """Train a generator as configured and return the run directory.
 
     Args:
         cfg: the full configuration; ``cfg.train.resume`` continues an earlier run.
+        checkpoint: when resuming, the checkpoint ``cfg`` was read from (`resume_config`), so
+            that the settings and the weights come from the same one.
 
     Returns:
         The run directory, holding checkpoints, samples and logs.
@@ -84,7 +87,7 @@ def train(cfg: Config) -> Path:
     with contextlib.ExitStack() as stack:
         # A resumed run is locked, cleared of leftovers and checked against its checkpoint
         # before anything is built; a new run gets its directory once everything is built.
-        run = open_run(cfg, rank, world) if cfg.train.resume else None
+        run = open_run(cfg, rank, world, checkpoint) if cfg.train.resume else None
         if run is not None:
             stack.callback(run.close)
             if run.step >= cfg.train.iterations:

@@ -22,13 +22,13 @@ from torch.optim.lr_scheduler import LambdaLR
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from posetransfer.config import Config
+from posetransfer.core.device import resolve_device
+from posetransfer.core.precision import check_precision, grad_scaler
 from posetransfer.data.datasets import add_heatmaps, dataset_from_config
-from posetransfer.device import resolve_device
 from posetransfer.errors import InputError
-from posetransfer.losses import GANLoss, GeneratorLoss, ImagePool
 from posetransfer.models.discriminators import appearance_discriminator, shape_discriminator
+from posetransfer.models.losses import GANLoss, GeneratorLoss, ImagePool
 from posetransfer.models.registry import create_generator, list_generators
-from posetransfer.precision import check_precision, grad_scaler
 
 
 class EpochSampler(Sampler[int]):

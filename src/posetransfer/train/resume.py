@@ -21,7 +21,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from posetransfer.config import Config
+from posetransfer.checkpoint.format import CONFIG_FILE, read_saved_config, resolve_checkpoint
+from posetransfer.config import Config, build_config, resume_override
 from posetransfer.errors import InputError
 
 RESUMABLE_FIELDS: tuple[str, ...] = (
@@ -42,6 +43,30 @@ RESUMABLE_FIELDS: tuple[str, ...] = (
 
 # Not a setting of the run: where it continues from.
 _NOT_COMPARED = ("train.resume",)
+
+
+def resume_config(overrides: list[str]) -> tuple[Config, Path]:
+    """The saved config of the run that ``train.resume=RUN`` names, with the overrides applied.
+
+    Reads the config of RUN's newest intact checkpoint (or of the checkpoint named), so that a
+    resumed run keeps its settings; the overrides then change only the fields that may change
+    on resume (`RESUMABLE_FIELDS`, checked by `train`).
+
+    Returns:
+        (the config, the checkpoint it was read from): pass both to `posetransfer.train.train`,
+        which then resumes exactly that checkpoint.
+
+    Raises:
+        InputError: no ``train.resume`` among the overrides, or no intact checkpoint there.
+    """
+    resume = resume_override(overrides)
+    if resume is None:
+        raise InputError("overrides: no train.resume=RUN to read a saved config from", arg="overrides")
+    ckpt = resolve_checkpoint(resume, names=None)  # all of its files intact
+    base = read_saved_config(ckpt)
+    for key in ("generator", "step"):  # saved beside the config sections
+        base.pop(key, None)
+    return build_config(base, list(overrides), str(ckpt / CONFIG_FILE)), ckpt
 
 
 def _flat(cfg: Config) -> dict[str, Any]:

@@ -42,15 +42,21 @@ from posetransfer.checkpoint import (
     resolve_checkpoint,
     verify_checkpoint,
 )
-from posetransfer.checkpoint_files import CHECKPOINTS_DIR, is_checkpoint_dir
+from posetransfer.checkpoint.format import CHECKPOINTS_DIR, is_checkpoint_dir
 from posetransfer.config import Config
+from posetransfer.core.files import (
+    LockHeld,
+    atomic_write,
+    disk_error,
+    exclusive_lock,
+    remove_partial,
+)
 from posetransfer.data.datasets import tensor_to_image
 from posetransfer.errors import InputError
-from posetransfer.files import LockHeld, atomic_write, disk_error, exclusive_lock, remove_partial
 from posetransfer.models.blocks import eval_mode
+from posetransfer.pose.draw import sample_grid, save_png
 from posetransfer.train.build import Training
 from posetransfer.train.resume import check_position, resume_changes
-from posetransfer.visualize import sample_grid, save_png
 
 LOCK_FILE = ".train.lock"
 CONFIG_FILE = "config.yaml"
@@ -154,14 +160,16 @@ def locate_run(path: str | Path) -> tuple[Path, Path | None]:
     return run_dir, ckpt
 
 
-def _choose_checkpoint(cfg: Config, run_dir: Path, named: Path | None) -> Path:
-    """The checkpoint to resume: the config's base, the one named, or the newest intact one."""
-    if cfg.base_checkpoint is None:
+def _choose_checkpoint(
+    cfg: Config, run_dir: Path, named: Path | None, base: Path | None
+) -> Path:
+    """The checkpoint to resume: the config's own, the one named, or the newest intact one."""
+    if base is None:
         if named is None:
             return resolve_checkpoint(run_dir, names=None)
         verify_checkpoint(named, names=None)
         return named
-    base = Path(cfg.base_checkpoint)
+    base = Path(base)
     if base.parent.resolve() != (run_dir / CHECKPOINTS_DIR).resolve() or (
         named is not None and named.resolve() != base.resolve()
     ):
@@ -179,7 +187,7 @@ def _choose_checkpoint(cfg: Config, run_dir: Path, named: Path | None) -> Path:
     return base
 
 
-def _open_on_rank0(cfg: Config, world: int) -> Run:
+def _open_on_rank0(cfg: Config, world: int, base: Path | None) -> Run:
     if not cfg.train.resume:
         run_dir = new_run_dir(cfg)
         return Run(run_dir, lock=RunLock(run_dir))
@@ -190,7 +198,7 @@ def _open_on_rank0(cfg: Config, world: int) -> Run:
             tqdm.write(f"{run_dir / CHECKPOINTS_DIR}: {note} (left by an interrupted run)")
         remove_partial(run_dir)
         remove_partial(run_dir / SAMPLES_DIR)
-        ckpt = _choose_checkpoint(cfg, run_dir, named)
+        ckpt = _choose_checkpoint(cfg, run_dir, named, base)
         if not (ckpt / MANIFEST_FILE).is_file():
             tqdm.write(f"note: {ckpt} has no {MANIFEST_FILE} (an older checkpoint): not verified")
         changes = resume_changes(read_checkpoint_config(ckpt)[1], cfg, ckpt)
@@ -202,19 +210,19 @@ def _open_on_rank0(cfg: Config, world: int) -> Run:
     return Run(run_dir, ckpt, changes, step=state["step"], state=state, lock=lock)
 
 
-def open_run(cfg: Config, rank: int, world: int) -> Run:
+def open_run(cfg: Config, rank: int, world: int, checkpoint: Path | None = None) -> Run:
     """The run to train: a new numbered directory, or the resumed run with its checkpoint.
 
     Rank 0 locks the directory for the run's lifetime (`Run.close` releases it). When resuming,
     it first checks the path (`locate_run`), then, under the lock, clears what an interrupted
-    run left there, picks the checkpoint (the one `Config.base_checkpoint` or ``train.resume``
-    names, else the newest intact one) and checks the config, the number of processes and
+    run left there, picks the checkpoint (``checkpoint``, the one the config was read from, or
+    the one ``train.resume`` names, else the newest intact one) and checks the config, the number of processes and
     ``train.iterations`` against it. An InputError there is raised in every process.
     """
     run, error = None, None
     if rank == 0:
         try:
-            run = _open_on_rank0(cfg, world)
+            run = _open_on_rank0(cfg, world, checkpoint)
         except InputError as e:
             error = e
     if world > 1:

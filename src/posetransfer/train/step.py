@@ -8,8 +8,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from posetransfer.losses import discriminator_step
-from posetransfer.precision import autocast
+from posetransfer.core.precision import autocast
+from posetransfer.models.losses import discriminator_step
 from posetransfer.train.build import Training
 from posetransfer.train.run import Stats
 
@@ -17,7 +17,7 @@ from posetransfer.train.run import Stats
 def train_step(t: Training, batch: dict[str, Any], stats: Stats) -> None:
     """Update G on ``batch`` (discriminators frozen), then each D; advance the schedules.
 
-    Forward passes and losses run under the precision's autocast (`posetransfer.precision`);
+    Forward passes and losses run under the precision's autocast (`posetransfer.core.precision`);
     the weights, their gradients and the optimisers stay in float32.
     """
     # Generator step (discriminators frozen).

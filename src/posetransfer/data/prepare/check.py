@@ -6,6 +6,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from posetransfer.core.files import atomic_write, image_size
 from posetransfer.data.pairs import is_distractor
 from posetransfer.data.prepare.layout import (
     DATASET_FILES,
@@ -17,7 +18,6 @@ from posetransfer.data.prepare.layout import (
 from posetransfer.data.prepare.report import PrepareReport, SplitReport
 from posetransfer.data.prepare.sources import Job, run_jobs, tally
 from posetransfer.errors import InputError, require_dir
-from posetransfer.files import atomic_write, image_size
 from posetransfer.pose import KeypointWarning, read_annotations, read_pairs
 
 

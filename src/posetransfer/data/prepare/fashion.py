@@ -16,6 +16,7 @@ from pathlib import Path, PurePosixPath
 
 from PIL import Image
 
+from posetransfer.core.files import atomic_write, read_image, remove_partial
 from posetransfer.data.prepare.check import find_file, finish, search_dirs
 from posetransfer.data.prepare.layout import DATASET_FILES, IMAGE_SIZE, SPLITS
 from posetransfer.data.prepare.report import PrepareReport, SplitReport
@@ -29,7 +30,6 @@ from posetransfer.data.prepare.sources import (
     source_folders,
 )
 from posetransfer.errors import InputError
-from posetransfer.files import atomic_write, read_image, remove_partial
 from posetransfer.pose import read_annotations
 
 FASHION_SOURCE_SIZE: tuple[int, int] = (256, 256)  # (height, width) of In-shop's img/ images

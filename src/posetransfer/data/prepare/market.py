@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from pathlib import Path, PurePosixPath
 
+from posetransfer.core.files import atomic_write, image_size, remove_partial
 from posetransfer.data.prepare.check import finish
 from posetransfer.data.prepare.layout import IMAGE_SIZE, SPLITS
 from posetransfer.data.prepare.report import PrepareReport, SplitReport
@@ -18,7 +19,6 @@ from posetransfer.data.prepare.sources import (
     source_folders,
 )
 from posetransfer.errors import InputError
-from posetransfer.files import atomic_write, image_size, remove_partial
 
 MARKET_FOLDERS: dict[str, str] = {"train": "bounding_box_train", "test": "bounding_box_test"}
 

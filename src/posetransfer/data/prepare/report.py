@@ -6,8 +6,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from posetransfer.core.files import atomic_write
 from posetransfer.data.prepare.layout import REPORT_NAME
-from posetransfer.files import atomic_write
 
 
 @dataclass

@@ -17,9 +17,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from posetransfer.core.files import IMAGE_ERRORS
 from posetransfer.data.prepare.report import PrepareReport
 from posetransfer.errors import InputError
-from posetransfer.files import IMAGE_ERRORS
 
 # What reading one source image can raise: a corrupt archive member or a broken image.
 READ_ERRORS: tuple[type[BaseException], ...] = (*IMAGE_ERRORS, zipfile.BadZipFile, zlib.error)

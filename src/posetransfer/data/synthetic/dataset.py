@@ -12,13 +12,13 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from posetransfer.core.files import atomic_write, disk_error, exclusive_lock, read_image, save_image
 from posetransfer.data.pairs import build_pairs
 from posetransfer.data.synthetic.appearance import Appearance, sample_appearance
 from posetransfer.data.synthetic.background import render_background
 from posetransfer.data.synthetic.body import sample_skeleton
 from posetransfer.data.synthetic.figure import render_person
 from posetransfer.errors import InputError, require_dir
-from posetransfer.files import atomic_write, disk_error, exclusive_lock, read_image, save_image
 from posetransfer.pose import draw_skeleton, read_annotations, write_annotations, write_pairs
 
 # Bump when the drawing changes, so that `make_synthetic_dataset` regenerates old folders.

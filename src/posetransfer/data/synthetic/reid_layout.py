@@ -15,9 +15,9 @@ import shutil
 from collections import defaultdict
 from pathlib import Path
 
+from posetransfer.core.files import atomic_write, disk_error
+from posetransfer.data.market import GALLERY_DIR, QUERY_DIR, TRAIN_DIR, parse_name
 from posetransfer.errors import InputError
-from posetransfer.files import atomic_write, disk_error
-from posetransfer.reid.market import GALLERY_DIR, QUERY_DIR, TRAIN_DIR, parse_name
 
 REID_META = "reid-layout.json"
 

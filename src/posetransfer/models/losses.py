@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from posetransfer.core.files import load_torch_file
 from posetransfer.errors import InputError
-from posetransfer.files import load_torch_file
 
 VGG19_FILE = "vgg19-dcbb9e9d.pth"  # torchvision's IMAGENET1K_V1 weights
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

@@ -13,7 +13,7 @@ Every checkpoint is serialised in memory, written file by file (each flushed to 
 temporary directory, and renamed into place, so an interrupted or failed write (a full disk)
 never leaves a half-written checkpoint; ``checkpoints/latest`` names the newest one. Loading
 checks the files it reads against the manifest, so a truncated or corrupted file is an error
-naming it rather than weights that load silently wrong (see `posetransfer.checkpoint_files`).
+naming it rather than weights that load silently wrong (see `posetransfer.checkpoint.format`).
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ from safetensors.torch import load_file
 from safetensors.torch import save as to_safetensors
 from torch import nn
 
-from posetransfer.checkpoint_files import (
+from posetransfer.checkpoint.bundled import pretrained_dir
+from posetransfer.checkpoint.format import (
     CONFIG_FILE,
     DISCRIMINATORS_FILE,
     GENERATOR_FILE,
@@ -44,14 +45,18 @@ from posetransfer.checkpoint_files import (
     checkpoint_steps,
     read_saved_config,
     resolve_checkpoint,
-    torch_file_failure,
     verify_checkpoint,
     write_manifest,
 )
 from posetransfer.config import Config, config_from_dict
+from posetransfer.core.files import (
+    atomic_write,
+    disk_error,
+    load_torch_file,
+    remove_partial,
+    torch_file_failure,
+)
 from posetransfer.errors import InputError
-from posetransfer.files import atomic_write, disk_error, load_torch_file, remove_partial
-from posetransfer.pretrained import pretrained_dir
 
 __all__ = [
     "CONFIG_FILE",

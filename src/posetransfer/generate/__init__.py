@@ -19,12 +19,12 @@ from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
 from posetransfer.checkpoint import GeneratorInfo
+from posetransfer.core.device import resolve_device
+from posetransfer.core.files import disk_error, generated_name, remove_partial, try_read_image
 from posetransfer.data.datasets import PairDataset, tensor_to_image
-from posetransfer.device import resolve_device
 from posetransfer.errors import InputError
-from posetransfer.export.load import describe, load_for_inference
-from posetransfer.files import disk_error, generated_name, remove_partial, try_read_image
-from posetransfer.visualize import pair_strip, pair_strip_size, save_png
+from posetransfer.pose.draw import pair_strip, pair_strip_size, save_png
+from posetransfer.runtime.load import describe, load_for_inference
 
 
 @dataclass

@@ -33,8 +33,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from posetransfer.core.files import to_rgb_array
 from posetransfer.errors import InputError
-from posetransfer.files import to_rgb_array
 from posetransfer.pose import (
     JOINT_NAMES,
     MISSING,
@@ -508,3 +508,30 @@ def _feather_mask(height: int, width: int, feather: int) -> np.ndarray:
     ramp_y = np.minimum(np.arange(height) + 1, np.arange(height)[::-1] + 1) / (feather + 1)
     ramp_x = np.minimum(np.arange(width) + 1, np.arange(width)[::-1] + 1) / (feather + 1)
     return np.clip(np.minimum(ramp_y[:, None], ramp_x[None, :]), 0.0, 1.0).astype(np.float32)
+
+
+@dataclass(frozen=True, eq=False)
+class Source:
+    """A source photo made ready for the model.
+
+    Attributes:
+        photo: the original photo, uint8 (H, W, 3).
+        image: the person framed to the model's size, uint8 (height, width, 3).
+        kps: the person's keypoints in the frame, (18, 2) int64.
+        frame: the mapping from the photo to the frame.
+        photo_kps: the person's keypoints in the photo.
+    """
+
+    photo: np.ndarray
+    image: np.ndarray
+    kps: np.ndarray
+    frame: Frame
+    photo_kps: np.ndarray
+
+    def paste_back(self, generated: np.ndarray) -> np.ndarray:
+        """The photo with a generated frame pasted into the person's window.
+
+        About two frame pixels are blended at the window's border to hide the seam.
+        """
+        feather = max(1, round(2 / self.frame.scale))
+        return self.frame.paste_back(generated, self.photo, feather=feather)

@@ -34,11 +34,12 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from posetransfer.checkpoint.bundled import SYNTHETIC_ONLY
+from posetransfer.core.files import save_image
 from posetransfer.errors import InputError
-from posetransfer.files import save_image
-from posetransfer.photos.framing import check_keypoints
-from posetransfer.photos.named_poses import POSE_DESCRIPTIONS, POSE_NAMES
-from posetransfer.photos.targets import read_photo
+from posetransfer.keypoints.framing import check_keypoints
+from posetransfer.keypoints.named_poses import POSE_DESCRIPTIONS, POSE_NAMES
+from posetransfer.keypoints.targets import read_photo
 from posetransfer.photos.transfer import PoseTransfer, Source
 from posetransfer.pose import (
     JOINT_NAMES,
@@ -49,7 +50,6 @@ from posetransfer.pose import (
     require_joints,
     visible,
 )
-from posetransfer.pretrained import SYNTHETIC_ONLY
 
 # Before gradio is imported: no telemetry, no version check, no Hugging Face calls.
 for _key, _value in (
@@ -420,7 +420,7 @@ def build_app(pose_transfer_or_checkpoint: PoseTransfer | str | Path) -> gr.Bloc
                     elem_id="joint-table",
                 )
 
-        from posetransfer.app_animate import add_animate_tab
+        from posetransfer.app.animate import add_animate_tab
 
         add_animate_tab(gr, pt, downloads, warn)
 

@@ -16,7 +16,7 @@ from posetransfer.motion.retarget import MODES, present
 from posetransfer.motion.video import Writer
 from posetransfer.photos.transfer import PoseTransfer
 from posetransfer.pose import draw_skeleton
-from posetransfer.visualize import hstack
+from posetransfer.pose.draw import hstack
 
 DEFAULT_SECONDS = 4.0
 PREVIEW_POSES = 6

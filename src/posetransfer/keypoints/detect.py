@@ -38,8 +38,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from posetransfer.errors import InputError
-from posetransfer.files import (
+from posetransfer.core.files import (
     IMAGE_SUFFIXES,
     atomic_open,
     disk_error,
@@ -48,6 +47,7 @@ from posetransfer.files import (
     save_image,
     to_rgb_array,
 )
+from posetransfer.errors import InputError
 from posetransfer.pose import (
     MISSING,
     N_JOINTS,

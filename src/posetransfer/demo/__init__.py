@@ -24,15 +24,15 @@ from pathlib import Path
 import numpy as np
 
 from posetransfer.checkpoint import read_checkpoint_config, resolve_checkpoint
+from posetransfer.checkpoint.bundled import installed_pretrained
 from posetransfer.config import DataConfig, load_config
+from posetransfer.core.files import atomic_write, read_image
 from posetransfer.data.synthetic import SyntheticConfig, make_synthetic_dataset
-from posetransfer.files import atomic_write, read_image
 from posetransfer.generate import generate
 from posetransfer.metrics.scores import score_copy_baseline, score_pairs, score_table
 from posetransfer.pose import drop_outside, read_annotations, read_pairs
-from posetransfer.pretrained import installed_pretrained
+from posetransfer.pose.draw import comparison_grid, save_png
 from posetransfer.train import train
-from posetransfer.visualize import comparison_grid, save_png
 
 
 def run_demo(

@@ -114,7 +114,7 @@ def export_onnx_model(
         onnx.save(proto, str(tmp))
         os.replace(tmp, out)
     except OSError as e:
-        from posetransfer.files import disk_error
+        from posetransfer.core.files import disk_error
 
         raise disk_error(out, e) from None
     finally:
@@ -145,7 +145,7 @@ def export_openvino_model(
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        from posetransfer.files import disk_error
+        from posetransfer.core.files import disk_error
 
         raise disk_error(out, e) from None
     with tempfile.TemporaryDirectory(prefix=".export-", dir=out.parent) as tmp_dir:
@@ -161,7 +161,7 @@ def export_openvino_model(
             os.replace(tmp_xml.with_suffix(".bin"), out.with_suffix(".bin"))
             os.replace(tmp_xml, out)  # the .xml last: it is what a reader opens
         except OSError as e:
-            from posetransfer.files import disk_error
+            from posetransfer.core.files import disk_error
 
             raise disk_error(out, e) from None
     return out
@@ -179,7 +179,7 @@ def _temp_beside(out: Path, suffix: str) -> Path:
         out.parent.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=suffix, dir=out.parent)
     except OSError as e:
-        from posetransfer.files import disk_error
+        from posetransfer.core.files import disk_error
 
         raise disk_error(out, e) from None
     os.close(fd)

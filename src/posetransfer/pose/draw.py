@@ -1,4 +1,4 @@
-"""Images people look at: sample grids and per-pair strips."""
+"""Drawing: skeletons, sample grids and per-pair strips."""
 
 from __future__ import annotations
 
@@ -6,13 +6,49 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, ImageDraw
 
-from posetransfer.files import save_image
-from posetransfer.pose import draw_skeleton
+from posetransfer.core.files import save_image
+from posetransfer.pose.joints import LIMB_COLORS, LIMBS, visible
 
 # A pair strip: five panels (condition, its pose, target, its pose, generated), 2 px apart.
 STRIP_PANELS = 5
 STRIP_GAP = 2
+
+
+def draw_skeleton(
+    kps: np.ndarray,
+    height: int,
+    width: int,
+    background: np.ndarray | Image.Image | None = None,
+    thickness: int | None = None,
+) -> np.ndarray:
+    """Draw the 19 limbs and the joints of ``kps`` as an RGB uint8 image (H, W, 3).
+
+    Args:
+        kps: (18, 2) (y, x) keypoints, -1 missing.
+        height: output height.
+        width: output width.
+        background: optional image to draw over (resized to H x W); black otherwise.
+        thickness: line width in pixels; defaults to about 1/40 of the image height.
+    """
+    if background is None:
+        canvas = Image.new("RGB", (width, height))
+    else:
+        bg = background if isinstance(background, Image.Image) else Image.fromarray(background)
+        canvas = bg.convert("RGB").resize((width, height))
+    draw = ImageDraw.Draw(canvas)
+    t = thickness or max(1, round(height / 40))
+    kps = np.asarray(kps)
+    vis = visible(kps)
+    for (a, b), color in zip(LIMBS, LIMB_COLORS):
+        if vis[a] and vis[b]:
+            draw.line([(kps[a, 1], kps[a, 0]), (kps[b, 1], kps[b, 0])], fill=color, width=t)
+    r = max(1, t)
+    for i in np.flatnonzero(vis):
+        y, x = kps[i]
+        draw.ellipse([x - r, y - r, x + r, y + r], fill=LIMB_COLORS[i % len(LIMB_COLORS)])
+    return np.asarray(canvas)
 
 
 def hstack(images: Sequence[np.ndarray], gap: int = 2, fill: int = 255) -> np.ndarray:
@@ -41,7 +77,7 @@ def vstack(rows: Sequence[np.ndarray], gap: int = 2, fill: int = 255) -> np.ndar
 
 
 def save_png(image: np.ndarray, path: str | Path) -> Path:
-    """Save a uint8 image as PNG, atomically (see `posetransfer.files.atomic_open`)."""
+    """Save a uint8 image as PNG, atomically (see `posetransfer.core.files.atomic_open`)."""
     return save_image(image, path, format="PNG")
 
 

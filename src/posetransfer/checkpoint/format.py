@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import pickle
 import re
 import warnings
 from collections.abc import Iterable
@@ -32,8 +31,8 @@ from typing import Any
 
 import yaml
 
+from posetransfer.core.files import atomic_write
 from posetransfer.errors import InputError, InputWarning
-from posetransfer.files import atomic_write
 
 GENERATOR_FILE = "generator.safetensors"
 DISCRIMINATORS_FILE = "discriminators.safetensors"
@@ -71,7 +70,7 @@ def write_manifest(folder: Path, written: dict[str, bytes] | None = None) -> Pat
 
     Args:
         folder: the checkpoint folder.
-        written: the bytes of each file, as just written durably (`posetransfer.files.atomic_write`);
+        written: the bytes of each file, as just written durably (`posetransfer.core.files.atomic_write`);
             recorded without reading them back. None reads every file in the folder, flushing
             each to disk first.
     """
@@ -247,26 +246,6 @@ def resolve_checkpoint(path: str | Path, names: Iterable[str] | None = REQUIRED_
             return ckpt
         skipped.append(f"{ckpt.name} ({problem})")
     raise InputError(f"{folder}: no intact checkpoint: {'; '.join(skipped)}")
-
-
-def torch_file_failure(error: InputError) -> tuple[str | None, str]:
-    """Why `posetransfer.files.load_torch_file` refused a file, for callers that reword it.
-
-    Returns:
-        (the Python class a refused pickle names, or None; torch's reason in a few words).
-        `load_torch_file` raises its InputError while handling torch's own exception, which is
-        therefore the error's ``__context__``.
-    """
-    cause = error.__context__
-    if isinstance(cause, pickle.UnpicklingError):
-        named = re.search(r"GLOBAL ([\w.]+)", str(cause))
-        if named is not None:
-            return named.group(1), "it holds a pickled Python object"
-        return None, "damaged, or not a PyTorch file"
-    if cause is None:
-        return None, str(error)
-    first = (str(cause).strip().splitlines() or [""])[0]
-    return None, f"{type(cause).__name__}: {first}"
 
 
 def read_saved_config(ckpt: Path) -> dict[str, Any]:

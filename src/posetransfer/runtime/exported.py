@@ -19,10 +19,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from posetransfer.core.device import resolve_device
+from posetransfer.core.precision import AUTO, PRECISIONS, native_bf16
 from posetransfer.errors import InputError
-from posetransfer.export.onnx import META_KEY, OV_META_KEY, export_onnx_model
-from posetransfer.precision import AUTO, PRECISIONS, native_bf16
+from posetransfer.models.inference import for_inference
+from posetransfer.runtime.onnx import META_KEY, OV_META_KEY, export_onnx_model
 
+BACKENDS: tuple[str, ...] = ("torch", "onnxruntime", "openvino")
+"""Where a generator runs: torch (any device), or an exported graph (CPU)."""
 EXPORTED_SUFFIXES: dict[str, str] = {".onnx": "onnxruntime", ".xml": "openvino"}
 _OV_PRECISION = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
 _PACKAGES = {"onnxruntime": "onnxruntime", "openvino": "openvino"}
@@ -235,3 +239,37 @@ def exported_for_inference(
     with tempfile.TemporaryDirectory(prefix="posetransfer-export-") as tmp:
         path = export_onnx_model(generator, Path(tmp) / "model.onnx", *image_size, batch_size)
         return ExportedGenerator(path, backend, precision)
+
+
+def with_backend(
+    generator: nn.Module,
+    backend: str = "torch",
+    precision: str = "auto",
+    device: str | torch.device | None = None,
+    *,
+    compile: bool = False,
+    batch_size: int | None = None,
+    image_size: tuple[int, int] | None = None,
+) -> nn.Module:
+    """``generator`` ready to run on ``backend``: `for_inference` or an exported graph.
+
+    Args:
+        generator: a PATN, APATN or any registered generator (left unchanged).
+        backend: "torch" (`posetransfer.models.for_inference`), or "onnxruntime" / "openvino"
+            to export the generator to ONNX and run that graph (CPU; torch tensors in and out).
+        precision: "auto", "fp32", "bf16" or "fp16".
+        device: where to run; None keeps the generator's device.
+        compile: torch backend only: run through ``torch.compile``.
+        batch_size: for the exported backends, export with this fixed batch (None: any batch).
+        image_size: for the exported backends, the (height, width) to export at.
+
+    Raises:
+        InputError: naming ``backend``, ``precision`` or ``device`` when this machine cannot run
+            them, or the backend's package is not installed.
+    """
+    if backend not in BACKENDS:
+        raise InputError(f"backend={backend!r}: choose one of {', '.join(BACKENDS)}", arg="backend")
+    if backend == "torch":
+        return for_inference(generator, precision, device, compile=compile)
+    dev = torch.device("cpu") if device is None else resolve_device(device)
+    return exported_for_inference(generator, backend, precision, dev, batch_size, image_size)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from posetransfer.errors import InputError
-from posetransfer.export.runtime import EXPORTED_SUFFIXES, ExportedGenerator
+from posetransfer.runtime.exported import BACKENDS, EXPORTED_SUFFIXES, ExportedGenerator
 
 if TYPE_CHECKING:
     import torch
@@ -42,8 +42,8 @@ def load_for_inference(
             checkpoint asked to run on onnxruntime/OpenVINO says how to export it.
     """
     from posetransfer.checkpoint import GeneratorInfo, load_generator
-    from posetransfer.device import resolve_device
-    from posetransfer.models.inference import BACKENDS, for_inference
+    from posetransfer.core.device import resolve_device
+    from posetransfer.models.inference import for_inference
 
     if backend not in BACKENDS:
         raise InputError(f"backend={backend!r}: choose one of {', '.join(BACKENDS)}", arg="backend")

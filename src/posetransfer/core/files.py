@@ -18,6 +18,8 @@ import contextlib
 import errno
 import json
 import os
+import pickle
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -382,3 +384,23 @@ def remove_partial(folder: str | Path) -> int:
             p.unlink(missing_ok=True)
             n += 1
     return n
+
+
+def torch_file_failure(error: InputError) -> tuple[str | None, str]:
+    """Why `posetransfer.core.files.load_torch_file` refused a file, for callers that reword it.
+
+    Returns:
+        (the Python class a refused pickle names, or None; torch's reason in a few words).
+        `load_torch_file` raises its InputError while handling torch's own exception, which is
+        therefore the error's ``__context__``.
+    """
+    cause = error.__context__
+    if isinstance(cause, pickle.UnpicklingError):
+        named = re.search(r"GLOBAL ([\w.]+)", str(cause))
+        if named is not None:
+            return named.group(1), "it holds a pickled Python object"
+        return None, "damaged, or not a PyTorch file"
+    if cause is None:
+        return None, str(error)
+    first = (str(cause).strip().splitlines() or [""])[0]
+    return None, f"{type(cause).__name__}: {first}"

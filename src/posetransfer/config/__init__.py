@@ -16,11 +16,10 @@ from typing import Any
 
 import yaml
 
-from posetransfer.checkpoint_files import CONFIG_FILE, read_saved_config, resolve_checkpoint
+from posetransfer.core.precision import AUTO, PRECISIONS
 from posetransfer.errors import InputError
-from posetransfer.precision import AUTO, PRECISIONS
 
-CONFIG_DIR = Path(__file__).parent / "configs"
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 
 @dataclass(frozen=True)
@@ -240,10 +239,6 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    base_checkpoint: str | None = field(default=None, compare=False, repr=False, kw_only=True)
-    """Not a setting: the checkpoint whose saved config this one was built on, when `load_config`
-    resumed without a config file. Training then resumes exactly that checkpoint, so that its
-    settings and its weights come from the same one. Not saved."""
 
     def to_dict(self) -> dict[str, Any]:
         """The sections as nested dicts: what config.yaml holds."""
@@ -407,44 +402,35 @@ def load_config(
     """Load a shipped config by name or a YAML file, then apply ``section.field=value`` overrides.
 
     Args:
-        name_or_path: e.g. "market_patn", "fashion_patn", "synthetic", or a path; None for
-            defaults, or, when the overrides hold ``train.resume=RUN``, the config saved with
-            the checkpoint that resuming continues from (RUN's newest intact one, recorded in
-            `Config.base_checkpoint`), so that a resumed run keeps its settings; the other
-            overrides then change only the fields that may change on resume (see
-            `posetransfer.train.resume`).
+        name_or_path: e.g. "market_patn", "fashion_patn", "synthetic", or a path; None for the
+            defaults. To resume a run with its own saved config, use
+            `posetransfer.train.resume_config` instead.
         overrides: e.g. ["train.batch_size=8", "model.ngf=32"].
 
     Raises:
-        InputError: an unknown config, bad YAML, an unknown or ill-typed field, an empty
-            ``train.resume`` (see `resume_override`), or no intact checkpoint to resume.
+        InputError: an unknown config, bad YAML, an unknown or ill-typed field, or an empty
+            ``train.resume`` (see `resume_override`).
     """
     overrides = list(overrides or [])
+    resume_override(overrides)  # an empty train.resume= is refused here too
     base: dict[str, Any] = {}
     origin = "defaults"
-    resume = resume_override(overrides)
-    ckpt = None
-    if name_or_path is None and resume is not None:
-        # The checkpoint that training will resume from: all of its files intact.
-        ckpt = resolve_checkpoint(resume, names=None)
-        base = read_saved_config(ckpt)
-        for key in ("generator", "step"):  # saved beside the config sections
-            base.pop(key, None)
-        origin = str(ckpt / CONFIG_FILE)
-    elif name_or_path is not None:
+    if name_or_path is not None:
         path = find_config(name_or_path)
         origin = str(path)
         try:
             base = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as e:
             raise InputError(f"{path}: not valid YAML ({e})")
+    return build_config(base, overrides, origin)
+
+
+def build_config(base: dict[str, Any], overrides: list[str], origin: str) -> Config:
+    """``base`` (config sections as read from ``origin``) with the overrides applied, checked."""
     merged = apply_overrides(base, overrides)
     if overrides:
         origin += " with the command-line overrides"
-    cfg = config_from_dict(merged, origin)
-    if ckpt is not None:
-        cfg = dataclasses.replace(cfg, base_checkpoint=str(ckpt))
-    return cfg
+    return config_from_dict(merged, origin)
 
 
 def cli_overrides(extra: list[str]) -> list[str]:

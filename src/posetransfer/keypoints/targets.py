@@ -2,7 +2,7 @@
 
 `target_keypoints` takes any of
 
-- a named pose, e.g. ``"walking"`` (`posetransfer.photos.named_poses.POSE_NAMES`): defined in
+- a named pose, e.g. ``"walking"`` (`posetransfer.keypoints.named_poses.POSE_NAMES`): defined in
   the frame already;
 - ``"annotation.csv:NAME"``: row NAME of an annotation CSV, framed (`annotation_target`);
 - a path to an OpenPose ``*.json`` file: its first person, framed (`openpose_target`);
@@ -26,14 +26,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
+from posetransfer.core.files import image_size, read_image, to_rgb_array
 from posetransfer.errors import InputError
-from posetransfer.files import image_size, read_image, to_rgb_array
-from posetransfer.photos.framing import DEFAULT_FILL, check_keypoints, frame_skeleton
-from posetransfer.photos.named_poses import POSE_NAMES, named_pose
+from posetransfer.keypoints.framing import DEFAULT_FILL, check_keypoints, frame_skeleton
+from posetransfer.keypoints.named_poses import POSE_NAMES, named_pose
 from posetransfer.pose import read_annotations, read_openpose_json, require_joints
 
 if TYPE_CHECKING:
-    from posetransfer.photos.detect import Detection
+    from posetransfer.keypoints.detect import Detection
 
 ImageInput = str | Path | np.ndarray | Image.Image
 TargetPose = str | Path | np.ndarray | Image.Image
