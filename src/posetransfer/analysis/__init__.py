@@ -1,1 +1,3 @@
-"""Analysis tools: attention maps of the transfer blocks (`attention`) and the benchmark (`bench`)."""
+"""Analysis tools: attention maps of the transfer blocks (`attention`), the benchmark (`bench`)
+and the comparison of inference paths (`compare`).
+"""

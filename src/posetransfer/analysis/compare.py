@@ -572,7 +572,8 @@ def format_compare(result: dict[str, Any]) -> str:
         for t in result["training"]:
             lines.append(
                 f"| {t['config']} | {t['generator']} | {t['height']}x{t['width']} x{t['batch']} | "
-                f"{t['precision']} | {t['iterations_per_s']:.2f} | {100 * t['data_wait_share']:.0f}% |"
+                f"{t['precision']} | {t['iterations_per_s']:.2f} | "
+                f"{100 * t['data_wait_share']:.0f}% |"
             )
     if result["loader"]:
         lines += [

@@ -362,7 +362,9 @@ def claim_folder(
             )
         diff = [k for k in request if found.get(k) != request[k]]
         if diff:
-            shown = ", ".join(k if isinstance(request[k], dict) else f"{k}={found.get(k)!r}" for k in diff)  # fmt: skip
+            shown = ", ".join(
+                k if isinstance(request[k], dict) else f"{k}={found.get(k)!r}" for k in diff
+            )
             raise InputError(
                 f"out={str(out)!r}: holds another {what.split(' ', 1)[-1]} (its {shown} differ); "
                 "choose another folder",

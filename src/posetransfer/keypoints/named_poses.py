@@ -61,66 +61,107 @@ def _replace(pose: Fractions, **joints: tuple[float, float] | None) -> Fractions
 
 # Standing, facing the camera, arms hanging. Proportions of a ~0.9-height person.
 _FRONT = _pose(
-    nose=(0.12, 0.50), neck=(0.22, 0.50),
-    right_shoulder=(0.23, 0.33), right_elbow=(0.38, 0.28), right_wrist=(0.52, 0.28),
-    left_shoulder=(0.23, 0.67), left_elbow=(0.38, 0.72), left_wrist=(0.52, 0.72),
-    right_hip=(0.50, 0.40), right_knee=(0.70, 0.40), right_ankle=(0.90, 0.40),
-    left_hip=(0.50, 0.60), left_knee=(0.70, 0.60), left_ankle=(0.90, 0.60),
-    right_eye=(0.105, 0.46), left_eye=(0.105, 0.54),
-    right_ear=(0.115, 0.41), left_ear=(0.115, 0.59),
-)  # fmt: skip
+    nose=(0.12, 0.50),
+    neck=(0.22, 0.50),
+    right_shoulder=(0.23, 0.33),
+    right_elbow=(0.38, 0.28),
+    right_wrist=(0.52, 0.28),
+    left_shoulder=(0.23, 0.67),
+    left_elbow=(0.38, 0.72),
+    left_wrist=(0.52, 0.72),
+    right_hip=(0.50, 0.40),
+    right_knee=(0.70, 0.40),
+    right_ankle=(0.90, 0.40),
+    left_hip=(0.50, 0.60),
+    left_knee=(0.70, 0.60),
+    left_ankle=(0.90, 0.60),
+    right_eye=(0.105, 0.46),
+    left_eye=(0.105, 0.54),
+    right_ear=(0.115, 0.41),
+    left_ear=(0.115, 0.59),
+)
 
 # Seen from behind: the same silhouette, the person's sides swapped, no face.
 _BACK = _replace(_turn_around(_FRONT), nose=None, right_eye=None, left_eye=None)
 
 # Profile facing the image's left: the left side is towards the camera.
 _SIDE_LEFT = _pose(
-    nose=(0.12, 0.40), neck=(0.22, 0.50),
-    right_shoulder=(0.23, 0.47), right_elbow=(0.38, 0.46), right_wrist=(0.52, 0.44),
-    left_shoulder=(0.23, 0.53), left_elbow=(0.38, 0.52), left_wrist=(0.52, 0.50),
-    right_hip=(0.50, 0.48), right_knee=(0.70, 0.47), right_ankle=(0.90, 0.48),
-    left_hip=(0.50, 0.52), left_knee=(0.70, 0.51), left_ankle=(0.90, 0.52),
-    left_eye=(0.105, 0.43), left_ear=(0.115, 0.53),
-)  # fmt: skip
+    nose=(0.12, 0.40),
+    neck=(0.22, 0.50),
+    right_shoulder=(0.23, 0.47),
+    right_elbow=(0.38, 0.46),
+    right_wrist=(0.52, 0.44),
+    left_shoulder=(0.23, 0.53),
+    left_elbow=(0.38, 0.52),
+    left_wrist=(0.52, 0.50),
+    right_hip=(0.50, 0.48),
+    right_knee=(0.70, 0.47),
+    right_ankle=(0.90, 0.48),
+    left_hip=(0.50, 0.52),
+    left_knee=(0.70, 0.51),
+    left_ankle=(0.90, 0.52),
+    left_eye=(0.105, 0.43),
+    left_ear=(0.115, 0.53),
+)
 
 # Walking towards the image's left, mid-stride: left leg forward, arms swinging opposite.
 _WALKING_LEFT = _pose(
-    nose=(0.12, 0.40), neck=(0.22, 0.50),
-    right_shoulder=(0.23, 0.47), right_elbow=(0.37, 0.40), right_wrist=(0.49, 0.34),
-    left_shoulder=(0.23, 0.53), left_elbow=(0.37, 0.60), left_wrist=(0.49, 0.66),
-    right_hip=(0.50, 0.48), right_knee=(0.69, 0.58), right_ankle=(0.88, 0.70),
-    left_hip=(0.50, 0.52), left_knee=(0.69, 0.40), left_ankle=(0.90, 0.30),
-    left_eye=(0.105, 0.43), left_ear=(0.115, 0.53),
-)  # fmt: skip
+    nose=(0.12, 0.40),
+    neck=(0.22, 0.50),
+    right_shoulder=(0.23, 0.47),
+    right_elbow=(0.37, 0.40),
+    right_wrist=(0.49, 0.34),
+    left_shoulder=(0.23, 0.53),
+    left_elbow=(0.37, 0.60),
+    left_wrist=(0.49, 0.66),
+    right_hip=(0.50, 0.48),
+    right_knee=(0.69, 0.58),
+    right_ankle=(0.88, 0.70),
+    left_hip=(0.50, 0.52),
+    left_knee=(0.69, 0.40),
+    left_ankle=(0.90, 0.30),
+    left_eye=(0.105, 0.43),
+    left_ear=(0.115, 0.53),
+)
 
 # Walking towards the camera: the right leg forward (lower in the image), arms swinging.
 _WALKING = _replace(
     _FRONT,
-    right_elbow=(0.37, 0.30), right_wrist=(0.50, 0.34),
-    left_elbow=(0.38, 0.73), left_wrist=(0.52, 0.70),
-    right_knee=(0.72, 0.41), right_ankle=(0.93, 0.42),
-    left_knee=(0.69, 0.59), left_ankle=(0.87, 0.58),
-)  # fmt: skip
+    right_elbow=(0.37, 0.30),
+    right_wrist=(0.50, 0.34),
+    left_elbow=(0.38, 0.73),
+    left_wrist=(0.52, 0.70),
+    right_knee=(0.72, 0.41),
+    right_ankle=(0.93, 0.42),
+    left_knee=(0.69, 0.59),
+    left_ankle=(0.87, 0.58),
+)
 
 _ARMS_UP = _replace(
     _FRONT,
-    right_elbow=(0.12, 0.25), right_wrist=(0.02, 0.29),
-    left_elbow=(0.12, 0.75), left_wrist=(0.02, 0.71),
-)  # fmt: skip
+    right_elbow=(0.12, 0.25),
+    right_wrist=(0.02, 0.29),
+    left_elbow=(0.12, 0.75),
+    left_wrist=(0.02, 0.71),
+)
 
 # Arms spread sideways; at 128x64 the frame is too narrow for straight arms, so they reach
 # the frame's sides.
 _ARMS_OUT = _replace(
     _FRONT,
-    right_elbow=(0.25, 0.17), right_wrist=(0.27, 0.03),
-    left_elbow=(0.25, 0.83), left_wrist=(0.27, 0.97),
-)  # fmt: skip
+    right_elbow=(0.25, 0.17),
+    right_wrist=(0.27, 0.03),
+    left_elbow=(0.25, 0.83),
+    left_wrist=(0.27, 0.97),
+)
 
 _HANDS_ON_HIPS = _replace(
     _FRONT,
-    right_elbow=(0.36, 0.16), right_wrist=(0.48, 0.34),
-    left_elbow=(0.36, 0.84), left_wrist=(0.48, 0.66),
-)  # fmt: skip
+    right_elbow=(0.36, 0.16),
+    right_wrist=(0.48, 0.34),
+    left_elbow=(0.36, 0.84),
+    left_wrist=(0.48, 0.66),
+)
 
 # Waving with the right hand raised beside the head.
 _WAVE = _replace(_FRONT, right_elbow=(0.22, 0.14), right_wrist=(0.06, 0.20))

@@ -54,8 +54,13 @@ def load_lpips(alexnet_path: str | Path, device: str | torch.device = "cpu") -> 
         # pnet_rand: build the backbone without torchvision downloading anything; its
         # weights are copied from `alexnet` below. The linear heads come from the wheel.
         model = lpips.LPIPS(net="alex", version="0.1", pnet_rand=True, verbose=False)
-    for slice_ in (model.net.slice1, model.net.slice2, model.net.slice3, model.net.slice4,
-                   model.net.slice5):  # fmt: skip
+    for slice_ in (
+        model.net.slice1,
+        model.net.slice2,
+        model.net.slice3,
+        model.net.slice4,
+        model.net.slice5,
+    ):
         for index, layer in slice_.named_children():
             layer.load_state_dict(alexnet.features[int(index)].state_dict())
     return model.eval().requires_grad_(False).to(device)

@@ -275,7 +275,8 @@ def _keypoint_predictor(
     except (ImportError, InputError) as e:
         raise MetricUnavailable(
             f"no pose estimator ({e}); install mediapipe (pip install 'posetransfer[keypoints]') "
-            "or pass --keypoints CSV with the keypoints of the generated images (keypoints= in Python)"
+            "or pass --keypoints CSV with the keypoints of the generated images "
+            "(keypoints= in Python)"
         )
     close = getattr(detector, "close", None)
     return (lambda s: np.asarray(detector(s.fake))), "MediaPipe BlazePose", close

@@ -15,8 +15,16 @@ from posetransfer.metrics.registry import METRICS
 # Rows in the order of the paper's Table 1, then the later papers' metrics; any other
 # registered metric follows in registration order.
 TABLE_ORDER: tuple[str, ...] = (
-    "ssim", "is", "mask_ssim", "mask_is", "ds", "pckh", "fid", "lpips", "l1",
-)  # fmt: skip
+    "ssim",
+    "is",
+    "mask_ssim",
+    "mask_is",
+    "ds",
+    "pckh",
+    "fid",
+    "lpips",
+    "l1",
+)
 
 
 def _label(name: str) -> str:
@@ -67,8 +75,10 @@ def _problem_lines(report: Mapping[str, Any], limit: int = 10) -> list[str]:
         shown = []
         for f in entry["files"][:limit]:
             if isinstance(f, dict):
-                shown.append(f"{f['file']} ({f['size'][0]}x{f['size'][1]}, expected "
-                             f"{f['expected'][0]}x{f['expected'][1]})")  # fmt: skip
+                shown.append(
+                    f"{f['file']} ({f['size'][0]}x{f['size'][1]}, expected "
+                    f"{f['expected'][0]}x{f['expected'][1]})"
+                )
             else:
                 shown.append(str(f))
         more = f", ... ({entry['count'] - limit} more)" if entry["count"] > limit else ""

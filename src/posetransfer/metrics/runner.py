@@ -41,8 +41,12 @@ PROTOCOLS: dict[str, tuple[str, ...]] = {
     "modern": ("ssim", "fid", "lpips"),
 }
 PROBLEM_KINDS: tuple[str, ...] = (
-    "missing", "unreadable", "wrong_size", "missing_reference", "unreadable_reference",
-)  # fmt: skip
+    "missing",
+    "unreadable",
+    "wrong_size",
+    "missing_reference",
+    "unreadable_reference",
+)
 
 
 def parse_metrics(metrics: str | Sequence[str] | None, protocol: str) -> tuple[str, ...]:

@@ -50,7 +50,11 @@ def smooth(
         InputError: naming the argument for a wrong shape or a value out of range.
     """
     x = check_keypoints_array(kps, "kps", 3)
-    for name, value, low in (("fps", fps, 0), ("min_cutoff", min_cutoff, 0), ("d_cutoff", d_cutoff, 0)):  # fmt: skip
+    for name, value, low in (
+        ("fps", fps, 0),
+        ("min_cutoff", min_cutoff, 0),
+        ("d_cutoff", d_cutoff, 0),
+    ):
         if not np.isfinite(value) or value <= low:
             raise InputError(f"{name}={value!r}: must be > 0", arg=name)
     if not np.isfinite(beta) or beta < 0:

@@ -47,10 +47,16 @@ class Clip:
         return self.kind in ("video", "frames")
 
 
-def _pick(n_or_rate: tuple[int | None, float], start: float, duration: float | None, every: int) -> list[int]:  # fmt: skip
+def _pick(
+    n_or_rate: tuple[int | None, float], start: float, duration: float | None, every: int
+) -> list[int]:
     n, fps = n_or_rate
     first = int(round(start * fps))
-    last = n if duration is None else min(n if n is not None else 10**9, first + int(round(duration * fps)))  # fmt: skip
+    last = (
+        n
+        if duration is None
+        else min(n if n is not None else 10**9, first + int(round(duration * fps)))
+    )
     return list(range(first, last if last is not None else first, every))
 
 
@@ -98,8 +104,8 @@ def open_clip(
             kind, names = "openpose", [q.name for q in jsons]
         else:
             raise InputError(
-                f"driving={str(p)!r}: a folder without frames ({', '.join(sorted(IMAGE_SUFFIXES))}) "
-                "or OpenPose *_keypoints.json files",
+                f"driving={str(p)!r}: a folder without frames "
+                f"({', '.join(sorted(IMAGE_SUFFIXES))}) or OpenPose *_keypoints.json files",
                 arg="driving",
             )
         rate = fps or DEFAULT_FPS
@@ -125,7 +131,9 @@ def open_clip(
                 n = sum(1 for _ in container.decode(stream))  # exact, whatever the header says
                 size = (stream.codec_context.height, stream.codec_context.width)
         except av.error.FFmpegError as e:
-            raise InputError(f"driving={str(p)!r}: not a video PyAV can read ({e})", arg="driving") from None  # fmt: skip
+            raise InputError(
+                f"driving={str(p)!r}: not a video PyAV can read ({e})", arg="driving"
+            ) from None
         if n == 0:
             raise InputError(f"driving={str(p)!r}: the video has no frames", arg="driving")
         clip = Clip(p, "video", rate / every, _pick((n, rate), start, duration, every), size)
@@ -222,7 +230,9 @@ class Writer:
         large for memory, no H.264 encoder in this PyAV build."""
         kind = Writer.kind_of(out)
         if kind is None:
-            raise InputError(f"out={str(out)!r}: write .mp4, .gif or a folder of PNG frames", arg="out")  # fmt: skip
+            raise InputError(
+                f"out={str(out)!r}: write .mp4, .gif or a folder of PNG frames", arg="out"
+            )
         h, w = size
         if kind == "gif" and h * w * 3 * n_frames > GIF_LIMIT_BYTES:
             raise InputError(
@@ -283,7 +293,12 @@ class Writer:
         elif self.kind == "gif" and self._gif:
             frames, self._gif = self._gif, []
             ms = max(20, round(1000 / self.fps))
-            atomic_save(self.out, lambda f: frames[0].save(f, format="GIF", save_all=True, append_images=frames[1:], duration=ms, loop=0))  # fmt: skip
+            atomic_save(
+                self.out,
+                lambda f: frames[0].save(
+                    f, format="GIF", save_all=True, append_images=frames[1:], duration=ms, loop=0
+                ),
+            )
 
     def __enter__(self) -> Writer:
         return self
@@ -299,4 +314,9 @@ def read_video_info(path: str | Path) -> dict:
         stream = container.streams.video[0]
         frames = [f for f in container.decode(stream)]
         rate = float(stream.average_rate or stream.guessed_rate or 0)
-        return {"frames": len(frames), "fps": rate, "height": frames[0].height if frames else 0, "width": frames[0].width if frames else 0}  # fmt: skip
+        return {
+            "frames": len(frames),
+            "fps": rate,
+            "height": frames[0].height if frames else 0,
+            "width": frames[0].width if frames else 0,
+        }

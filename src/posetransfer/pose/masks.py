@@ -16,15 +16,36 @@ from posetransfer.pose.joints import visible
 # skeleton limbs plus hips-to-hips (9-12), hip-to-shoulder (12-6, 9-3) and ear-to-ear (17-18),
 # which close the torso and the head.
 MASK_LIMBS_1BASED: tuple[tuple[int, int], ...] = (
-    (2, 3), (2, 6), (3, 4), (4, 5), (6, 7), (7, 8), (2, 9), (9, 10), (10, 11), (2, 12),
-    (12, 13), (13, 14), (2, 1), (1, 15), (15, 17), (1, 16), (16, 18), (2, 17), (2, 18),
-    (9, 12), (12, 6), (9, 3), (17, 18),
-)  # fmt: skip
+    (2, 3),
+    (2, 6),
+    (3, 4),
+    (4, 5),
+    (6, 7),
+    (7, 8),
+    (2, 9),
+    (9, 10),
+    (10, 11),
+    (2, 12),
+    (12, 13),
+    (13, 14),
+    (2, 1),
+    (1, 15),
+    (15, 17),
+    (1, 16),
+    (16, 18),
+    (2, 17),
+    (2, 18),
+    (9, 12),
+    (12, 6),
+    (9, 3),
+    (17, 18),
+)
 MASK_LIMBS: tuple[tuple[int, int], ...] = tuple((a - 1, b - 1) for a, b in MASK_LIMBS_1BASED)
 
 MASK_HALF_WIDTH = 4.0  # half-width in pixels of the quadrilateral along each limb
 MASK_JOINT_RADIUS = 4.0  # radius in pixels of the disc at each joint
 MASK_CLOSING = 5  # side of the square used for the dilation and erosion
+
 
 def body_mask(keypoints: np.ndarray, height: int, width: int) -> np.ndarray:
     """The body mask of mask-SSIM / mask-IS, drawn from (target) keypoints.

@@ -61,7 +61,9 @@ def resume_config(overrides: list[str]) -> tuple[Config, Path]:
     """
     resume = resume_override(overrides)
     if resume is None:
-        raise InputError("overrides: no train.resume=RUN to read a saved config from", arg="overrides")
+        raise InputError(
+            "overrides: no train.resume=RUN to read a saved config from", arg="overrides"
+        )
     ckpt = resolve_checkpoint(resume, names=None)  # all of its files intact
     base = read_saved_config(ckpt)
     for key in ("generator", "step"):  # saved beside the config sections

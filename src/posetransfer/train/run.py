@@ -160,9 +160,7 @@ def locate_run(path: str | Path) -> tuple[Path, Path | None]:
     return run_dir, ckpt
 
 
-def _choose_checkpoint(
-    cfg: Config, run_dir: Path, named: Path | None, base: Path | None
-) -> Path:
+def _choose_checkpoint(cfg: Config, run_dir: Path, named: Path | None, base: Path | None) -> Path:
     """The checkpoint to resume: the config's own, the one named, or the newest intact one."""
     if base is None:
         if named is None:
@@ -216,8 +214,9 @@ def open_run(cfg: Config, rank: int, world: int, checkpoint: Path | None = None)
     Rank 0 locks the directory for the run's lifetime (`Run.close` releases it). When resuming,
     it first checks the path (`locate_run`), then, under the lock, clears what an interrupted
     run left there, picks the checkpoint (``checkpoint``, the one the config was read from, or
-    the one ``train.resume`` names, else the newest intact one) and checks the config, the number of processes and
-    ``train.iterations`` against it. An InputError there is raised in every process.
+    the one ``train.resume`` names, else the newest intact one) and checks the config, the
+    number of processes and ``train.iterations`` against it. An InputError there is raised in
+    every process.
     """
     run, error = None, None
     if rank == 0:

@@ -175,10 +175,19 @@ def sample_skeleton(
         return p * scale + offset
 
     return Skeleton(
-        joints=place(j), seen=seen, hands=place(hands), toes=place(toes), head=place(head),
-        yaw=float(yaw), scale=float(scale), build=float(build), height=height, width=width,
-        view=view, action=action,
-    )  # fmt: skip
+        joints=place(j),
+        seen=seen,
+        hands=place(hands),
+        toes=place(toes),
+        head=place(head),
+        yaw=float(yaw),
+        scale=float(scale),
+        build=float(build),
+        height=height,
+        width=width,
+        view=view,
+        action=action,
+    )
 
 
 def sample_pose(

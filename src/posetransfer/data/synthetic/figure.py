@@ -47,8 +47,15 @@ def _capsule(p: np.ndarray, q: np.ndarray, r1: float, r2: float) -> tuple:
 
 def _box(center: np.ndarray, half_w: float, half_h: float) -> tuple:
     x, y = center[0], center[1]
-    return ("poly", [(x - half_w, y - half_h), (x + half_w, y - half_h),
-                     (x + half_w, y + half_h), (x - half_w, y + half_h)])  # fmt: skip
+    return (
+        "poly",
+        [
+            (x - half_w, y - half_h),
+            (x + half_w, y - half_h),
+            (x + half_w, y + half_h),
+            (x - half_w, y + half_h),
+        ],
+    )
 
 
 def _leg_x_at(points: list[np.ndarray], y: float) -> float:
@@ -103,22 +110,36 @@ def _figure_parts(sk: Skeleton, app: Appearance) -> list[_Part]:
 
     ww, wh = half_width(0.09, 0.06), half_width(HIP_X + 0.045, 0.065)
     hy, cx = mid_hip[1], mid_hip[0]
-    pelvis = [(spine(waist_y) - ww, waist_y), (spine(waist_y) + ww, waist_y),
-              (cx + wh, hy + 0.01 * s), (cx + 0.4 * wh, hy + 0.07 * s),
-              (cx - 0.4 * wh, hy + 0.07 * s), (cx - wh, hy + 0.01 * s)]  # fmt: skip
+    pelvis = [
+        (spine(waist_y) - ww, waist_y),
+        (spine(waist_y) + ww, waist_y),
+        (cx + wh, hy + 0.01 * s),
+        (cx + 0.4 * wh, hy + 0.07 * s),
+        (cx - 0.4 * wh, hy + 0.07 * s),
+        (cx - wh, hy + 0.01 * s),
+    ]
     add(0.6, _LOWER, [("poly", pelvis)], 1)
     if app.lower == "skirt":
         hem = waist_y + app.skirt_length * s
         xs = [_leg_x_at([j[h], j[k], j[a]], hem) for h, k, a in ((8, 9, 10), (11, 12, 13))]
         flare = (R_THIGH + 0.025) * s * limb
-        skirt = [(spine(waist_y) - ww, waist_y), (spine(waist_y) + ww, waist_y),
-                 (max(xs) + flare, hem), (min(xs) - flare, hem)]  # fmt: skip
+        skirt = [
+            (spine(waist_y) - ww, waist_y),
+            (spine(waist_y) + ww, waist_y),
+            (max(xs) + flare, hem),
+            (min(xs) - flare, hem),
+        ]
         add(0.2, _LOWER, [("poly", skirt)], 1)
     top = neck[1]
     w_top, w_chest = half_width(SHOULDER_X + 0.012, CHEST_DEPTH), half_width(0.106, CHEST_DEPTH)
     w_waist, w_hem = half_width(0.088, 0.06), half_width(HIP_X + 0.042, 0.062)
-    rows = [(top - 0.018 * s, 0.72 * w_top), (top + 0.03 * s, w_top), (top + 0.12 * s, w_chest),
-            (waist_y, w_waist), (hy + 0.008 * s, w_hem)]  # fmt: skip
+    rows = [
+        (top - 0.018 * s, 0.72 * w_top),
+        (top + 0.03 * s, w_top),
+        (top + 0.12 * s, w_chest),
+        (waist_y, w_waist),
+        (hy + 0.008 * s, w_hem),
+    ]
     torso = [(spine(y) + w, y) for y, w in rows] + [(spine(y) - w, y) for y, w in rows[::-1]]
     add(0.0, _SHIRT, [("poly", torso)], 1)
     rn = R_NECK * s * b
@@ -194,8 +215,9 @@ def _paint(draw: ImageDraw.ImageDraw, shape: tuple, value: int, k: float) -> Non
         )
         d = q - p
         n = np.array([-d[1], d[0]]) / max(float(np.hypot(*d)), 1e-6)
-        draw.polygon([tuple(p + n * r1), tuple(q + n * r2), tuple(q - n * r2), tuple(p - n * r1)],
-                     fill=value)  # fmt: skip
+        draw.polygon(
+            [tuple(p + n * r1), tuple(q + n * r2), tuple(q - n * r2), tuple(p - n * r1)], fill=value
+        )
         for c, r in ((p, r1), (q, r2)):
             draw.ellipse([c[0] - r, c[1] - r, c[0] + r, c[1] + r], fill=value)
 
@@ -231,8 +253,15 @@ def render_person(
 
     # Colours per part; a striped or checked shirt varies per pixel, in body coordinates.
     a = appearance
-    material_rgb = {_SKIN: a.skin, _HAIR: a.hair, _SHIRT: a.shirt, _LOWER: a.lower_color,
-                    _LEGWEAR: a.legwear, _SHOES: a.shoes, _BAG: a.bag_color}  # fmt: skip
+    material_rgb = {
+        _SKIN: a.skin,
+        _HAIR: a.hair,
+        _SHIRT: a.shirt,
+        _LOWER: a.lower_color,
+        _LEGWEAR: a.legwear,
+        _SHOES: a.shoes,
+        _BAG: a.bag_color,
+    }
     part_rgb = np.zeros((len(parts) + 1, 3), np.float32)
     part_shade = np.ones(len(parts) + 1, np.float32)
     part_shirt = np.zeros(len(parts) + 1, bool)

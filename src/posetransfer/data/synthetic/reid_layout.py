@@ -66,8 +66,11 @@ def write_reid_layout(root: str | Path) -> dict[str, int]:
     if meta.is_file() and meta.stat().st_mtime >= (root / "train").stat().st_mtime:
         return json.loads(meta.read_text())
     query, gallery = split_query_gallery([p.name for p in test])
-    parts = {TRAIN_DIR: train, QUERY_DIR: [root / "test" / n for n in query],
-             GALLERY_DIR: [root / "test" / n for n in gallery]}  # fmt: skip
+    parts = {
+        TRAIN_DIR: train,
+        QUERY_DIR: [root / "test" / n for n in query],
+        GALLERY_DIR: [root / "test" / n for n in gallery],
+    }
     meta.unlink(missing_ok=True)
     try:
         for folder, files in parts.items():
