@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # torch and torchvision are pinned here (pyproject declares ranges); these install from disk.
 TORCH  := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install demo test lint system-deps bench reid-study clean
+.PHONY: install demo test test-fast lint system-deps bench reid-study clean
 
 install: $(STAMP)
 
@@ -32,8 +32,14 @@ system-deps:
 demo: $(STAMP)
 	$(BIN)/posetransfer demo --out demo_out
 
+# Every test, as CI runs them: about 4 minutes on 2 CPU cores.
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q
+
+# Without the tests marked slow (export, torch.compile, torchrun and other subprocesses, the
+# browser, the bundled models' cards, anything over ~3 s): about 1.5 minutes on 2 CPU cores.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

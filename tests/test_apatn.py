@@ -107,6 +107,7 @@ _MEMORY_PROBE = textwrap.dedent(
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.slow
 def test_fused_attention_does_not_allocate_the_hw_by_hw_matrix(dtype):
     # The peak resident size is a process-wide high-water mark, so measure in a fresh
     # interpreter. bfloat16 is how `for_inference` runs it where the CPU has bf16.

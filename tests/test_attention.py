@@ -16,6 +16,7 @@ from posetransfer.analysis.attention import (
     keypoint_mask,
     load_pair,
     overlay_heatmap,
+    patb_masks,
     query_cells,
     save_attention_maps,
 )
@@ -84,6 +85,26 @@ def test_point_attention_is_the_row_of_the_alignment_matrix():
     row = attn[1][0, 5 * 8 + 2].view(1, 1, 16, 8)
     expected = torch.nn.functional.interpolate(row, size=(H, W), mode="bilinear")[0, 0]
     np.testing.assert_allclose(maps[0][1], expected.numpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_patb_masks_are_the_channel_means_of_the_blocks_attention():
+    model = create_generator("patn_tiny")
+    src_img, src_pose, tgt_pose, _ = _pair()
+    _, maps = patb_masks(model, src_img, src_pose, tgt_pose)
+    with torch.no_grad():
+        _, attn = model.eval()(src_img[None], src_pose[None], tgt_pose[None], True)
+    assert len(maps) == len(model.blocks)
+    mean = attn[1][0].mean(0).view(1, 1, 16, 8)
+    expected = torch.nn.functional.interpolate(mean, size=(H, W), mode="bilinear")[0, 0]
+    np.testing.assert_allclose(maps[1], expected.numpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_each_reader_refuses_the_other_kind_of_attention():
+    src_img, src_pose, tgt_pose, _ = _pair()
+    with pytest.raises(InputError, match="PATB masks need a PATN generator, got APATN"):
+        patb_masks(create_generator("apatn_tiny"), src_img, src_pose, tgt_pose)
+    with pytest.raises(InputError, match="APATB attention needs an APATN generator, got PATN"):
+        apatb_attention(create_generator("patn_tiny"), src_img, src_pose, tgt_pose, [[0]])
 
 
 def test_patn_masks_give_one_png_per_block_and_a_strip(tmp_path):

@@ -75,6 +75,7 @@ def screenshot_path() -> Path | None:
     return SCREENSHOT if value.lower() in ("1", "true", "yes") else Path(value)
 
 
+@pytest.mark.slow
 def test_page_generates_from_uploaded_photo_untrained_checkpoint(tiny_root, tmp_path):
     if not CHROMIUM.is_file():
         pytest.skip(f"{CHROMIUM} missing (apt-get install chromium)")

@@ -30,6 +30,7 @@ def report(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_every_path_is_measured_against_eager_fp32(report):
     result = json.loads((report / "compare.json").read_text())
     assert result["complete"]
@@ -53,6 +54,7 @@ def test_every_path_is_measured_against_eager_fp32(report):
     assert loader["pairs_per_s_per_core"] > 0 and not loader["body_masks"]
 
 
+@pytest.mark.slow
 def test_markdown_has_every_section(report):
     md = (report / "compare.md").read_text()
     for heading in ("## Inference", "## PATB against APATB", "## Training", "## Training data"):
@@ -77,6 +79,7 @@ def test_bad_cases_are_one_line(tmp_path, capsys):
     assert "--cases: expected HxWxBATCH" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_keeps_what_it_measured(tmp_path, monkeypatch):
     import posetransfer.analysis.compare as compare
 

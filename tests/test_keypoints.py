@@ -544,3 +544,68 @@ def test_command_reports_missing_path(tmp_path: Path, capsys: pytest.CaptureFixt
     code = cli.main(["keypoints", str(tmp_path / "missing"), "--out", str(tmp_path / "a.csv")])
     assert code == 2
     assert "missing" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------
+# MediaPipe's C++ log lines are held back; our own warnings are not
+
+NOISE_MARKS = (
+    "inference_feedback_manager",
+    "landmark_projection_calculator",
+    "W0000",
+    "absl::InitializeLog",
+    "TensorFlow Lite",
+)
+
+DETECT_TWICE = """
+import sys
+import numpy as np
+from PIL import Image
+from posetransfer.keypoints.detect import KeypointDetector
+from posetransfer.keypoints.framing import check_keypoints
+
+photo = np.asarray(Image.open(sys.argv[1]).convert("RGB"))
+for video in (False, True):
+    with KeypointDetector(video=video) as detect:
+        kps = [detect(photo) for _ in range(2)][-1]
+print("found", int((kps[:, 0] >= 0).sum()))
+kps[0] = (photo.shape[0] + 5, 10)  # the nose below the photo: one KeypointWarning per call site
+for _ in range(3):
+    check_keypoints(kps, "photo keypoints", bounds=photo.shape[:2])
+"""
+
+
+def test_filtered_stderr_drops_cpp_log_lines_and_keeps_the_rest(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    from posetransfer.core.logs import filtered_stderr
+
+    with filtered_stderr():
+        os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n")
+        os.write(2, b"W0000 00:00:1796388800.537956    9965 inference_feedback_manager.cc:114] ")
+        os.write(2, b"Feedback manager ... Disabling support for feedback tensors.\n")
+        with filtered_stderr():  # nested: restored once, by the outer block
+            os.write(2, b"E0000 00:00:1.5  9965 graph.cc:1] a real error\n")
+        assert capfd.readouterr().err == ""  # held back until the block ends
+    os.write(2, b"after\n")
+    assert capfd.readouterr().err == "E0000 00:00:1.5  9965 graph.cc:1] a real error\nafter\n"
+
+
+@pytest.mark.slow
+def test_detection_prints_no_mediapipe_log_lines_and_our_warning_once(tmp_path: Path) -> None:
+    import subprocess
+
+    pytest.importorskip("mediapipe", reason="mediapipe not installed (the [keypoints] extra)")
+    photo = opencv_sample("messi5.jpg", tmp_path)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = subprocess.run(
+        [sys.executable, "-c", DETECT_TWICE, str(photo)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith("found ") and int(run.stdout.split()[1]) >= 10
+    assert not [line for line in run.stderr.splitlines() if any(m in line for m in NOISE_MARKS)]
+    assert run.stderr.count("KeypointWarning: photo keypoints: joints outside") == 1, run.stderr

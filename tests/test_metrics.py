@@ -12,6 +12,8 @@ from conftest import reference_file
 from posetransfer import metrics
 from posetransfer.errors import InputError
 from posetransfer.metrics import inception, weights
+from posetransfer.metrics.collect import Sample, masked_pair
+from posetransfer.metrics.image import pair_scores
 from posetransfer.pose import HEAD_JOINTS
 
 _fixture = reference_file
@@ -45,6 +47,67 @@ def test_ssim_matches_skimage_with_generated_data_range():
         channel_axis=-1, data_range=255,
     )  # fmt: skip
     assert abs(metrics.ssim(gen, ref) - with_255) > 1e-3
+
+
+def _fixed_pair() -> tuple[np.ndarray, np.ndarray]:
+    """A 64x48 (generated, reference) pair from integer formulas: the same on every machine."""
+    y, x = np.mgrid[0:64, 0:48]
+    channels = [(37 * x + 11 * y) % 256, ((x - 24) ** 2 + (y - 32) ** 2) % 256, (x ^ y) * 5 % 256]
+    ref = np.stack(channels, axis=-1).astype(np.uint8)
+    gen = ref // 3 + 60 + ((x * y) % 7 * 4)[..., None]  # values 60..169: data_range 109
+    return gen.astype(np.uint8), ref
+
+
+# A person standing in the 64x48 pair: (y, x) of the COCO-18 joints in order.
+FIXED_KPS = np.array(
+    "8 24  14 24  14 17  22 15  30 14  14 31  22 33  30 34  33 19  45 19  57 19  33 29  45 29  "
+    "57 29  6 22  6 26  7 20  7 28".split(),
+    dtype=np.int64,
+).reshape(18, 2)
+# Computed once with the paper's constants (Gaussian sigma 1.5, population covariance,
+# data_range of the generated image, K1 0.01, K2 0.03) and the body mask of FIXED_KPS.
+PINNED_SSIM = 0.5460665013688205
+PINNED_MASK_SSIM = 0.7542939560268903
+
+
+def test_ssim_and_mask_ssim_of_a_fixed_pair_are_the_pinned_values():
+    gen, ref = _fixed_pair()
+    assert metrics.ssim(gen, ref) == pytest.approx(PINNED_SSIM, abs=1e-6)
+    scores = pair_scores(gen, ref, FIXED_KPS)
+    assert scores["ssim"] == pytest.approx(PINNED_SSIM, abs=1e-6)
+    assert scores["mask_ssim"] == pytest.approx(PINNED_MASK_SSIM, abs=1e-6)
+    # The registered mask_ssim metric masks each pair the same way.
+    sample = Sample("p", "a.jpg", "b.jpg", gen, ref, FIXED_KPS)
+    assert metrics.ssim(*masked_pair(sample)) == pytest.approx(PINNED_MASK_SSIM, abs=1e-6)
+
+
+OTHER_CONSTANTS = [
+    {"sigma": 1.4},
+    {"sigma": 1.6},
+    {"data_range": 255.0},
+    {"use_sample_covariance": True},
+    {"gaussian_weights": False},
+    {"K1": 0.02},
+    {"K2": 0.04},
+]
+
+
+@pytest.mark.parametrize("change", OTHER_CONSTANTS, ids=str)
+def test_any_other_ssim_constant_misses_the_pinned_values(change):
+    gen, ref = _fixed_pair()
+    mask = metrics.body_mask(FIXED_KPS, *ref.shape[:2])
+    masked = metrics.apply_mask(gen, mask), metrics.apply_mask(ref, mask)
+    for (g, r), pinned in (((gen, ref), PINNED_SSIM), (masked, PINNED_MASK_SSIM)):
+        paper = {
+            "gaussian_weights": True,
+            "sigma": 1.5,
+            "use_sample_covariance": False,
+            "channel_axis": -1,
+            "data_range": float(g.max()) - float(g.min()),
+        }
+        assert structural_similarity(g, r, **paper) == pytest.approx(pinned, abs=1e-6)
+        # 10 times the tolerance of the pinned test: that test would catch this constant.
+        assert abs(structural_similarity(g, r, **{**paper, **change}) - pinned) > 1e-5
 
 
 def test_ssim_identical_images_is_one():
@@ -257,6 +320,7 @@ def _random_state_dict(build) -> dict[str, torch.Tensor]:
     }  # fmt: skip
 
 
+@pytest.mark.slow
 def test_lpips_loader_accepts_alexnet_weights_and_rejects_others(tmp_path):
     import torchvision
 

@@ -1,3 +1,5 @@
+import warnings
+
 import pytest
 import torch
 
@@ -87,19 +89,53 @@ def test_import_rejects_wrong_norm_and_other_architectures(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["patn_tiny", "patn_small"])
-def test_generator_shapes_gradients_and_eval_determinism(name):
+def test_generator_shapes_gradients_and_attention(name):
     torch.manual_seed(0)
     g = create_generator(name)
     img = torch.rand(2, 3, 32, 16) * 2 - 1
     src, tgt = torch.rand(2, 18, 32, 16), torch.rand(2, 18, 32, 16)
-    out, masks = g(img, src, tgt, return_masks=True)
+    out, masks = g(img, src, tgt, return_attention=True)
     assert out.shape == img.shape and out.abs().max() <= 1
-    assert len(masks) == len(g.blocks) and all(0 <= m.min() and m.max() <= 1 for m in masks)
+    channels = g.blocks[0].image_path[1].out_channels
+    assert [m.shape for m in masks] == [(2, channels, 8 * 4)] * len(g.blocks)
+    assert all(0 <= m.min() and m.max() <= 1 for m in masks)
     out.mean().backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in g.parameters())
-    g.eval()
+
+
+@pytest.mark.parametrize("name", ["patn_tiny", "patn_small"])
+def test_eval_mode_turns_dropout_off(name):
+    torch.manual_seed(0)
+    g = create_generator(name)  # dropout 0.5 in every block
+    no_dropout = create_generator(name, dropout=0.0)
+    no_dropout.load_state_dict(g.state_dict())
+    img = torch.rand(2, 3, 32, 16) * 2 - 1
+    src, tgt = torch.rand(2, 18, 32, 16), torch.rand(2, 18, 32, 16)
     with torch.no_grad():
-        assert torch.equal(g(img, src, tgt), g(img, src, tgt))
+        # InstanceNorm without running statistics is the same in both modes: only dropout differs.
+        expected = no_dropout.train()(img, src, tgt)
+        out = g.eval()(img, src, tgt)
+        trained = g.train()(img, src, tgt)
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-6)
+    assert (trained - out).abs().max() > 1e-2
+
+
+def test_return_masks_is_a_deprecated_alias_that_warns_once(monkeypatch):
+    import posetransfer.models.patn as patn
+
+    monkeypatch.setattr(patn, "_warned", False)
+    g = create_generator("patn_tiny").eval()
+    x = (torch.rand(1, 3, 32, 16), torch.rand(1, 18, 32, 16), torch.rand(1, 18, 32, 16))
+    with torch.no_grad(), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out, masks = g(*x, return_masks=True)
+        g(*x, return_masks=True)
+        ref, attention = g(*x, return_attention=True)
+    assert [(w.category, w.filename) for w in caught] == [(DeprecationWarning, __file__)]
+    assert "return_attention=True" in str(caught[0].message)
+    assert torch.equal(out, ref)
+    assert [m.shape for m in masks] == [(1, 32, 8, 4)] * 2
+    assert all(torch.equal(m.flatten(2), a) for m, a in zip(masks, attention))
 
 
 def test_generator_checks_input_shapes():

@@ -8,8 +8,10 @@
   location inside the target's body, the row is reshaped to H/4 x W/4, upsampled and drawn over
   the condition image.
 
-The functions take a model (`PATN` or `APATN`) and tensors, so they work on any network, trained
-or not; `posetransfer attention` wraps them for a checkpoint and a pair of a dataset.
+The functions take a model and tensors, so they work on any network, trained or not: every
+generator's ``return_attention=True`` gives its blocks' maps in one layout, and its
+``attention_over`` says which image they lie over. `posetransfer attention` wraps them for a
+checkpoint and a pair of a dataset.
 
 The body region is a simple mask made here from the target keypoints (`keypoint_mask`: thick
 limbs, joint discs and the filled torso), not the mask-SSIM protocol's mask.
@@ -29,9 +31,7 @@ from torch import nn
 from posetransfer.core.files import read_image, save_image
 from posetransfer.data.datasets import image_to_tensor, tensor_to_image
 from posetransfer.errors import InputError, require_dir
-from posetransfer.models.apatn import APATN
 from posetransfer.models.blocks import eval_mode
-from posetransfer.models.patn import PATN
 from posetransfer.pose import (
     LIMBS,
     draw_skeleton,
@@ -127,8 +127,49 @@ def _upsample(maps: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
 
 
 @torch.no_grad()
+def block_attention(
+    model: nn.Module,
+    src_img: torch.Tensor,
+    src_pose: torch.Tensor,
+    tgt_pose: torch.Tensor,
+    queries: Sequence[np.ndarray] | None = None,
+) -> tuple[torch.Tensor, list[list[np.ndarray]]]:
+    """Run a generator on one pair and return its blocks' attention as image-size maps.
+
+    Every generator's ``return_attention=True`` gives per block [B, N, h*w]: N maps over the
+    h x w code cells, of the target (PATN's masks, one per channel) or of the condition image
+    (APATN's alignment, one per target cell), as the network's ``attention_over`` says.
+
+    Args:
+        model: a generator (or one prepared by `for_inference`); evaluated in eval mode,
+            restored afterwards.
+        src_img: condition image [3, H, W] (or [1, 3, H, W]) in [-1, 1].
+        src_pose: its heatmaps [18, H, W].
+        tgt_pose: target heatmaps [18, H, W].
+        queries: row indices per query (target cells for APATN, see `query_cells`); a query
+            averages its rows. None: one query averaging every row (PATN: the channel mean).
+
+    Returns:
+        The generated image [3, H, W] and ``maps[query][block]``: float (H, W) maps,
+        upsampled bilinearly.
+    """
+    name = type(network(model)).__name__
+    if getattr(network(model), "attention_over", None) is None:
+        raise InputError(f"attention maps exist for PATN and APATN generators, not {name}")
+    src_img, src_pose, tgt_pose = _batch1(src_img, src_pose, tgt_pose)
+    with eval_mode(model):
+        fake, attention = model(src_img, src_pose, tgt_pose, return_attention=True)
+    size = tuple(src_img.shape[-2:])
+    h, w = _code_size(size, attention[0].shape[-1])
+    maps = []
+    for rows in [None] if queries is None else queries:
+        picked = [a[0] if rows is None else a[0, torch.as_tensor(rows)] for a in attention]
+        maps.append(list(_upsample(torch.stack([p.mean(0).view(h, w) for p in picked]), size)))
+    return fake[0], maps
+
+
 def patb_masks(
-    model: PATN, src_img: torch.Tensor, src_pose: torch.Tensor, tgt_pose: torch.Tensor
+    model: nn.Module, src_img: torch.Tensor, src_pose: torch.Tensor, tgt_pose: torch.Tensor
 ) -> tuple[torch.Tensor, list[np.ndarray]]:
     """Run a PATN on one pair and return its image and each block's channel-mean mask.
 
@@ -141,14 +182,9 @@ def patb_masks(
     Returns:
         The generated image [3, H, W] and per block a float (H, W) map in [0, 1].
     """
-    if not isinstance(network(model), PATN):
-        raise InputError(f"PATB masks need a PATN generator, got {type(network(model)).__name__}")
-    src_img, src_pose, tgt_pose = _batch1(src_img, src_pose, tgt_pose)
-    with eval_mode(model):
-        fake, masks = model(src_img, src_pose, tgt_pose, return_masks=True)
-    size = tuple(src_img.shape[-2:])
-    maps = _upsample(torch.stack([m[0].mean(0) for m in masks]), size)
-    return fake[0], list(maps)
+    _require(model, "target", "PATB masks need a PATN generator")
+    fake, maps = block_attention(model, src_img, src_pose, tgt_pose)
+    return fake, maps[0]
 
 
 def query_cells(
@@ -188,7 +224,7 @@ def query_cells(
 
 @torch.no_grad()
 def apatb_attention(
-    model: APATN,
+    model: nn.Module,
     src_img: torch.Tensor,
     src_pose: torch.Tensor,
     tgt_pose: torch.Tensor,
@@ -209,22 +245,23 @@ def apatb_attention(
         condition image (the attention weights, upsampled; each map's cells sum to 1 before
         upsampling).
     """
-    if not isinstance(network(model), APATN):
-        raise InputError(
-            f"APATB attention needs an APATN generator, got {type(network(model)).__name__}"
-        )
-    src_img, src_pose, tgt_pose = _batch1(src_img, src_pose, tgt_pose)
-    with eval_mode(model):
-        fake, attention = model(src_img, src_pose, tgt_pose, return_attention=True)
-    height, width = src_img.shape[-2:]
-    h, w = height // 2 ** _n_down(network(model)), width // 2 ** _n_down(network(model))
-    if h * w != attention[0].shape[-1]:
-        raise ValueError(f"a {height}x{width} image should give {h}x{w} codes")
-    maps = []
-    for cells in queries:
-        rows = torch.stack([a[0, torch.as_tensor(cells)].mean(0).view(h, w) for a in attention])
-        maps.append(list(_upsample(rows, (height, width))))
-    return fake[0], maps
+    _require(model, "condition", "APATB attention needs an APATN generator")
+    return block_attention(model, src_img, src_pose, tgt_pose, queries)
+
+
+def _require(model: nn.Module, over: str, message: str) -> None:
+    net = network(model)
+    if getattr(net, "attention_over", None) != over:
+        raise InputError(f"{message}, got {type(net).__name__}")
+
+
+def _code_size(image_size: tuple[int, int], cells: int) -> tuple[int, int]:
+    """(h, w) of a code of ``cells`` cells: the image halved until the counts agree."""
+    height, width = image_size
+    for k in range(8):
+        if (height >> k) * (width >> k) == cells:
+            return height >> k, width >> k
+    raise ValueError(f"{cells} code cells do not fit a {height}x{width} image")
 
 
 def _tile(image: np.ndarray, label: str, scale: int) -> Image.Image:
@@ -297,21 +334,17 @@ def save_attention_maps(
     height, width = src_img.shape[-2:]
     scale = max(1, 256 // height)  # small (Market) images are enlarged for viewing
     cond = tensor_to_image(src_img)
-    if isinstance(network(model), APATN):
-        region = None
+    # PATN's masks lie over the target; APATN's rows (target cells) look into the condition.
+    over = getattr(network(model), "attention_over", None)
+    region, queries = None, None
+    if over == "condition":
         if not points:
             if tgt_kps is None:
                 raise InputError("APATN attention needs target keypoints or points")
             region = keypoint_mask(tgt_kps, height, width)
         code = (height // 2 ** _n_down(network(model)), width // 2 ** _n_down(network(model)))
         queries = query_cells(code, (height, width), points, region)
-        fake, maps = apatb_attention(model, src_img, src_pose, tgt_pose, queries)
-    elif isinstance(network(model), PATN):
-        fake, masks = patb_masks(model, src_img, src_pose, tgt_pose)
-    else:
-        raise InputError(
-            f"attention maps exist for PATN and APATN generators, not {type(network(model)).__name__}"
-        )
+    fake, maps = block_attention(model, src_img, src_pose, tgt_pose, queries)
     gen = tensor_to_image(fake)
     if tgt_img is not None:
         target = tensor_to_image(tgt_img)
@@ -322,8 +355,8 @@ def save_attention_maps(
     base = target if tgt_img is not None else gen
     pair = [("condition", cond), ("target", target), ("generated", gen)]
     paths = [save_strip(pair, out_dir / "pair.png", scale)]
-    if isinstance(network(model), PATN):
-        overlays = [overlay_heatmap(base, m, alpha) for m in masks]
+    if over == "target":
+        overlays = [overlay_heatmap(base, m, alpha) for m in maps[0]]
         tiles = [("target", target)] + [(f"block {k + 1}", o) for k, o in enumerate(overlays)]
         paths.append(save_strip(tiles, out_dir / "patb_masks.png", scale))
         for k, o in enumerate(overlays):
@@ -353,7 +386,7 @@ def _tint(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return out.round().astype(np.uint8)
 
 
-def _n_down(model: APATN) -> int:
+def _n_down(model: nn.Module) -> int:
     # Stride-2 convs of the image encoder = downsamplings between image and code.
     return sum(1 for m in model.image_encoder if isinstance(m, nn.Conv2d) and m.stride == (2, 2))
 

@@ -47,6 +47,7 @@ from posetransfer.core.files import (
     save_image,
     to_rgb_array,
 )
+from posetransfer.core.logs import filtered_stderr
 from posetransfer.errors import InputError
 from posetransfer.pose import (
     MISSING,
@@ -210,12 +211,13 @@ class KeypointDetector:
         self.upscale_to = int(upscale_to or 0)
         mp_pose = _import_mediapipe_pose()
         # Only complexity 1 ships inside the mediapipe 0.10.21 wheel; 0 and 2 try to download.
-        self._graph: Any = mp_pose.Pose(
-            static_image_mode=not video,
-            model_complexity=1,
-            enable_segmentation=False,
-            min_detection_confidence=min_detection_confidence,
-        )
+        with filtered_stderr():  # MediaPipe's C++ log lines (see core/logs.py)
+            self._graph: Any = mp_pose.Pose(
+                static_image_mode=not video,
+                model_complexity=1,
+                enable_segmentation=False,
+                min_detection_confidence=min_detection_confidence,
+            )
 
     def __enter__(self) -> KeypointDetector:
         return self
@@ -253,7 +255,10 @@ class KeypointDetector:
             factor = self.upscale_to / height
             size = (max(1, round(width * factor)), self.upscale_to)
             rgb = np.asarray(Image.fromarray(rgb).resize(size, Image.BICUBIC))
-        landmarks = landmarks_from_result(self._graph.process(rgb))
+        # The graph logs when it first runs and when it first finds a person.
+        with filtered_stderr():
+            result = self._graph.process(rgb)
+        landmarks = landmarks_from_result(result)
         if landmarks is None:
             return None
         # Normalised coordinates are relative to the processed image, so scaling by the

@@ -52,7 +52,7 @@ happens when an input is not contiguous (a transposed view), so all three are ma
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -223,6 +223,10 @@ class APATN(nn.Module):
         fusion: "cat" (the paper), "add" or "none": the APATB ablations (see `APATB`).
         use_res: update the pose codes in every block (off: the "w/o res" ablation).
     """
+
+    # ``return_attention`` gives per block [B, h*w, h*w]: one map per target cell over the
+    # condition image's code cells (PATN's masks, [B, C, h*w], lie over the target instead).
+    attention_over: ClassVar[str] = "condition"
 
     def __init__(
         self,

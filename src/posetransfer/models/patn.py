@@ -13,6 +13,11 @@ BatchNorm (Market-1501) and 41,358,019 with InstanceNorm (DeepFashion), as the a
 
 from __future__ import annotations
 
+import sys
+import warnings
+from pathlib import Path
+from typing import ClassVar
+
 import torch
 from torch import nn
 
@@ -76,6 +81,11 @@ class PATN(nn.Module):
         use_add, use_cat: the PATB ablations of the paper (see `PATB`).
     """
 
+    # What ``return_attention`` maps lie over: each block gives [B, N, h*w], N maps over the
+    # h x w code cells of the target (PATN: its mask, one map per channel) or of the condition
+    # image (APATN: one map per target cell).
+    attention_over: ClassVar[str] = "target"
+
     def __init__(
         self,
         norm: Norm = "batch",
@@ -113,6 +123,8 @@ class PATN(nn.Module):
         image: torch.Tensor,
         source_heatmaps: torch.Tensor,
         target_heatmaps: torch.Tensor,
+        return_attention: bool = False,
+        *,
         return_masks: bool = False,
     ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
         """Generate the person of ``image`` in the target pose.
@@ -121,11 +133,16 @@ class PATN(nn.Module):
             image: condition image [B, 3, H, W] in [-1, 1].
             source_heatmaps: its pose [B, 18, H, W].
             target_heatmaps: the target pose [B, 18, H, W].
-            return_masks: also return each block's attention mask M [B, C, H/4, W/4].
+            return_attention: also return each block's attention, its mask M = sigmoid(s), as
+                [B, C, h*w] (h, w = H/4, W/4): one map per channel over the target's code
+                cells in row-major order (see `attention_over`).
+            return_masks: deprecated alias, warned once: the masks as [B, C, H/4, W/4].
 
         Returns:
-            The generated image [B, 3, H, W] in [-1, 1] (and the masks if asked).
+            The generated image [B, 3, H, W] in [-1, 1] (and the per-block list if asked).
         """
+        if return_masks:
+            _warn_return_masks()
         check_generator_inputs(image, source_heatmaps, target_heatmaps, self.n_joints)
         image_code = self.image_encoder(image)  # [B, C, H/4, W/4]
         pose_code = self.pose_encoder(torch.cat([source_heatmaps, target_heatmaps], dim=1))
@@ -134,7 +151,31 @@ class PATN(nn.Module):
             image_code, pose_code, mask = block(image_code, pose_code)
             masks.append(mask)
         out = self.decoder(image_code)  # the last block's pose code is discarded
-        return (out, masks) if return_masks else out
+        if return_masks:
+            return out, masks
+        return (out, [m.flatten(2) for m in masks]) if return_attention else out
+
+
+_warned = False
+_SKIPPED = (str(Path(__file__).parent), str(Path(nn.__file__).parent))  # models/, torch.nn
+
+
+def _warn_return_masks() -> None:
+    # Once per process: a training or evaluation loop would otherwise repeat it every call.
+    global _warned
+    if _warned:
+        return
+    _warned = True
+    # Point at the caller's line, past our models (inference wrappers) and Module.__call__.
+    frame, level = sys._getframe(1), 2
+    while frame.f_back and frame.f_code.co_filename.startswith(_SKIPPED):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(
+        "PATN(return_masks=True) is deprecated; use return_attention=True, which gives the "
+        "same masks as [B, C, h*w] like every generator",
+        DeprecationWarning,
+        stacklevel=level,
+    )
 
 
 def check_generator_inputs(

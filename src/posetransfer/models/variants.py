@@ -19,6 +19,8 @@ rebuilds any of them from the name and the keyword overrides it stores.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import nn
 
@@ -60,15 +62,27 @@ class ResnetGenerator(nn.Module):
         self.decoder = decoder(ngf, norm, n_downsampling)
         init_weights(self)
 
+    # No block attends to anything: ``return_attention`` gives an empty list.
+    attention_over: ClassVar[str | None] = None
+
     def forward(
-        self, image: torch.Tensor, source_heatmaps: torch.Tensor, target_heatmaps: torch.Tensor
-    ) -> torch.Tensor:
-        """([B, 3, H, W], [B, 18, H, W], [B, 18, H, W]) -> generated image [B, 3, H, W]."""
+        self,
+        image: torch.Tensor,
+        source_heatmaps: torch.Tensor,
+        target_heatmaps: torch.Tensor,
+        return_attention: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
+        """([B, 3, H, W], [B, 18, H, W], [B, 18, H, W]) -> generated image [B, 3, H, W].
+
+        With ``return_attention``, (image, []) like the other generators' (image, per-block
+        attention): its residual blocks have none.
+        """
         check_generator_inputs(image, source_heatmaps, target_heatmaps, self.n_joints)
         x = self.encoder(torch.cat([image, source_heatmaps, target_heatmaps], dim=1))
         for block in self.blocks:
             x = block(x)
-        return self.decoder(x)
+        out = self.decoder(x)
+        return (out, []) if return_attention else out
 
 
 # --------------------------------------------------------------------------------------------
