@@ -247,15 +247,15 @@ def test_animate_vtest_side_by_side(pt, tmp_path):
     opts = AnimateOptions(duration=2.0, layout="side-by-side", height=128)
     report = animate(pt, MESSI, VTEST, tmp_path / "walk.mp4", opts, progress=False)
     info = read_video_info(tmp_path / "walk.mp4")
-    assert report["frames_used"] == 20 and info["frames"] == 20 and report["complete"]
+    assert report.frames_used == 20 and info["frames"] == 20 and report.complete
     assert info["fps"] == pytest.approx(10.0)
-    h, w = report["size"]
+    h, w = report.size
     assert (info["height"], info["width"]) == (h + h % 2, w + w % 2) and h == 128
-    assert report["frames_with_person"] > 0
+    assert report.frames_with_person > 0
     saved = json.loads((tmp_path / "walk.mp4.json").read_text())
     assert saved["frames_written"] == 20
-    if report["jitter_px_before_smoothing"] is not None:
-        assert report["jitter_px_after_smoothing"] < report["jitter_px_before_smoothing"]
+    if report.jitter_px_before_smoothing is not None:
+        assert report.jitter_px_after_smoothing < report.jitter_px_before_smoothing
 
 
 def test_animate_every_and_gif_and_the_python_generator(pt, tmp_path):

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
+from posetransfer.core.options import spec
 from posetransfer.errors import InputError
 from posetransfer.motion.animate import AnimateOptions, prepare_animation
-from posetransfer.motion.retarget import MODES, present
+from posetransfer.motion.retarget import DEFAULT_MODE, present
 from posetransfer.motion.video import Writer
 from posetransfer.photos.transfer import PoseTransfer
 from posetransfer.pose import draw_skeleton
@@ -39,7 +40,7 @@ def run_animation(
     photo: np.ndarray | str | None,
     video: str | None,
     out_dir: str | Path,
-    retarget: str = "bones",
+    retarget: str = DEFAULT_MODE,
     smooth: bool = True,
     seconds: float | None = DEFAULT_SECONDS,
     layout: str = "side-by-side",
@@ -51,7 +52,9 @@ def run_animation(
     """
     if photo is None or video is None:
         raise InputError("upload a source photo and a driving video")
-    options = AnimateOptions(retarget=retarget, smooth=smooth, duration=seconds or None, layout=layout)  # fmt: skip
+    options = AnimateOptions(
+        retarget=retarget, smooth=smooth, duration=seconds or None, layout=layout
+    )
     anim = prepare_animation(pt, photo, video, options)
     out = Path(out_dir) / "posetransfer-animation.mp4"
     with Writer(out, anim.clip.fps, anim.output_size(), len(anim.poses)) as writer:
@@ -60,9 +63,9 @@ def run_animation(
     r = anim.report
     preview = skeleton_preview(anim.poses, pt.height * 2, pt.width * 2)
     status = (
-        f"Done: {writer.count} frames at {r['fps']:g} fps; person in {r['frames_with_person']} of "
-        f"{r['frames_used']} frames; jitter {r['jitter_px_before_smoothing']} -> "
-        f"{r['jitter_px_after_smoothing']} px."
+        f"Done: {writer.count} frames at {r.fps:g} fps; person in {r.frames_with_person} of "
+        f"{r.frames_used} frames; jitter {r.jitter_px_before_smoothing} -> "
+        f"{r.jitter_px_after_smoothing} px."
     )
     return preview, out, status
 
@@ -91,13 +94,20 @@ def add_animate_tab(gr, pt: PoseTransfer, downloads: str, warn) -> None:
                 photo = gr.Image(label="Source photo", type="numpy", sources=["upload", "clipboard"], height=300, elem_id="animate-photo")  # fmt: skip
                 video = gr.Video(label="Driving video", sources=["upload"], elem_id="animate-video")  # fmt: skip
             with gr.Column(scale=1, min_width=220):
-                retarget = gr.Radio(list(MODES), value="bones", label="Retargeting")
-                smooth = gr.Checkbox(True, label="Smooth the keypoints (One Euro filter)")
+                retarget = _radio(gr, "retarget", "Retargeting")
+                o, default = spec(AnimateOptions, "smooth")
+                smooth = gr.Checkbox(default, label="Smooth the keypoints", info=o.help)
                 seconds = gr.Number(DEFAULT_SECONDS, label="Seconds of video used (0: all)", minimum=0)  # fmt: skip
-                layout = gr.Radio(["result", "side-by-side"], value="side-by-side", label="Layout")
+                layout = _radio(gr, "layout", "Layout", value="side-by-side")
                 go = gr.Button("Animate", variant="primary", elem_id="animate")
             with gr.Column(scale=2, min_width=300):
                 preview = gr.Image(label="Retargeted skeletons", interactive=False, format="png", elem_id="animate-skeletons")  # fmt: skip
                 result = gr.Video(label="Animation", interactive=False, elem_id="animate-result")
         status = gr.Markdown("Upload a photo and a video.", elem_id="animate-status")
         go.click(on_animate, [photo, video, retarget, smooth, seconds, layout], [preview, result, status], concurrency_limit=1)  # fmt: skip
+
+
+def _radio(gr, name: str, label: str, value: str | None = None):
+    """A radio control of an `AnimateOptions` field: its choices, its default unless ``value``."""
+    o, default = spec(AnimateOptions, name)
+    return gr.Radio(list(o.choice_list()), value=value or default, label=label, info=o.help)

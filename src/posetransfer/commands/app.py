@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 
-from posetransfer.commands import (
-    add_checkpoint_flag,
-    add_inference_flags,
-    checkpoint_or_bundled,
-    inference_options,
-    report_inference,
-)
+from posetransfer.commands import checkpoint_or_bundled, inference_options, report_inference
+from posetransfer.commands.options import Checkpoint, Device, Inference, add_options
+from posetransfer.core.options import option
 
 DESCRIPTION = """\
 Serve a local web page for pose transfer: upload a photo, see the detected skeleton, pick a named
@@ -28,6 +25,19 @@ examples:
 """
 
 
+@dataclass(frozen=True)
+class ServeOptions:
+    """`posetransfer app`: where the page is served."""
+
+    host: str = option(
+        "127.0.0.1", help="interface to listen on (0.0.0.0 for the local network)"
+    )
+    port: int = option(7860, help="TCP port")
+
+
+OPTIONS = (Checkpoint, Inference, ServeOptions, Device)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "app",
@@ -36,15 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_checkpoint_flag(p)
-    add_inference_flags(p)
-    p.add_argument(
-        "--host",
-        default="127.0.0.1",
-        help="interface to listen on (default 127.0.0.1; 0.0.0.0 for the local network)",
-    )
-    p.add_argument("--port", type=int, default=7860, help="TCP port (default 7860)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, ... (default auto)")
+    add_options(p, *OPTIONS)
     p.set_defaults(func=run)
 
 

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 
-from posetransfer.commands import (
-    add_checkpoint_flag,
-    add_inference_flags,
-    checkpoint_or_bundled,
-    report_inference,
-)
+from posetransfer.commands import checkpoint_or_bundled, report_inference
+from posetransfer.commands.options import Checkpoint, Precision, add_options
+from posetransfer.core.options import option
 
 EXAMPLE = """\
 examples:
@@ -30,6 +28,33 @@ block by block; without --points, apatb_body.png averages over the target's body
 """
 
 
+@dataclass(frozen=True)
+class AttentionOptions:
+    """`posetransfer attention` (`analysis.attention`)."""
+
+    dataset: str = option(help="dataset folder", metavar="ROOT")
+    annotations: str = option(help="annotation CSV", metavar="CSV")
+    out: str = option(help="folder for the PNGs", metavar="DIR")
+    split: str = option("test", help="image sub-folder of ROOT")
+    pairs: str | None = option(None, help="pairs CSV (with --index)", metavar="CSV")
+    index: int | None = option(
+        None, help="0-based row of --pairs (0)", metavar="I", group="pair"
+    )
+    pair: str | None = option(
+        None, help="condition and target image names", metavar="FROM,TO", group="pair"
+    )
+    points: tuple[str, ...] | None = option(
+        None,
+        help="APATN: target pixels to query (default: the whole target body)",
+        metavar="Y,X",
+    )
+    alpha: float = option(0.5, help="heat-map opacity")
+    device: str = option("cpu", help="torch device")
+
+
+OPTIONS = (Checkpoint, Precision, AttentionOptions)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "attention",
@@ -41,24 +66,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_checkpoint_flag(p)
-    add_inference_flags(p, backends=False)
-    p.add_argument("--dataset", required=True, metavar="ROOT", help="dataset folder")
-    p.add_argument("--split", default="test", help="image sub-folder of ROOT (test)")
-    p.add_argument("--annotations", required=True, metavar="CSV", help="annotation CSV")
-    p.add_argument("--pairs", metavar="CSV", help="pairs CSV (with --index)")
-    which = p.add_mutually_exclusive_group()
-    which.add_argument("--index", type=int, metavar="I", help="0-based row of --pairs (0)")
-    which.add_argument("--pair", metavar="FROM,TO", help="condition and target image names")
-    p.add_argument(
-        "--points",
-        nargs="+",
-        metavar="Y,X",
-        help="APATN: target pixels to query (default: the whole target body)",
-    )
-    p.add_argument("--alpha", type=float, default=0.5, help="heat-map opacity (0.5)")
-    p.add_argument("--device", default="cpu", help="torch device (cpu)")
-    p.add_argument("--out", required=True, metavar="DIR", help="folder for the PNGs")
+    add_options(p, *OPTIONS)
     p.set_defaults(func=run)
 
 

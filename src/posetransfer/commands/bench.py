@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
 
-from posetransfer.commands import add_progress_flag
+from posetransfer.commands.options import Progress, add_options
+from posetransfer.core.options import option
 
 DEFAULT_GENERATORS = "patn_fashion,apatn_fashion"
 
@@ -34,6 +36,48 @@ interrupted run keeps what it measured (marked unfinished).
 """
 
 
+@dataclass(frozen=True)
+class BenchOptions:
+    """`posetransfer bench` (`analysis.bench.run_bench`, `analysis.compare.run_compare`)."""
+
+    out: str = option(help="folder for the reports", metavar="DIR")
+    device: str = option("auto", help="auto (CUDA if any), cpu, cuda, cuda:1, ...")
+    repeats: int = option(5, help="timed calls", metavar="N")
+    warmup: int = option(1, help="untimed calls first", metavar="N")
+    generators: str | None = option(
+        None,
+        help="comma-separated registered generators to time (patn_fashion,apatn_fashion; "
+        "with --compare: patn_fashion)",
+        metavar="NAMES",
+    )
+    sizes: str = option("128x64,256x176", help="image sizes to time at", metavar="HxW,...")
+    batch: int = option(1, help="images per call", metavar="N")
+    block_size: str = option("64x64", help="code size of the block test", metavar="HxW")
+    block_dim: int = option(256, help="code channels of the block test", metavar="C")
+    threads: int | None = option(
+        None, help="CPU threads for torch (default: torch's choice)", metavar="N"
+    )
+    compare: bool = option(
+        False, help="compare every inference path, training and data speed (compare.json/.md)"
+    )
+    cases: str = option(
+        "128x64x8,256x176x4", help="--compare: image sizes and batches", metavar="HxWxB,..."
+    )
+    compile: bool = option(
+        True, help="--compare: include the torch.compile path (--no-compile leaves it out)"
+    )
+    train_configs: str | None = option(
+        None,
+        help="--compare: configs to time training with (synthetic on a CPU, fashion_patn,"
+        "market_patn on CUDA; 'none' skips)",
+        metavar="NAMES",
+    )
+    train_steps: int = option(6, help="--compare: timed steps", metavar="N")
+
+
+OPTIONS = (BenchOptions, Progress)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "bench",
@@ -45,55 +89,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument(
-        "--device", default="auto", help="auto (CUDA if any), cpu, cuda, cuda:1, ... (auto)"
-    )
-    p.add_argument("--repeats", type=int, default=5, metavar="N", help="timed calls (5)")
-    p.add_argument("--warmup", type=int, default=1, metavar="N", help="untimed calls first (1)")
-    p.add_argument(
-        "--generators",
-        metavar="NAMES",
-        help="comma-separated registered generators to time (patn_fashion,apatn_fashion; "
-        "with --compare: patn_fashion)",
-    )
-    p.add_argument(
-        "--sizes", default="128x64,256x176", metavar="HxW,...", help="image sizes to time at"
-    )
-    p.add_argument("--batch", type=int, default=1, metavar="N", help="images per call (1)")
-    p.add_argument(
-        "--block-size", default="64x64", metavar="HxW", help="code size of the block test (64x64)"
-    )
-    p.add_argument(
-        "--block-dim", type=int, default=256, metavar="C", help="code channels of the block test"
-    )
-    p.add_argument(
-        "--threads", type=int, metavar="N", help="CPU threads for torch (default: torch's choice)"
-    )
-    p.add_argument(
-        "--compare",
-        action="store_true",
-        help="compare every inference path, training and data speed (compare.json/.md)",
-    )
-    p.add_argument(
-        "--cases",
-        default="128x64x8,256x176x4",
-        metavar="HxWxB,...",
-        help="--compare: image sizes and batches (128x64x8,256x176x4)",
-    )
-    p.add_argument(
-        "--no-compile", action="store_true", help="--compare: leave out the torch.compile path"
-    )
-    p.add_argument(
-        "--train-configs",
-        metavar="NAMES",
-        help="--compare: configs to time training with (synthetic on a CPU, fashion_patn,"
-        "market_patn on CUDA; 'none' skips)",
-    )
-    p.add_argument(
-        "--train-steps", type=int, default=6, metavar="N", help="--compare: timed steps (6)"
-    )
-    p.add_argument("--out", required=True, metavar="DIR", help="folder for the reports")
-    add_progress_flag(p)
+    add_options(p, *OPTIONS)
     p.set_defaults(func=run)
 
 
@@ -145,10 +141,10 @@ def _compare(args: argparse.Namespace, generators: list[str]) -> int:
         cases=cases,
         repeats=args.repeats,
         warmup=args.warmup,
-        compile=not args.no_compile,
+        compile=args.compile,
         train_configs=configs,
         train_steps=args.train_steps,
-        progress=not args.no_progress,
+        progress=args.progress,
     )
     print((Path(args.out) / "compare.md").read_text(), end="")
     return 0
@@ -170,9 +166,9 @@ def run(args: argparse.Namespace) -> int:
     sizes = [_size(s.strip(), "--sizes") for s in args.sizes.split(",") if s.strip()]
     if not sizes:
         raise InputError("--sizes: give at least one HxW")
-    for option, value in (("--repeats", args.repeats), ("--batch", args.batch)):
+    for flag, value in (("--repeats", args.repeats), ("--batch", args.batch)):
         if value < 1:
-            raise InputError(f"{option} must be at least 1, got {value}")
+            raise InputError(f"{flag} must be at least 1, got {value}")
     if args.warmup < 0:
         raise InputError(f"--warmup must be 0 or more, got {args.warmup}")
     resolve_device(args.device)  # a clear message before any work
@@ -197,7 +193,7 @@ def run(args: argparse.Namespace) -> int:
         warmup=args.warmup,
         block_size=(block_h, block_w),
         block_dim=args.block_dim,
-        progress=not args.no_progress,
+        progress=args.progress,
     )
     print((Path(args.out) / "bench.md").read_text(), end="")
     return 0

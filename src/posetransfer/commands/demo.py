@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
 
-from posetransfer.commands import add_progress_flag
+from posetransfer.commands.options import Progress, add_options
+from posetransfer.core.options import option
 
 EXAMPLE = """\
 example:
@@ -15,6 +17,22 @@ Writes demo_out/samples.png (condition | target pose | demo model | bundled PATN
 APATN | ground truth), demo_out/table.md (SSIM, mask-SSIM, L1, body L1 of each and of copying
 the condition image) and demo_out/metrics.json.
 """
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    """`posetransfer demo` (`demo.run_demo`); config fields are ``--section.field`` overrides."""
+
+    out: Path = option(Path("demo_out"), help="output folder")
+    minutes: float = option(
+        8.0,
+        help="training time cap in minutes; training normally ends earlier, at "
+        "train.iterations (700)",
+    )
+    data: Path | None = option(None, help="synthetic dataset folder (default OUT/data)")
+
+
+OPTIONS = (DemoOptions, Progress)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,15 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder")
-    p.add_argument(
-        "--minutes",
-        type=float,
-        default=8.0,
-        help="training time cap in minutes; training normally ends earlier, at train.iterations (700)",
-    )
-    p.add_argument("--data", type=Path, help="synthetic dataset folder (default OUT/data)")
-    add_progress_flag(p)
+    add_options(p, *OPTIONS)
     p.set_defaults(func=run, accepts_overrides=True)
 
 
@@ -44,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from posetransfer.demo import run_demo
     from posetransfer.metrics.scores import SCORE_LABELS, format_score
 
-    m = run_demo(args.out, args.minutes, args.data, args.overrides, progress=not args.no_progress)
+    m = run_demo(args.out, args.minutes, args.data, args.overrides, progress=args.progress)
     print()
     print(f"{'':22}" + "".join(f"{label:>11}" for label in SCORE_LABELS.values()))
     for name, scores in m["table"].items():

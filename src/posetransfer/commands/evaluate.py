@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
 
-from posetransfer.commands import add_progress_flag
+from posetransfer.commands.options import Progress, add_options
+from posetransfer.core.options import option
 
 DESCRIPTION = """\
 Evaluate generated images against the ground truth of a pairs file. Generated files are named
@@ -36,6 +38,63 @@ example:
 """
 
 
+def _protocols() -> tuple[str, ...]:
+    from posetransfer.metrics.runner import PROTOCOLS  # owns them; imports torch
+
+    return tuple(PROTOCOLS)
+
+
+@dataclass(frozen=True)
+class EvaluateOptions:
+    """`posetransfer evaluate` (`metrics.runner.evaluate`)."""
+
+    generated: str = option(help="generated images", metavar="DIR")
+    dataset: str = option(help="dataset root folder", metavar="ROOT")
+    pairs: str = option(help="pairs CSV (from,to)", metavar="CSV")
+    out: str = option(help="report file (.json)", metavar="JSON")
+    annotations: str | None = option(
+        None, help="annotation CSV with the target keypoints", metavar="CSV"
+    )
+    split: str = option("test", help="folder under ROOT with the ground truth")
+    real_dir: str | None = option(
+        None, help="real images for FID (default: ROOT/train)", metavar="DIR"
+    )
+    real_stats: str | None = option(
+        None,
+        help="cache of the real set's FID statistics: read if it exists, else written",
+        metavar="NPZ",
+    )
+    metrics: str | None = option(
+        None, help="comma-separated metric names or 'all' (default: the protocol's)"
+    )
+    protocol: str = option(
+        "modern",
+        help="paper: Table 1 metrics, 256x176 images padded to 256x256 for SSIM and IS; "
+        "modern: SSIM, FID, LPIPS, unpadded",
+        choices=_protocols,
+    )
+    keypoints: str | None = option(
+        None,
+        help="keypoints of the generated images (annotation format, names = generated file "
+        "names) for PCKh; default: detect them with MediaPipe",
+        metavar="CSV",
+    )
+    weights: tuple[str, ...] | None = option(
+        None,
+        help="weights files: inception=, fid=, alexnet=, ssd=",
+        action="extend",
+        metavar="NAME=PATH",
+    )
+    download: bool = option(
+        False, help="download missing weights into torch hub's cache (needs internet)"
+    )
+    device: str | None = option(None, help="cpu, cuda, cuda:1... (default: cuda if available)")
+    batch_size: int = option(16, help="images per network call")
+
+
+OPTIONS = (EvaluateOptions, Progress)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "evaluate",
@@ -44,55 +103,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--generated", required=True, metavar="DIR", help="generated images")
-    parser.add_argument("--dataset", required=True, metavar="ROOT", help="dataset root folder")
-    parser.add_argument(
-        "--annotations", metavar="CSV", help="annotation CSV with the target keypoints"
-    )
-    parser.add_argument("--pairs", required=True, metavar="CSV", help="pairs CSV (from,to)")
-    parser.add_argument(
-        "--split", default="test", help="folder under ROOT with the ground truth (default: test)"
-    )
-    parser.add_argument(
-        "--real-dir", metavar="DIR", help="real images for FID (default: ROOT/train)"
-    )
-    parser.add_argument(
-        "--real-stats",
-        metavar="NPZ",
-        help="cache of the real set's FID statistics: read if it exists, else written",
-    )
-    parser.add_argument(
-        "--metrics", help="comma-separated metric names or 'all' (default: the protocol's)"
-    )
-    parser.add_argument(
-        "--protocol",
-        choices=("paper", "modern"),
-        default="modern",
-        help="paper: Table 1 metrics, 256x176 images padded to 256x256 for SSIM and IS; "
-        "modern: SSIM, FID, LPIPS, unpadded (default: modern)",
-    )
-    parser.add_argument(
-        "--keypoints",
-        metavar="CSV",
-        help="keypoints of the generated images (annotation format, names = generated file "
-        "names) for PCKh; default: detect them with MediaPipe",
-    )
-    parser.add_argument(
-        "--weights",
-        nargs="+",
-        action="extend",
-        metavar="NAME=PATH",
-        help="weights files: inception=, fid=, alexnet=, ssd=",
-    )
-    parser.add_argument(
-        "--download",
-        action="store_true",
-        help="download missing weights into torch hub's cache (needs internet)",
-    )
-    parser.add_argument("--device", help="cpu, cuda, cuda:1... (default: cuda if available)")
-    parser.add_argument("--batch-size", type=int, default=16, help="images per network call")
-    add_progress_flag(parser)
-    parser.add_argument("--out", required=True, metavar="JSON", help="report file (.json)")
+    add_options(parser, *OPTIONS)
     parser.set_defaults(func=run)
 
 
@@ -116,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         batch_size=args.batch_size,
         download=args.download,
-        progress=not args.no_progress,
+        progress=args.progress,
     )
     json_path, md_path = write_report(report, args.out)
     print(format_table(report))

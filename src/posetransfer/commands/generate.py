@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
 
-from posetransfer.commands import (
-    add_checkpoint_flag,
-    add_inference_flags,
-    add_progress_flag,
-    checkpoint_or_bundled,
-    inference_options,
+from posetransfer.commands import checkpoint_or_bundled, inference_options
+from posetransfer.commands.options import (
+    Checkpoint,
+    Device,
+    Inference,
+    Progress,
+    add_options,
 )
+from posetransfer.core.options import option
 
 EXAMPLE = """\
 examples:
@@ -31,6 +34,33 @@ finishes the job and remakes any damaged file or one of the wrong size.
 """
 
 
+@dataclass(frozen=True)
+class GenerateOptions:
+    """`posetransfer generate`: the pairs to generate and where (`posetransfer.generate`)."""
+
+    dataset: Path = option(help="dataset root")
+    out: Path = option(help="output folder")
+    split: str = option("test", help="image folder under the root")
+    annotations: Path | None = option(
+        None, help="annotation CSV (default: <root>/*-annotation-<split>.csv)"
+    )
+    pairs: Path | None = option(None, help="pairs CSV (default: <root>/*-pairs-<split>.csv)")
+    strips: Path | None = option(None, help="also write viewing strips to this folder")
+    batch_size: int = option(16, help="pairs per generator call")
+    limit: int | None = option(None, help="only the first N pairs")
+    skip_existing: bool = option(
+        False,
+        help="continue an interrupted run: keep outputs that decode and have the right size, "
+        "remake the others",
+    )
+    legacy_heatmaps: bool | None = option(
+        None, help="force (or disable) the authors' uint8-truncated heatmaps"
+    )
+
+
+OPTIONS = (Checkpoint, GenerateOptions, Device, Inference, Progress)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "generate",
@@ -40,32 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_checkpoint_flag(p)
-    p.add_argument("--dataset", required=True, type=Path, help="dataset root")
-    p.add_argument("--split", default="test", help="image folder under the root (default test)")
-    p.add_argument(
-        "--annotations", type=Path, help="annotation CSV (default: <root>/*-annotation-<split>.csv)"
-    )
-    p.add_argument("--pairs", type=Path, help="pairs CSV (default: <root>/*-pairs-<split>.csv)")
-    p.add_argument("--out", required=True, type=Path, help="output folder")
-    p.add_argument("--strips", type=Path, help="also write viewing strips to this folder")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    p.add_argument("--limit", type=int, help="only the first N pairs")
-    p.add_argument(
-        "--skip-existing",
-        action="store_true",
-        help="continue an interrupted run: keep outputs that decode and have the right size, "
-        "remake the others",
-    )
-    p.add_argument(
-        "--legacy-heatmaps",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="force (or disable) the authors' uint8-truncated heatmaps",
-    )
-    add_inference_flags(p)
-    add_progress_flag(p)
+    add_options(p, *OPTIONS)
     p.set_defaults(func=run)
 
 
@@ -87,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         limit=args.limit,
         skip_existing=args.skip_existing,
         legacy_heatmaps=args.legacy_heatmaps,
-        progress=not args.no_progress,
+        progress=args.progress,
         **inference_options(args),
     )
     print(result.runtime)

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
+
+from posetransfer.commands.options import Progress, add_options
+from posetransfer.core.options import option
 
 DESCRIPTION = """\
 Detect the 18 COCO keypoints of the most prominent person in each image with MediaPipe
@@ -20,6 +24,31 @@ example:
 """
 
 
+@dataclass(frozen=True)
+class KeypointsOptions:
+    """`posetransfer keypoints` (`keypoints.detect.annotate_images`)."""
+
+    inputs: tuple[str, ...] = option(
+        help="image files and/or folders of images", positional=True, metavar="IMAGES_OR_DIR"
+    )
+    out: str = option(help="annotation CSV to write (.csv)")
+    overlays: str | None = option(
+        None,
+        help="also write skeleton overlays <stem>.png to this folder (<name>.png where two "
+        "images share a stem)",
+        metavar="DIR",
+    )
+    min_confidence: float = option(
+        0.5, help="per-joint visibility threshold in [0, 1]", metavar="C"
+    )
+    upscale_to: int = option(
+        256, help="enlarge images less than PX high before detection; 0 disables", metavar="PX"
+    )
+
+
+OPTIONS = (KeypointsOptions, Progress)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "keypoints",
@@ -28,33 +57,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "inputs", nargs="+", metavar="IMAGES_OR_DIR", help="image files and/or folders of images"
-    )
-    parser.add_argument("--out", required=True, help="annotation CSV to write (.csv)")
-    parser.add_argument(
-        "--overlays",
-        metavar="DIR",
-        help="also write skeleton overlays <stem>.png to this folder (<name>.png where two "
-        "images share a stem)",
-    )
-    parser.add_argument(
-        "--min-confidence",
-        type=float,
-        default=0.5,
-        metavar="C",
-        help="per-joint visibility threshold in [0, 1] (default 0.5)",
-    )
-    parser.add_argument(
-        "--upscale-to",
-        type=int,
-        default=256,
-        metavar="PX",
-        help="enlarge images less than PX high before detection; 0 disables (default 256)",
-    )
-    parser.add_argument(
-        "--no-progress", "--quiet", action="store_true", help="hide the progress bar"
-    )
+    add_options(parser, *OPTIONS)
+    # --quiet: the older spelling of --no-progress
+    parser.add_argument("--quiet", dest="progress", action="store_false", help=argparse.SUPPRESS)
     parser.set_defaults(func=run)
 
 
@@ -67,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         overlays=args.overlays,
         min_confidence=args.min_confidence,
         upscale_to=args.upscale_to,
-        progress=not args.no_progress,
+        progress=args.progress,
     )
     for _name, path, reason in report.skipped:
         # Escape what the terminal cannot show: a file name that is not UTF-8 is one reason

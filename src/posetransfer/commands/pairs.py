@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
+
+from posetransfer.commands.options import add_options
+from posetransfer.core.options import option
 
 EXAMPLE = """\
 examples:
@@ -13,6 +17,25 @@ examples:
 Images of distractors (Market ids -1 and 0000) and, unless --no-torso-filter, images missing a
 shoulder or a hip are dropped; then every ordered pair of two images of one person is written.
 """
+
+
+@dataclass(frozen=True)
+class PairsOptions:
+    """`posetransfer pairs` (`data.pairs.make_pairs_file`)."""
+
+    annotations: str = option(help="annotation CSV", metavar="CSV")
+    out: str = option(help="pairs CSV to write", metavar="PAIRS.csv")
+    images: str | None = option(
+        None, help="drop annotated images that are not in this folder", metavar="DIR"
+    )
+    max_pairs: int | None = option(None, help="sample N pairs (default: all)", metavar="N")
+    seed: int = option(0, help="sampling seed")
+    torso_filter: bool = option(
+        True, help="drop images missing a shoulder or a hip (--no-torso-filter keeps them)"
+    )
+
+
+OPTIONS = (PairsOptions,)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,18 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--annotations", required=True, metavar="CSV", help="annotation CSV")
-    p.add_argument("--out", required=True, metavar="PAIRS.csv", help="pairs CSV to write")
-    p.add_argument(
-        "--images", metavar="DIR", help="drop annotated images that are not in this folder"
-    )
-    p.add_argument("--max-pairs", type=int, metavar="N", help="sample N pairs (default: all)")
-    p.add_argument("--seed", type=int, default=0, help="sampling seed (0)")
-    p.add_argument(
-        "--no-torso-filter",
-        action="store_true",
-        help="keep images missing a shoulder or a hip",
-    )
+    add_options(p, *OPTIONS)
     p.set_defaults(func=run)
 
 
@@ -50,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         images_dir=args.images,
         max_pairs=args.max_pairs,
         seed=args.seed,
-        require_torso=not args.no_torso_filter,
+        require_torso=args.torso_filter,
     )
     print(summary.summary())
     return 0

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
 
-from posetransfer.commands import add_progress_flag
+from posetransfer.commands.options import Progress, add_options
+from posetransfer.core.options import option
+from posetransfer.data.prepare.layout import DATASETS
 
 EXAMPLE = """\
 examples:
@@ -23,6 +26,38 @@ A re-run resumes: complete outputs are kept. See docs/datasets.md.
 """
 
 
+@dataclass(frozen=True)
+class PrepareOptions:
+    """`posetransfer prepare` (`data.prepare`)."""
+
+    dataset: str = option(help="which dataset", choices=DATASETS, positional=True)
+    out: str = option(help="dataset root to write", metavar="ROOT")
+    source: str | None = option(
+        None,
+        help="Market-1501-v15.09.15.zip or its folder; for fashion img.zip, img/ or its parent",
+        metavar="PATH",
+    )
+    annotations_dir: str | None = option(
+        None,
+        help="folder of the annotation/pairs CSVs (default: ROOT, the source, its parent)",
+        metavar="DIR",
+    )
+    train_list: str | None = option(
+        None, help="fashion: the authors' train.lst", metavar="FILE"
+    )
+    test_list: str | None = option(None, help="fashion: the authors' test.lst", metavar="FILE")
+    split_from_annotations: bool = option(
+        False,
+        help="fashion: take each split's image names from its annotation CSV instead of lists",
+    )
+    jpeg_quality: int = option(95, help="fashion: JPEG quality of the crops")
+    workers: int | None = option(None, help="threads (default: Python's)")
+    check: bool = option(False, help="only check ROOT; needs no --source")
+
+
+OPTIONS = (PrepareOptions, Progress)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "prepare",
@@ -36,31 +71,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("dataset", choices=("market", "fashion"), help="which dataset")
-    p.add_argument(
-        "--source",
-        metavar="PATH",
-        help="Market-1501-v15.09.15.zip or its folder; for fashion img.zip, img/ or its parent",
-    )
-    p.add_argument("--out", required=True, metavar="ROOT", help="dataset root to write")
-    p.add_argument(
-        "--annotations-dir",
-        metavar="DIR",
-        help="folder of the annotation/pairs CSVs (default: ROOT, the source, its parent)",
-    )
-    p.add_argument("--train-list", metavar="FILE", help="fashion: the authors' train.lst")
-    p.add_argument("--test-list", metavar="FILE", help="fashion: the authors' test.lst")
-    p.add_argument(
-        "--split-from-annotations",
-        action="store_true",
-        help="fashion: take each split's image names from its annotation CSV instead of lists",
-    )
-    p.add_argument(
-        "--jpeg-quality", type=int, default=95, help="fashion: JPEG quality of the crops (95)"
-    )
-    p.add_argument("--workers", type=int, default=None, help="threads (default: Python's)")
-    p.add_argument("--check", action="store_true", help="only check ROOT; needs no --source")
-    add_progress_flag(p)
+    add_options(p, *OPTIONS)
     p.set_defaults(func=run)
 
 
@@ -84,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
                 raise InputError(f"{flag} is for `prepare fashion` only")
     if args.workers is not None and args.workers < 1:
         raise InputError(f"--workers must be at least 1, got {args.workers}")
-    progress = not args.no_progress
+    progress = args.progress
     if args.check:
         report = check_layout(args.out, args.dataset, workers=args.workers, progress=progress)
         path = report.write()

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from posetransfer.commands import add_progress_flag, int_at_least
+from posetransfer.commands.options import Progress, add_options
+from posetransfer.core.options import option
 
 EXAMPLE = """\
 examples:
@@ -36,8 +38,37 @@ _FLAGS = {
 }
 
 
-_positive_int = int_at_least(1)
-_non_negative_int = int_at_least(0)
+@dataclass(frozen=True)
+class SyntheticOptions:
+    """`posetransfer synthetic` (`data.synthetic.SyntheticConfig` and the extras)."""
+
+    out: Path = option(help="dataset folder", metavar="DIR")
+    train_ids: int = option(100, help="training identities", minimum=1, metavar="N")
+    test_ids: int = option(20, help="held-out test identities", minimum=1, metavar="N")
+    images_per_id: int = option(
+        12, help="images of each identity, at least 2", minimum=1, metavar="N"
+    )
+    height: int = option(128, help="image height", minimum=1, metavar="H")
+    width: int = option(64, help="image width", minimum=1, metavar="W")
+    seed: int = option(0, help="seed", minimum=0, metavar="S")
+    max_test_pairs: int = option(
+        200, help="test pairs kept after sampling; 0 keeps all", minimum=0, metavar="N"
+    )
+    jpeg_quality: int = option(92, help="JPEG quality 1..100", minimum=1, metavar="Q")
+    reid: bool = option(
+        False,
+        help="also write Market-1501's re-ID layout: bounding_box_train/ (the train "
+        "identities), query/ and bounding_box_test/ (the test identities, one query per "
+        "camera and person), as hard links",
+    )
+    sheet: Path | None = option(
+        None,
+        help="also save a contact sheet of 32 images, skeletons over half of them",
+        metavar="PNG",
+    )
+
+
+OPTIONS = (SyntheticOptions, Progress)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -51,29 +82,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="dataset folder")
-    p.add_argument("--train-ids", type=_positive_int, default=100, metavar="N",
-                   help="training identities (100)")  # fmt: skip
-    p.add_argument("--test-ids", type=_positive_int, default=20, metavar="N",
-                   help="held-out test identities (20)")  # fmt: skip
-    p.add_argument("--images-per-id", type=_positive_int, default=12, metavar="N",
-                   help="images of each identity, at least 2 (12)")  # fmt: skip
-    p.add_argument("--height", type=_positive_int, default=128, metavar="H",
-                   help="image height (128)")  # fmt: skip
-    p.add_argument("--width", type=_positive_int, default=64, metavar="W",
-                   help="image width (64)")  # fmt: skip
-    p.add_argument("--seed", type=_non_negative_int, default=0, metavar="S", help="seed (0)")
-    p.add_argument("--max-test-pairs", type=_non_negative_int, default=200, metavar="N",
-                   help="test pairs kept after sampling; 0 keeps all (200)")  # fmt: skip
-    p.add_argument("--jpeg-quality", type=_positive_int, default=92, metavar="Q",
-                   help="JPEG quality 1..100 (92)")  # fmt: skip
-    p.add_argument("--reid", action="store_true",
-                   help="also write Market-1501's re-ID layout: bounding_box_train/ (the train "
-                   "identities), query/ and bounding_box_test/ (the test identities, one query "
-                   "per camera and person), as hard links")  # fmt: skip
-    p.add_argument("--sheet", type=Path, metavar="PNG",
-                   help="also save a contact sheet of 32 images, skeletons over half of them")  # fmt: skip
-    add_progress_flag(p)
+    add_options(p, *OPTIONS)
     p.set_defaults(func=run)
 
 
@@ -101,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     except InputError as e:  # name the option, not the config field
         raise InputError(e.flag_message(_FLAGS)) from None
     t0 = time.monotonic()
-    root = make_synthetic_dataset(args.out, config, progress=not args.no_progress)
+    root = make_synthetic_dataset(args.out, config, progress=args.progress)
     n_pairs = {split: len(read_pairs(root / name)) for split, name in PAIRS_FILES.items()}
     n_ids = config.n_train_ids + config.n_test_ids
     print(

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
+
+from posetransfer.commands.options import add_options, options_from_args
+from posetransfer.core.options import option
 
 EXAMPLE = """\
 examples:
@@ -30,28 +34,42 @@ run instead. One process at a time may train a run.
 Ctrl-C (or SIGTERM) finishes the current step, writes a checkpoint and exits with status 130
 (143 for SIGTERM); a second Ctrl-C stops at once.
 
-Shipped configs: market_patn, fashion_patn, market_apatn, fashion_apatn, synthetic.
+Shipped configs: {configs}.
 Ablations and ResNet baselines are generator names: --model.generator patn_fashion_wo_cat.
 Every field of the config can be overridden: data.*, model.*, loss.*, train.*.
 """
 
 
+@dataclass(frozen=True)
+class TrainCommand:
+    """`posetransfer train`'s own flags; every config field is a ``--section.field`` override."""
+
+    config: str | None = option(
+        None,
+        help="shipped config name or a YAML file; defaults to synthetic, or to the resumed "
+        "run's config",
+    )
+    print_config: bool = option(False, help="print the resolved config and exit")
+    progress: bool = option(
+        True, help="show the progress bar (--no-progress is --train.progress false)"
+    )
+
+
+OPTIONS = (TrainCommand,)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
+    from posetransfer.config import shipped_configs
+
     p = sub.add_parser(
         "train",
         help="train a generator (PATN, APATN, variants)",
         description="Train a generator. Writes a numbered run directory with checkpoints, "
         "TensorBoard logs, stats.jsonl and sample grids; Ctrl-C checkpoints and stops.",
-        epilog=EXAMPLE,
+        epilog=EXAMPLE.format(configs=", ".join(shipped_configs())),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument(
-        "--config",
-        default=None,
-        help="shipped config name (e.g. market_patn) or a YAML file; "
-        "defaults to synthetic, or to the resumed run's config",
-    )
-    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    add_options(p, *OPTIONS)
     p.set_defaults(func=run, accepts_overrides=True)
 
 
@@ -59,14 +77,17 @@ def run(args: argparse.Namespace) -> int:
     from posetransfer.config import load_config, resume_override
     from posetransfer.train import TrainingInterrupted, resume_config, train
 
+    cmd = options_from_args(args, TrainCommand)
+    if not cmd.progress:  # before the overrides: a --train.progress given wins
+        args.overrides = ["train.progress=false", *args.overrides]
     # Resuming without --config reads the saved config of the checkpoint to resume (a damaged one
     # skipped is one warning line, see cli); training then resumes that same checkpoint.
     ckpt = None
-    if args.config is None and resume_override(args.overrides) is not None:
+    if cmd.config is None and resume_override(args.overrides) is not None:
         cfg, ckpt = resume_config(args.overrides)
     else:
-        cfg = load_config(args.config or "synthetic", args.overrides)
-    if args.print_config:
+        cfg = load_config(cmd.config or "synthetic", args.overrides)
+    if cmd.print_config:
         print(cfg.to_yaml())
         return 0
     try:

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from posetransfer.commands import (
-    add_checkpoint_flag,
-    add_inference_flags,
-    checkpoint_or_bundled,
-    inference_options,
-    report_inference,
-)
+from posetransfer.commands import checkpoint_or_bundled, inference_options, report_inference
+from posetransfer.commands.options import Checkpoint, Device, Inference, add_options
+from posetransfer.core.options import option
 
 if TYPE_CHECKING:
     import numpy as np
@@ -49,6 +46,31 @@ examples:
 """
 
 
+@dataclass(frozen=True)
+class TransferOptions:
+    """`posetransfer transfer`: the photo, the pose, the outputs (`PoseTransfer.transfer`)."""
+
+    source: str | None = option(None, help="photo of the person", metavar="PHOTO")
+    target_pose: str | None = option(
+        None,
+        help="named pose, photo, OpenPose .json, or annotation.csv:NAME (see above)",
+        metavar="POSE",
+    )
+    out: str | None = option(None, help="image to write (.png, .jpg, ...)", metavar="PNG")
+    paste_back: bool = option(
+        False, help="write the original photo with the generated person pasted into its window"
+    )
+    strip: str | None = option(
+        None,
+        help="also write framed source | source skeleton | target skeleton | generated",
+        metavar="PNG",
+    )
+    list_poses: bool = option(False, help="list the named poses and exit")
+
+
+OPTIONS = (Checkpoint, Inference, TransferOptions, Device)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "transfer",
@@ -57,27 +79,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--source", metavar="PHOTO", help="photo of the person")
-    p.add_argument(
-        "--target-pose",
-        metavar="POSE",
-        help="named pose, photo, OpenPose .json, or annotation.csv:NAME (see above)",
-    )
-    add_checkpoint_flag(p)
-    add_inference_flags(p)
-    p.add_argument("--out", metavar="PNG", help="image to write (.png, .jpg, ...)")
-    p.add_argument(
-        "--paste-back",
-        action="store_true",
-        help="write the original photo with the generated person pasted into its window",
-    )
-    p.add_argument(
-        "--strip",
-        metavar="PNG",
-        help="also write framed source | source skeleton | target skeleton | generated",
-    )
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ... (default auto)")
-    p.add_argument("--list-poses", action="store_true", help="list the named poses and exit")
+    add_options(p, *OPTIONS)
     p.set_defaults(func=run)
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -23,8 +23,9 @@ from PIL import Image
 from tqdm import tqdm
 
 from posetransfer.core.files import atomic_write
+from posetransfer.core.options import option
 from posetransfer.errors import InputError
-from posetransfer.motion.retarget import MODES, frame_clip, present, retarget
+from posetransfer.motion.retarget import DEFAULT_MODE, MODES, frame_clip, present, retarget
 from posetransfer.motion.smooth import (
     DEFAULT_BETA,
     DEFAULT_MAX_GAP,
@@ -60,25 +61,40 @@ LAYOUTS: tuple[str, ...] = ("result", "side-by-side")
 DEFAULT_HEIGHT = 256
 
 
-@dataclass
+@dataclass(frozen=True)
 class AnimateOptions:
     """How a driving clip animates a photo (every field is a flag of `posetransfer animate`)."""
 
-    retarget: str = "bones"
-    smooth: bool = True
-    min_cutoff: float = DEFAULT_MIN_CUTOFF
-    beta: float = DEFAULT_BETA
-    max_gap: int = DEFAULT_MAX_GAP
-    start: float = 0.0
-    duration: float | None = None
-    every: int = 1
-    fps: float | None = None
-    """Frame rate of a folder or pose file driving input (a video has its own)."""
-    layout: str = "result"
-    paste_back: bool = False
-    height: int = DEFAULT_HEIGHT
-    """Output height of a frame-sized result (paste-back keeps the photo's size)."""
-    batch_size: int = 8
+    retarget: str = option(
+        DEFAULT_MODE, help="how the driving poses fit the source's body", choices=MODES
+    )
+    smooth: bool = option(True, help="One Euro filter over the keypoints")
+    min_cutoff: float = option(
+        DEFAULT_MIN_CUTOFF, help="One Euro cutoff at rest, Hz; lower is smoother"
+    )
+    beta: float = option(DEFAULT_BETA, help="One Euro speed coefficient; higher lags less")
+    max_gap: int = option(
+        DEFAULT_MAX_GAP,
+        help="frames without a person up to N are interpolated, longer held",
+        minimum=0,
+        metavar="N",
+    )
+    start: float = option(0.0, help="first second used", metavar="S")
+    duration: float | None = option(None, help="seconds used (all)", metavar="S")
+    every: int = option(1, help="use every N-th frame", minimum=1, metavar="N")
+    fps: float | None = option(
+        None, help="frame rate of a folder or pose-file input (25); a video keeps its own"
+    )
+    layout: str = option(
+        "result", help="the result, or driving | skeleton | result", choices=LAYOUTS
+    )
+    paste_back: bool = option(False, help="paste each generated frame back into the source photo")
+    height: int = option(
+        DEFAULT_HEIGHT,
+        help="output height without --paste-back (which keeps the photo's size)",
+        minimum=16,
+    )
+    batch_size: int = option(8, help="frames per generator call", minimum=1)
 
     def __post_init__(self) -> None:
         if self.retarget not in MODES:
@@ -96,6 +112,49 @@ class AnimateOptions:
                 raise InputError(f"{name}={v!r}: must be a positive whole number", arg=name)
 
 
+@dataclass(frozen=True)
+class AnimationReport:
+    """What an animation read, bridged, smoothed and wrote; ``<out>.json`` holds `to_dict`."""
+
+    driving: str
+    driving_kind: str
+    frames_used: int
+    first_frame: int
+    every: int
+    fps: float
+    frames_with_person: int
+    tracking: dict | None
+    """The person tracker's counts (None for a pose-file input)."""
+    person_gaps_bridged: int
+    person_gaps_held: int
+    joint_gaps_bridged: int
+    retarget: str
+    smooth: dict
+    jitter_px_before_smoothing: float | None
+    """Mean joint acceleration, pixels of the model's frame (None: too few frames)."""
+    jitter_px_after_smoothing: float | None
+    pose_seconds_per_frame: float
+    # Set once frames are written (`animate`); left out of `to_dict` while None.
+    out: str | None = None
+    frames_written: int = 0
+    complete: bool = False
+    generate_seconds_per_frame: float | None = None
+    seconds_per_frame: float | None = None
+    size: tuple[int, int] | None = None
+    encoded_size: tuple[int, int] | None = None
+
+    def to_dict(self) -> dict:
+        """The report as the JSON file holds it."""
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        for name in _WRITTEN:
+            if d[name] is None:
+                del d[name]
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+_WRITTEN = ("out", "generate_seconds_per_frame", "seconds_per_frame", "size", "encoded_size")
+
+
 @dataclass
 class Animation:
     """A prepared animation: the source, the clip, the poses; `frames` generates it."""
@@ -108,7 +167,7 @@ class Animation:
     """(T, 18, 2) driving keypoints as found (-1 missing), in the driving frames' pixels."""
     poses: np.ndarray
     """(T, 18, 2) the poses generated: bridged, retargeted, smoothed, in the model's frame."""
-    report: dict = field(default_factory=dict)
+    report: AnimationReport
 
     def _resize(self, img: np.ndarray, height: int) -> np.ndarray:
         w = max(1, round(img.shape[1] * height / img.shape[0]))
@@ -154,7 +213,8 @@ class Animation:
                 t0 = time.monotonic()
                 fakes = self.pt.generate_batch(self.source.image, self.source.kps, batch)
                 spent += time.monotonic() - t0
-                self.report["generate_seconds_per_frame"] = round(spent / (start + len(batch)), 4)
+                per_frame = round(spent / (start + len(batch)), 4)
+                self.report = replace(self.report, generate_seconds_per_frame=per_frame)
                 for t, (fake, kps) in enumerate(zip(fakes, self.poses[start : start + o.batch_size]), start):  # fmt: skip
                     driving = self._driving_panel(next(drivers), t) if drivers is not None else None
                     yield self._compose(fake, kps, driving)
@@ -225,22 +285,22 @@ def prepare_animation(
     else:
         placed = retarget(bridged, src.kps, o.retarget)
     poses = smooth(placed, clip.fps, o.min_cutoff, o.beta) if o.smooth else placed
-    report = {
-        "driving": str(clip.path),
-        "driving_kind": clip.kind,
-        "frames_used": len(clip.indices),
-        "first_frame": clip.indices[0],
-        "every": o.every,
-        "fps": round(clip.fps, 4),
-        "frames_with_person": with_person,
-        "tracking": tracking,
+    report = AnimationReport(
+        driving=str(clip.path),
+        driving_kind=clip.kind,
+        frames_used=len(clip.indices),
+        first_frame=clip.indices[0],
+        every=o.every,
+        fps=round(clip.fps, 4),
+        frames_with_person=with_person,
+        tracking=tracking,
         **gaps,
-        "retarget": o.retarget,
-        "smooth": {"on": o.smooth, "min_cutoff": o.min_cutoff, "beta": o.beta},
-        "jitter_px_before_smoothing": _round(jitter(placed)),
-        "jitter_px_after_smoothing": _round(jitter(poses)),
-        "pose_seconds_per_frame": round(detect_s / len(clip.indices), 4),
-    }
+        retarget=o.retarget,
+        smooth={"on": o.smooth, "min_cutoff": o.min_cutoff, "beta": o.beta},
+        jitter_px_before_smoothing=_round(jitter(placed)),
+        jitter_px_after_smoothing=_round(jitter(poses)),
+        pose_seconds_per_frame=round(detect_s / len(clip.indices), 4),
+    )
     return Animation(pt, src, clip, o, detected, poses, report)
 
 
@@ -255,7 +315,7 @@ def animate(
     out: str | Path,
     options: AnimateOptions | None = None,
     progress: bool = True,
-) -> dict:
+) -> AnimationReport:
     """Write the animation to ``out`` (``.mp4``, ``.gif`` or a PNG folder) and its report.
 
     The report (``<out>.json``) counts the frames read and with a person, the gaps bridged and
@@ -265,7 +325,7 @@ def animate(
     how many.
 
     Returns:
-        The report.
+        The report (`AnimationReport`), as written to ``<out>.json``.
     """
     out = Path(out)
     t0 = time.monotonic()
@@ -273,18 +333,19 @@ def animate(
     report_path = out / "report.json" if Writer.kind_of(out) == "png" else out.with_name(out.name + ".json")  # fmt: skip
     n = len(anim.poses)
     writer = Writer(out, anim.clip.fps, anim.output_size(), n)
-    anim.report |= {"out": str(out), "frames_written": 0, "complete": False}
+    anim.report = replace(anim.report, out=str(out))
     try:
         with writer:
             for frame in anim.frames(progress):
                 writer.write(frame)
     finally:
-        anim.report |= {
-            "frames_written": writer.count,
-            "complete": writer.count == n,
-            "seconds_per_frame": round((time.monotonic() - t0) / max(1, writer.count), 4),
-            "size": list(anim.output_size()),
-            "encoded_size": list(writer.encoded_size),
-        }
-        atomic_write(report_path, json.dumps(anim.report, indent=2) + "\n")
+        anim.report = replace(
+            anim.report,
+            frames_written=writer.count,
+            complete=writer.count == n,
+            seconds_per_frame=round((time.monotonic() - t0) / max(1, writer.count), 4),
+            size=tuple(anim.output_size()),
+            encoded_size=tuple(writer.encoded_size),
+        )
+        atomic_write(report_path, json.dumps(anim.report.to_dict(), indent=2) + "\n")
     return anim.report

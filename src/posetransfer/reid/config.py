@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
+from posetransfer.core.options import from_dict, option
 from posetransfer.errors import InputError
 
 LOSSES: tuple[str, ...] = ("softmax", "triplet", "circle")
@@ -19,36 +20,58 @@ def check_loss(loss: str) -> str:
 class ReidConfig:
     """How one re-ID model is trained (defaults: torchreid's Market-1501 recipe, shortened)."""
 
-    backbone: str = "resnet50"
-    """A torchreid model name: resnet50 (the paper's), or resnet18 / osnet_x0_25 on a CPU."""
-    loss: str = "softmax"
-    """softmax (cross-entropy with label smoothing), triplet (+ cross-entropy), circle (+ CE)."""
-    pretrained: str = "imagenet"
-    """"imagenet" (from torch's cache, never downloaded), "none" (from scratch) or a file."""
-    steps: int = 6000
-    """Optimiser steps (batches), whatever the set's size: sets of every portion get the same."""
-    batch_size: int = 32
-    lr: float = 3e-4
-    """Adam's learning rate, decayed to 0 on a cosine over the steps."""
-    weight_decay: float = 5e-4
-    height: int = 256
-    """Input height; torchreid's Market default is 256x128; 128x64 is Market's own size."""
-    width: int = 128
-    num_instances: int = 4
-    """Images per person in a batch for triplet and circle losses (torchreid's identity sampler)."""
-    margin: float = 0.3
-    """Triplet margin."""
-    circle_m: float = 0.25
-    """Circle-loss relaxation margin (the circle-loss paper's re-ID value)."""
-    circle_gamma: float = 128.0
-    """Circle-loss scale (the circle-loss paper's re-ID value)."""
-    eval_batch_size: int = 64
-    seed: int = 0
-    save_every: int = 500
+    backbone: str = option(
+        "resnet50",
+        help="torchreid model: resnet50 (the paper's), or resnet18 / osnet_x0_25 on a CPU",
+    )
+    loss: str = option(
+        "softmax",
+        help="softmax: cross-entropy with label smoothing; triplet or circle "
+        "(pytorch-metric-learning), each + cross-entropy",
+        choices=LOSSES,
+    )
+    pretrained: str = option(
+        "imagenet",
+        help="imagenet: from torch's cache, never downloaded; none: from scratch; "
+        "or a weights file",
+        metavar="imagenet|none|PATH",
+    )
+    steps: int = option(
+        6000,
+        help="optimiser steps (batches), whatever the set's size: sets of every portion get "
+        "the same",
+        minimum=1,
+    )
+    batch_size: int = option(32, help="re-ID batch", minimum=1)
+    lr: float = option(3e-4, help="Adam learning rate, decayed to 0 on a cosine over the steps")
+    weight_decay: float = option(5e-4, help="Adam weight decay")
+    height: int = option(
+        256,
+        help="input height; torchreid's Market default is 256x128; 128x64 is Market's own size",
+        minimum=1,
+    )
+    width: int = option(128, help="input width", minimum=1)
+    num_instances: int = option(
+        4,
+        help="images per person in a batch for the triplet and circle losses (torchreid's "
+        "identity sampler)",
+        minimum=1,
+    )
+    margin: float = option(0.3, help="triplet margin")
+    circle_m: float = option(
+        0.25, help="circle-loss relaxation margin (the circle-loss paper's re-ID value)"
+    )
+    circle_gamma: float = option(
+        128.0, help="circle-loss scale (the circle-loss paper's re-ID value)"
+    )
+    eval_batch_size: int = option(64, help="batch of the ranking", minimum=1)
+    seed: int = option(0, help="re-ID training seed", flag="--reid-seed")
+    save_every: int = option(500, help="steps between saved training states", minimum=1)
 
     def __post_init__(self) -> None:
         check_loss(self.loss)
-        for name in ("steps", "batch_size", "height", "width", "num_instances", "eval_batch_size", "save_every"):  # fmt: skip
+        positive = ("steps", "batch_size", "height", "width", "num_instances", "eval_batch_size")
+        for name in (*positive, "save_every"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InputError(f"{name}={value!r}: must be a positive whole number", arg=name)
@@ -64,6 +87,6 @@ class ReidConfig:
                 raise InputError(f"{name}={value!r}: must be a number >= 0", arg=name)
 
     @classmethod
-    def from_dict(cls, d: dict) -> ReidConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+    def from_dict(cls, d: dict, arg: str = "config") -> ReidConfig:
+        """A ReidConfig from a mapping (a run's config.json), refusing unknown keys."""
+        return from_dict(cls, d, arg)
