@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from posetransfer.keypoints.detect import KeypointDetector
 from posetransfer.pose import MISSING, N_JOINTS
 
 MARGIN = 0.6
@@ -40,8 +41,6 @@ class PersonTracker:
     """Keypoints of one person, frame after frame: ``tracker(frame) -> (18, 2)``, -1 missing."""
 
     def __init__(self, min_confidence: float = 0.5) -> None:
-        from posetransfer.keypoints.detect import KeypointDetector
-
         self._full = KeypointDetector(min_confidence=min_confidence, video=True)
         self._crop = KeypointDetector(min_confidence=min_confidence)
         self._hog = None
