@@ -44,6 +44,7 @@ def exported(tmp_path_factory):
 
 @pytest.mark.parametrize("name", ["market", "fashion"])
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+@pytest.mark.slow
 def test_exported_patn_matches_the_authors_output(exported, name, backend):
     _, inputs, expected = fixture_case(name)
     model, info = load_for_inference(exported[name], backend=backend, precision="fp32")
@@ -53,6 +54,7 @@ def test_exported_patn_matches_the_authors_output(exported, name, backend):
     assert (out - expected).abs().max() <= 1e-3
 
 
+@pytest.mark.slow
 def test_exported_apatn_matches_torch_with_any_batch(exported):
     from posetransfer.checkpoint import load_generator
     from posetransfer.runtime.onnx import example_inputs
@@ -67,6 +69,7 @@ def test_exported_apatn_matches_torch_with_any_batch(exported):
         assert (model(*inputs) - ref).abs().max() <= 1e-3
 
 
+@pytest.mark.slow
 def test_fixed_batch_graph_runs_any_number_of_inputs(tmp_path):
     from posetransfer.checkpoint import load_generator
     from posetransfer.runtime.onnx import example_inputs
@@ -81,6 +84,7 @@ def test_fixed_batch_graph_runs_any_number_of_inputs(tmp_path):
     assert (model(*inputs) - ref).abs().max() <= 1e-3
 
 
+@pytest.mark.slow
 def test_wrong_resolution_and_extra_outputs_are_clear_errors(exported):
     model, _ = load_for_inference(exported["market"], precision="fp32")
     x = torch.zeros(1, 3, 64, 32)
@@ -110,6 +114,7 @@ def tiny_run_dir(tiny_root, tmp_path_factory):
     )
 
 
+@pytest.mark.slow
 def test_missing_package_says_how_to_install(monkeypatch, exported):
     import importlib.util
 
@@ -121,6 +126,7 @@ def test_missing_package_says_how_to_install(monkeypatch, exported):
         load_for_inference(exported["market"], backend="onnxruntime")
 
 
+@pytest.mark.slow
 def test_onnxruntime_refuses_bf16_and_openvino_fp16(exported):
     with pytest.raises(InputError, match="fp32 only"):
         load_for_inference(exported["market"], backend="onnxruntime", precision="bf16")
@@ -128,11 +134,13 @@ def test_onnxruntime_refuses_bf16_and_openvino_fp16(exported):
         load_for_inference(exported["apatn"], precision="fp16")
 
 
+@pytest.mark.slow
 def test_exported_models_take_auto_as_the_cpu(exported):
     model, _ = load_for_inference(exported["market"], device="auto", precision="fp32")
     assert model.device.type == "cpu"
 
 
+@pytest.mark.slow
 def test_openvino_export_creates_its_folder(tmp_path):
     out = export_generator("synthetic-patn", "openvino", tmp_path / "new" / "deep" / "m.xml")
     assert out.is_file() and out.with_suffix(".bin").is_file()
@@ -145,6 +153,7 @@ def test_bad_format_and_suffix(tmp_path):
         export_generator("synthetic-patn", "openvino", tmp_path / "m.onnx")
 
 
+@pytest.mark.slow
 def test_cli_export_then_generate_with_onnxruntime(tiny_root, tmp_path, capsys):
     onnx = tmp_path / "patn.onnx"
     assert (
@@ -178,6 +187,7 @@ def test_cli_backend_without_an_exported_model_is_one_line(tiny_root, tmp_path, 
     assert "posetransfer export --checkpoint synthetic-patn --format openvino" in last
 
 
+@pytest.mark.slow
 def test_int8_export_keeps_30_db_on_held_out_pairs(tmp_path):
     from posetransfer.export.check import parity
 
@@ -196,6 +206,7 @@ def test_int8_is_onnx_only(tmp_path):
         export_generator("synthetic-patn", "openvino", tmp_path / "m.xml", int8=True)
 
 
+@pytest.mark.slow
 def test_pose_transfer_runs_an_exported_model(exported):
     from posetransfer.photos.transfer import PoseTransfer
 

