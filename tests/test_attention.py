@@ -178,14 +178,14 @@ def test_eval_mode_restores_the_training_mode():
 
 
 def test_attention_command_renders_a_pair_of_a_dataset(tmp_path, monkeypatch):
-    import posetransfer.checkpoint
+    import posetransfer.runtime.load
 
     names = _tiny_dataset(tmp_path / "data")
     info = SimpleNamespace(height=H, width=W, sigma=6.0, legacy_heatmaps=False)
     monkeypatch.setattr(
-        posetransfer.checkpoint,
+        posetransfer.runtime.load,
         "load_generator",
-        lambda path, device="cpu": (create_generator("apatn_tiny"), info),
+        lambda spec, **options: (create_generator("apatn_tiny"), info),
     )
     data = tmp_path / "data"
     common = ["attention", "--checkpoint", str(tmp_path / "ckpt"), "--dataset", str(data),
@@ -199,14 +199,14 @@ def test_attention_command_renders_a_pair_of_a_dataset(tmp_path, monkeypatch):
 
 
 def test_attention_command_names_a_bad_index(tmp_path, monkeypatch, capsys):
-    import posetransfer.checkpoint
+    import posetransfer.runtime.load
 
     _tiny_dataset(tmp_path / "data")
     info = SimpleNamespace(height=H, width=W, sigma=6.0, legacy_heatmaps=False)
     monkeypatch.setattr(
-        posetransfer.checkpoint,
+        posetransfer.runtime.load,
         "load_generator",
-        lambda path, device="cpu": (create_generator("patn_tiny"), info),
+        lambda spec, **options: (create_generator("patn_tiny"), info),
     )
     code = main(["attention", "--checkpoint", "x", "--dataset", str(tmp_path / "data"),
                  "--annotations", str(tmp_path / "data" / "ann.csv"),

@@ -14,7 +14,6 @@ from conftest import tiny_overrides
 from posetransfer import checkpoint as ckpt_mod
 from posetransfer.checkpoint import (
     CheckpointWarning,
-    load_generator,
     prune_checkpoints,
     read_train_state,
     remove_orphans,
@@ -28,6 +27,7 @@ from posetransfer.core.files import PART_SUFFIX
 from posetransfer.errors import InputError
 from posetransfer.models.original import load_original_patn
 from posetransfer.models.registry import create_generator
+from posetransfer.runtime.load import load_generator
 
 
 class NotPlainData:
@@ -67,7 +67,7 @@ def test_corrupted_generator_bytes_are_refused_not_loaded(tmp_path):
     ckpt = write(tmp_path / "run", 1)
     flip_a_byte(ckpt / "generator.safetensors")  # same size: safetensors alone would not notice
     with pytest.raises(InputError, match="generator.safetensors is damaged .*sha256"):
-        load_generator(ckpt)
+        load_generator(ckpt, device="cpu", precision=None)
 
 
 @pytest.mark.parametrize("name", ["generator.safetensors", "config.yaml", "train_state.pt"])
@@ -87,7 +87,7 @@ def test_run_falls_back_to_newest_intact_checkpoint_with_a_warning(tmp_path):
     with pytest.warns(
         CheckpointWarning, match="skipped step-0000002 .*damaged.*; using step-0000001"
     ):
-        _, info = load_generator(run)
+        _, info = load_generator(run, device="cpu", precision=None)
     assert info.step == 1
 
 
@@ -124,7 +124,7 @@ def test_checkpoint_without_a_manifest_still_loads(tmp_path):
     ckpt = write(tmp_path / "run", 1)
     (ckpt / "manifest.json").unlink()
     assert verify_checkpoint(ckpt, names=None) is False
-    _, info = load_generator(tmp_path / "run")
+    _, info = load_generator(tmp_path / "run", device="cpu", precision=None)
     assert info.step == 1
 
 
@@ -179,7 +179,7 @@ def test_whole_pickled_module_gets_our_error(tmp_path):
     with pytest.raises(InputError, match=message):
         load_original_patn(path)
     with pytest.raises(InputError, match=message):
-        load_generator(path)
+        load_generator(path, device="cpu", precision=None)
 
 
 def test_truncated_weights_without_a_manifest_are_one_clear_error(tmp_path):
@@ -188,7 +188,7 @@ def test_truncated_weights_without_a_manifest_are_one_clear_error(tmp_path):
     path = ckpt / "generator.safetensors"
     path.write_bytes(path.read_bytes()[:-100])
     with pytest.raises(InputError, match="generator.safetensors: unreadable weights"):
-        load_generator(ckpt)
+        load_generator(ckpt, device="cpu", precision=None)
 
 
 def _no_space(*args, **kwargs):

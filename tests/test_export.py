@@ -8,9 +8,10 @@ from PIL import Image
 from conftest import require_reference
 from posetransfer.cli import main
 from posetransfer.errors import InputError
-from posetransfer.export import export_generator, load_for_inference
+from posetransfer.export import export_generator
 from posetransfer.pose import keypoints_to_heatmaps
 from posetransfer.runtime.exported import ExportedGenerator
+from posetransfer.runtime.load import load_generator
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("openvino")
@@ -47,7 +48,7 @@ def exported(tmp_path_factory):
 @pytest.mark.slow
 def test_exported_patn_matches_the_authors_output(exported, name, backend):
     _, inputs, expected = fixture_case(name)
-    model, info = load_for_inference(exported[name], backend=backend, precision="fp32")
+    model, info = load_generator(exported[name], backend=backend, precision="fp32")
     assert model.backend == backend and info.legacy_heatmaps == (name == "fashion")
     out = model(*inputs)
     assert out.dtype == torch.float32
@@ -56,11 +57,10 @@ def test_exported_patn_matches_the_authors_output(exported, name, backend):
 
 @pytest.mark.slow
 def test_exported_apatn_matches_torch_with_any_batch(exported):
-    from posetransfer.checkpoint import load_generator
     from posetransfer.runtime.onnx import example_inputs
 
-    torch_model, info = load_generator("synthetic-apatn")
-    model, exported_info = load_for_inference(exported["apatn"], precision="fp32")
+    torch_model, info = load_generator("synthetic-apatn", device="cpu", precision=None)
+    model, exported_info = load_generator(exported["apatn"], precision="fp32")
     assert model.backend == "openvino" and exported_info.name == "apatn_small"
     for batch in (1, 3):  # one dynamic graph serves both
         inputs = example_inputs(batch, info.height, info.width)
@@ -71,13 +71,12 @@ def test_exported_apatn_matches_torch_with_any_batch(exported):
 
 @pytest.mark.slow
 def test_fixed_batch_graph_runs_any_number_of_inputs(tmp_path):
-    from posetransfer.checkpoint import load_generator
     from posetransfer.runtime.onnx import example_inputs
 
     path = export_generator("synthetic-patn", "onnx", tmp_path / "b2.onnx", batch_size=2)
     model = ExportedGenerator(path, "onnxruntime")
     assert model.batch_size == 2
-    torch_model, info = load_generator("synthetic-patn")
+    torch_model, info = load_generator("synthetic-patn", device="cpu", precision=None)
     inputs = example_inputs(5, info.height, info.width)  # 2 + 2 + 1 padded
     with torch.no_grad():
         ref = torch_model(*inputs)
@@ -86,7 +85,7 @@ def test_fixed_batch_graph_runs_any_number_of_inputs(tmp_path):
 
 @pytest.mark.slow
 def test_wrong_resolution_and_extra_outputs_are_clear_errors(exported):
-    model, _ = load_for_inference(exported["market"], precision="fp32")
+    model, _ = load_generator(exported["market"], precision="fp32")
     x = torch.zeros(1, 3, 64, 32)
     hm = torch.zeros(1, 18, 64, 32)
     with pytest.raises(InputError, match=r"exported for 128x64 images, got 64x32"):
@@ -99,7 +98,7 @@ def test_wrong_resolution_and_extra_outputs_are_clear_errors(exported):
 
 def test_a_checkpoint_on_an_exported_backend_says_how_to_export(tiny_run_dir):
     with pytest.raises(InputError, match=r"posetransfer export --checkpoint .* --format onnx"):
-        load_for_inference(tiny_run_dir, backend="onnxruntime")
+        load_generator(tiny_run_dir, backend="onnxruntime")
 
 
 @pytest.fixture(scope="module")
@@ -123,20 +122,20 @@ def test_missing_package_says_how_to_install(monkeypatch, exported):
         importlib.util, "find_spec", lambda n, *a: None if n == "onnxruntime" else real(n, *a)
     )
     with pytest.raises(InputError, match=r"pip install 'posetransfer\[export\]'"):
-        load_for_inference(exported["market"], backend="onnxruntime")
+        load_generator(exported["market"], backend="onnxruntime")
 
 
 @pytest.mark.slow
 def test_onnxruntime_refuses_bf16_and_openvino_fp16(exported):
     with pytest.raises(InputError, match="fp32 only"):
-        load_for_inference(exported["market"], backend="onnxruntime", precision="bf16")
+        load_generator(exported["market"], backend="onnxruntime", precision="bf16")
     with pytest.raises(InputError, match="precision='fp16': float16 needs a CUDA"):
-        load_for_inference(exported["apatn"], precision="fp16")
+        load_generator(exported["apatn"], precision="fp16")
 
 
 @pytest.mark.slow
 def test_exported_models_take_auto_as_the_cpu(exported):
-    model, _ = load_for_inference(exported["market"], device="auto", precision="fp32")
+    model, _ = load_generator(exported["market"], device="auto", precision="fp32")
     assert model.device.type == "cpu"
 
 
@@ -194,7 +193,7 @@ def test_int8_export_keeps_30_db_on_held_out_pairs(tmp_path):
     out = export_generator(
         "synthetic-patn", "onnx", tmp_path / "int8.onnx", int8=True, calibration_pairs=32
     )
-    model, info = load_for_inference(out)
+    model, info = load_generator(out)
     assert model.precision == "int8" and info.name == "patn_small"
     fp32_size = export_generator("synthetic-patn", "onnx", tmp_path / "fp32.onnx").stat().st_size
     assert out.stat().st_size < fp32_size / 2

@@ -6,9 +6,9 @@ import torch
 from PIL import Image
 
 from conftest import require_reference, tiny_overrides
-from posetransfer.core import files
 from posetransfer.cli import main
 from posetransfer.config import load_config
+from posetransfer.core import files
 from posetransfer.core.files import PART_SUFFIX
 from posetransfer.core.files import generated_name as output_name
 from posetransfer.errors import InputError
@@ -54,9 +54,9 @@ def test_generate_writes_one_png_per_pair(tiny_root, tiny_run, tmp_path):
 
 
 def test_generate_matches_the_model_and_skips_existing(tiny_root, tiny_run, tmp_path):
-    from posetransfer.checkpoint import load_generator
     from posetransfer.data.datasets import tensor_to_image
     from posetransfer.generate import dataset_for
+    from posetransfer.runtime.load import load_generator
 
     paths = generate(
         tiny_run,
@@ -68,7 +68,7 @@ def test_generate_matches_the_model_and_skips_existing(tiny_root, tiny_run, tmp_
         progress=False,
         precision="fp32",  # the exact reference path
     )
-    model, info = load_generator(tiny_run)
+    model, info = load_generator(tiny_run, device="cpu", precision=None)
     dataset = dataset_for(
         info,
         tiny_root / "test",

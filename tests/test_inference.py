@@ -4,12 +4,12 @@ import pytest
 import torch
 
 from conftest import require_reference
-from posetransfer.checkpoint import load_generator
 from posetransfer.errors import InputError
 from posetransfer.export.check import psnr
 from posetransfer.models import create_generator, fold_batchnorm, for_inference, load_original_patn
 from posetransfer.pose import keypoints_to_heatmaps
 from posetransfer.runtime.exported import with_backend
+from posetransfer.runtime.load import load_generator
 
 
 def market_fixture():
@@ -58,7 +58,7 @@ EMULATED_BF16 = pytest.mark.filterwarnings("ignore::posetransfer.errors.InputWar
 def test_bf16_path_stays_above_35_db_on_the_bundled_models(name, tiny_root):
     from posetransfer.generate import dataset_for
 
-    model, info = load_generator(name)
+    model, info = load_generator(name, device="cpu", precision=None)
     data = dataset_for(
         info,
         tiny_root / "test",

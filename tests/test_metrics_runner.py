@@ -103,17 +103,17 @@ def test_evaluate_end_to_end_reports_problems_and_values(tiny):
     )  # fmt: skip
     missing = generated_name(*pairs[3])
     wrong = generated_name(*pairs[4])
-    assert report["pairs"] == 5 and report["evaluated"] == 3
-    assert report["problems"]["missing"] == {"count": 1, "files": [missing]}
-    assert report["problems"]["wrong_size"]["count"] == 1
-    assert report["problems"]["wrong_size"]["files"][0] == {
+    assert report.pairs == 5 and report.evaluated == 3
+    assert report.problems["missing"] == {"count": 1, "files": [missing]}
+    assert report.problems["wrong_size"]["count"] == 1
+    assert report.problems["wrong_size"]["files"][0] == {
         "file": wrong, "size": [H, W + 4], "expected": [H, W]
     }  # fmt: skip
 
     # SSIM and L1 are the means of the per-image functions over the 3 good pairs.
     fakes = [np.asarray(Image.open(gen / generated_name(*p))) for p in pairs[:3]]
     reals = [np.asarray(Image.open(root / "test" / p[1]).convert("RGB")) for p in pairs[:3]]
-    res = report["results"]
+    res = report.results
     assert res["ssim"]["value"] == pytest.approx(
         np.mean([metrics.ssim(f, r) for f, r in zip(fakes, reals, strict=True)])
     )
@@ -127,7 +127,7 @@ def test_evaluate_end_to_end_reports_problems_and_values(tiny):
     assert res["pckh"]["value"] == 0.0 and res["pckh"]["correct"] == 0  # nothing detected
     assert res["fid"]["n"] == 3 and res["fid"]["n_real"] == 4 and res["fid"]["value"] > 0
     assert res["lpips"]["value"] > 0
-    json.dumps(report)  # serialisable
+    json.dumps(report.to_dict())  # serialisable
 
 
 def test_evaluate_pckh_from_keypoint_csv(tiny, tmp_path):
@@ -142,7 +142,7 @@ def test_evaluate_pckh_from_keypoint_csv(tiny, tmp_path):
         gen, root, ann, pairs_csv, metrics="pckh", keypoints=kps_csv, progress=False,
         device="cpu",
     )  # fmt: skip
-    res = report["results"]["pckh"]
+    res = report.results["pckh"]
     head_ok = [(targets[t][list(HEAD_JOINTS)] >= 0).all(axis=1).sum() >= 2 for _, t in pairs[:3]]
     assert res["no_keypoints"] == sum(head_ok[1:])
     assert res["correct"] == 18 and res["total"] == 18 * sum(head_ok)
@@ -164,7 +164,7 @@ def test_target_joints_outside_the_image_are_warned_about_and_left_out_of_pckh(t
     files = sorted(str(w.message).split(": 1 row(s) ")[0] for w in caught)
     assert files == sorted([str(ann), str(kps_csv)])
     assert all(f"outside the {H}x{W} image" in str(w.message) for w in caught)
-    res = report["results"]["pckh"]
+    res = report.results["pckh"]
     assert res["total"] == 3 * 18 - 1 and res["correct"] == res["total"]
 
 
@@ -205,10 +205,10 @@ def test_a_damaged_cached_weights_file_makes_the_metric_unavailable(tiny, tmp_pa
     cached.write_bytes(b"cut short")
     report = metrics.evaluate(gen, root, ann, pairs_csv, metrics="ds,l1", device="cpu",
                               progress=False)  # fmt: skip
-    why = report["results"]["ds"]["unavailable"]
+    why = report.results["ds"]["unavailable"]
     assert why.startswith(f"damaged cached file: {cached}: cannot read")
     assert "--weights ssd=PATH" in why
-    assert "value" in report["results"]["l1"]
+    assert "value" in report.results["l1"]
 
 
 def test_unavailable_metrics_are_reported_while_others_run(tiny, tmp_path, monkeypatch):
@@ -217,14 +217,14 @@ def test_unavailable_metrics_are_reported_while_others_run(tiny, tmp_path, monke
     report = metrics.evaluate(
         gen, root, ann, pairs_csv, metrics="ssim,is,lpips,ds", device="cpu", progress=False
     )
-    res = report["results"]
+    res = report.results
     assert res["ssim"]["value"] > 0
     for name, net in (("lpips", "alexnet"), ("ds", "ssd")):
         assert "value" not in res[name]
         assert weights.WEIGHTS[net].filename in res[name]["unavailable"]
         assert f"--weights {net}=PATH" in res[name]["unavailable"]
     assert "unavailable" in res["is"]
-    assert "unavailable: " in metrics.format_table(report)
+    assert "unavailable: " in metrics.format_table(report.to_dict())
 
 
 def test_fid_without_real_images_is_unavailable(tiny):
@@ -236,15 +236,15 @@ def test_fid_without_real_images_is_unavailable(tiny):
         gen, root, ann, pairs_csv, metrics="fid,ssim", networks=_fake_networks(),
         device="cpu", progress=False,
     )  # fmt: skip
-    assert "--real-dir" in report["results"]["fid"]["unavailable"]
-    assert "value" in report["results"]["ssim"]
+    assert "--real-dir" in report.results["fid"]["unavailable"]
+    assert "value" in report.results["ssim"]
 
 
 def test_ground_truth_folder_is_root_split_or_root_itself(tiny):
     root, gen, ann, pairs_csv, _ = tiny
     kw = dict(metrics="l1", device="cpu", progress=False)
     direct = metrics.evaluate(gen, root / "test", None, pairs_csv, **kw)
-    assert direct["reference_dir"] == str(root / "test") and direct["evaluated"] == 3
+    assert direct.reference_dir == str(root / "test") and direct.evaluated == 3
     with pytest.raises(InputError, match="--split"):
         metrics.evaluate(gen, root, None, pairs_csv, split="val", **kw)
 
@@ -254,7 +254,7 @@ def test_evaluate_accepts_metric_aliases_for_networks_and_rejects_unknown_ones(t
     nets = _fake_networks()
     kw = dict(metrics="lpips", device="cpu", progress=False)
     report = metrics.evaluate(gen, root, ann, pairs_csv, networks={"lpips": nets["alexnet"]}, **kw)
-    assert report["results"]["lpips"]["n"] == 3
+    assert report.results["lpips"]["n"] == 3
     with pytest.raises(InputError, match="unknown network 'vgg'"):
         metrics.evaluate(gen, root, ann, pairs_csv, networks={"vgg": nets["alexnet"]}, **kw)
 
@@ -279,8 +279,8 @@ def test_paper_protocol_pads_deepfashion_images_for_ssim(tmp_path):
     paper = metrics.evaluate(gen, root, None, pairs_csv, protocol="paper", **kw)
     modern = metrics.evaluate(gen, root, None, pairs_csv, protocol="modern", **kw)
     expected = metrics.ssim(metrics.pad_fashion(b), metrics.pad_fashion(a))
-    assert paper["results"]["ssim"]["value"] == pytest.approx(expected)
-    assert modern["results"]["ssim"]["value"] == pytest.approx(metrics.ssim(b, a))
+    assert paper.results["ssim"]["value"] == pytest.approx(expected)
+    assert modern.results["ssim"]["value"] == pytest.approx(metrics.ssim(b, a))
 
 
 @pytest.mark.slow
@@ -292,7 +292,7 @@ def test_fid_with_the_real_network_on_a_few_images(tiny):
         gen, root, ann, pairs_csv, metrics="fid", device="cpu", progress=False,
         real_dir=root / "test",
     )  # fmt: skip
-    fid = report["results"]["fid"]
+    fid = report.results["fid"]
     assert fid["n"] == 3 and fid["n_real"] == 5
     assert np.isfinite(fid["value"]) and fid["value"] > 0
 
@@ -343,7 +343,7 @@ def test_report_records_cpu_when_auto_finds_no_cuda(tiny, monkeypatch):
     for device in (None, "auto"):
         report = metrics.evaluate(gen, root, ann, pairs_csv, metrics="l1", device=device,
                                   progress=False)  # fmt: skip
-        assert report["device"] == "cpu"
+        assert report.device == "cpu"
 
 
 def test_cli_cuda_device_without_cuda_exits_2_with_one_line(tiny, tmp_path, capsys, monkeypatch):
@@ -397,7 +397,7 @@ def test_fid_over_three_images_carries_a_warning_in_the_report(tiny):
     root, gen, ann, pairs_csv, _ = tiny
     report = metrics.evaluate(gen, root, ann, pairs_csv, metrics="fid",
                               networks=_fake_networks(), device="cpu", progress=False)  # fmt: skip
-    fid = report["results"]["fid"]
+    fid = report.results["fid"]
     assert fid["n"] == 3 and "value" in fid
     assert fid["warning"].startswith("computed from only 3 generated images")
 
@@ -406,11 +406,11 @@ def test_table_and_markdown_show_the_fid_warning(tiny):
     root, gen, ann, pairs_csv, _ = tiny
     report = metrics.evaluate(gen, root, ann, pairs_csv, metrics="fid,ssim",
                               networks=_fake_networks(), device="cpu", progress=False)  # fmt: skip
-    warning = report["results"]["fid"]["warning"]
-    table = metrics.format_table(report).splitlines()
+    warning = report.results["fid"]["warning"]
+    table = metrics.format_table(report.to_dict()).splitlines()
     assert f"warning: FID: {warning}" in table
     assert any(line.startswith("FID ") and "(see warning)" in line for line in table)
-    md = metrics.format_markdown(report)
+    md = metrics.format_markdown(report.to_dict())
     assert f"## Warnings\n\n- FID: {warning}\n" in md
 
 
@@ -440,11 +440,11 @@ def test_real_statistics_are_cached_then_read_back(tiny, tmp_path):
     root, gen, ann, pairs_csv, _ = tiny
     stats = tmp_path / "stats" / "train.npz"
     kw = dict(metrics="fid", networks=_fake_networks(), device="cpu", progress=False)
-    first = metrics.evaluate(gen, root, ann, pairs_csv, real_stats=stats, **kw)["results"]["fid"]
+    first = metrics.evaluate(gen, root, ann, pairs_csv, real_stats=stats, **kw).results["fid"]
     assert first["real_dir"] == str(root / "train") and stats.is_file()
     for p in (root / "train").iterdir():  # the cache alone must now do
         p.unlink()
-    again = metrics.evaluate(gen, root, ann, pairs_csv, real_stats=stats, **kw)["results"]["fid"]
+    again = metrics.evaluate(gen, root, ann, pairs_csv, real_stats=stats, **kw).results["fid"]
     assert again["real_stats"] == str(stats) and again["n_real"] == 4
     assert again["value"] == pytest.approx(first["value"])
 
@@ -457,8 +457,8 @@ def test_unreadable_statistics_cache_makes_fid_unavailable_naming_the_file(tiny,
     stats.write_bytes(content)
     report = metrics.evaluate(gen, root, ann, pairs_csv, metrics="fid,l1", real_stats=stats,
                               networks=_fake_networks(), device="cpu", progress=False)  # fmt: skip
-    assert report["results"]["fid"]["unavailable"].startswith(f"{stats}: unreadable FID stat")
-    assert "value" in report["results"]["l1"]
+    assert report.results["fid"]["unavailable"].startswith(f"{stats}: unreadable FID stat")
+    assert "value" in report.results["l1"]
 
 
 def test_statistics_file_without_mu_and_sigma_is_named(tiny, tmp_path):
@@ -467,7 +467,7 @@ def test_statistics_file_without_mu_and_sigma_is_named(tiny, tmp_path):
     np.savez(stats, weights=np.zeros(3))
     report = metrics.evaluate(gen, root, ann, pairs_csv, metrics="fid", real_stats=stats,
                               networks=_fake_networks(), device="cpu", progress=False)  # fmt: skip
-    assert report["results"]["fid"]["unavailable"] == (
+    assert report.results["fid"]["unavailable"] == (
         f"{stats}: not a statistics file (no mu/sigma)"
     )
 
@@ -509,14 +509,14 @@ def test_a_newly_registered_metric_runs_in_evaluate_and_appears_in_the_table(tin
                                   device="cpu", progress=False)  # fmt: skip
         without = metrics.evaluate(gen, root, None, pairs_csv, metrics="mean_red",
                                    device="cpu", progress=False)  # fmt: skip
-        table = metrics.format_table(report)
+        table = metrics.format_table(report.to_dict())
     finally:
         del METRICS["mean_red"]
     fakes = [np.asarray(Image.open(gen / generated_name(*p))) for p in tiny[4][:3]]
-    red = report["results"]["mean_red"]
+    red = report.results["mean_red"]
     assert red["value"] == pytest.approx(np.mean([f[..., 0].mean() for f in fakes]))
     assert f"mean red     {red['value']:.1f}" in table.splitlines()
-    assert without["results"]["mean_red"] == {
+    assert without.results["mean_red"] == {
         "unavailable": "needs the target keypoints: pass --annotations CSV (annotations= in Python)"
     }
 
@@ -545,3 +545,26 @@ def test_parse_weights(tmp_path):
         parse_weights([f"vgg={f}"])
     with pytest.raises(InputError, match="file not found"):
         parse_weights([f"fid={tmp_path / 'none.pt'}"])
+
+
+def test_report_is_a_dataclass_whose_dict_is_the_json_file(tiny, tmp_path):
+    root, gen, ann, pairs_csv, pairs = tiny
+    report = metrics.evaluate(gen, root, ann, pairs_csv, "l1", device="cpu", progress=False)
+    assert isinstance(report, metrics.runner.EvaluationReport)
+    d = report.to_dict()
+    keys = "protocol padding metrics generated_dir reference_dir pairs_file pairs evaluated"
+    assert list(d) == [*keys.split(), "problems", "results", "device", "seconds"]
+    assert d["metrics"] == ["l1"] and d["evaluated"] == report.evaluated == 3
+    json_path, _ = metrics.write_report(d, tmp_path / "r.json")
+    assert json.loads(json_path.read_text()) == d
+    with pytest.deprecated_call(match=r"use the attribute \.evaluated"):
+        assert report["evaluated"] == 3  # the dict spelling, kept for one release
+    with pytest.raises(KeyError):
+        report["nope"]
+
+
+def test_protocols_live_in_the_registry_and_the_runner_reexports_them():
+    from posetransfer.metrics import registry, runner
+
+    assert runner.PROTOCOLS is registry.PROTOCOLS
+    assert set(registry.PROTOCOLS) == {"paper", "modern"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib
+import json
 
 import pytest
 
@@ -118,3 +119,61 @@ def test_animation_report_json_keeps_its_keys_in_order():
     done = dataclasses.replace(r, out="o.mp4", frames_written=3, size=(4, 2), seconds_per_frame=1)
     d = done.to_dict()
     assert d["size"] == [4, 2] and d["frames_written"] == 3 and "encoded_size" not in d
+
+
+def test_report_dict_is_its_fields_in_order_and_items_still_work():
+    from posetransfer.core.report import Report
+
+    @dataclasses.dataclass(frozen=True)
+    class Done(Report):
+        name: str
+        size: tuple[int, int]
+        parts: dict
+
+    r = Done("a", (4, 2), {"b": (1, 2)})
+    assert r.to_dict() == {"name": "a", "size": [4, 2], "parts": {"b": [1, 2]}}
+    assert list(r.to_dict()) == ["name", "size", "parts"]
+    with pytest.deprecated_call(match=r"Done\['size'\] is deprecated; use the attribute \.size"):
+        assert r["size"] == (4, 2)
+    with pytest.raises(KeyError):
+        r["to_dict"]
+
+
+def test_commands_call_the_library_with_their_options(tmp_path, monkeypatch, capsys):
+    import posetransfer.data.pairs
+    import posetransfer.metrics.runner
+    from posetransfer.commands.pairs import PairsOptions
+
+    calls = {}
+
+    class Summary:
+        def summary(self):
+            return "done"
+
+    def make_pairs_file(annotations, out, images_dir, max_pairs, seed, require_torso):
+        calls["pairs"] = PairsOptions(annotations, out, images_dir, max_pairs, seed, require_torso)
+        return Summary()
+
+    monkeypatch.setattr(posetransfer.data.pairs, "make_pairs_file", make_pairs_file)
+    argv = ["pairs", "--annotations", "a.csv", "--out", "p.csv", "--max-pairs", "3"]
+    assert cli.main([*argv, "--no-torso-filter"]) == 0
+    assert calls["pairs"] == PairsOptions("a.csv", "p.csv", max_pairs=3, torso_filter=False)
+    assert capsys.readouterr().out == "done\n"
+
+    report = posetransfer.metrics.runner.EvaluationReport(
+        "paper", "none", ["l1"], "g", "r", "p.csv", 2, 0, {}, {"l1": {"unavailable": "x"}},
+        "cpu", 0.5,
+    )
+
+    def evaluate(*args, **kw):
+        calls["evaluate"] = (args, kw)
+        return report
+
+    monkeypatch.setattr(posetransfer.metrics.runner, "evaluate", evaluate)
+    out = tmp_path / "e.json"
+    argv = ["evaluate", "--generated", "g", "--dataset", "d", "--pairs", "p.csv", "--out"]
+    assert cli.main([*argv, str(out), "--protocol", "paper", "--no-progress"]) == 1  # none done
+    args, kw = calls["evaluate"]
+    assert args == ("g", "d", None, "p.csv") and kw["protocol"] == "paper"
+    assert kw["progress"] is False and kw["weights"] == {} and kw["batch_size"] == 16
+    assert json.loads(out.read_text()) == report.to_dict()

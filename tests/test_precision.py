@@ -12,9 +12,9 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import tiny_overrides
-from posetransfer.core import precision
 from posetransfer.checkpoint import resolve_checkpoint
 from posetransfer.config import load_config
+from posetransfer.core import precision
 from posetransfer.errors import InputError, InputWarning
 from posetransfer.train import resume_config, train
 

@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file
 
 from posetransfer import cli
-from posetransfer.checkpoint import GENERATOR_FILE, load_generator
+from posetransfer.checkpoint import GENERATOR_FILE
 from posetransfer.checkpoint.bundled import (
     CARD_FILE,
     PRETRAINED,
@@ -31,6 +31,7 @@ from posetransfer.pretrained.export import (
     heldout_dataset,
     score_model,
 )
+from posetransfer.runtime.load import load_generator
 from test_transfer import write_untrained_checkpoint
 
 # Scores are recomputed in float32 on the CPU; another CPU's kernels may round a pixel
@@ -65,7 +66,7 @@ def test_bundled_model_is_float16_with_a_manifest(name):
     weights = load_file(folder / GENERATOR_FILE)
     assert {v.dtype for v in weights.values() if v.is_floating_point()} == {torch.float16}
     assert (folder / "manifest.json").is_file() and (folder / CARD_FILE).is_file()
-    model, info = load_generator(name)
+    model, info = load_generator(name, device="cpu", precision=None)
     assert info.pretrained == name and info.name == read_card(name)["generator"]["name"]
     assert next(model.parameters()).dtype == torch.float32
 
@@ -87,7 +88,8 @@ def test_an_existing_folder_wins_over_a_bundled_name(tmp_path, monkeypatch):
     (tmp_path / "synthetic-patn").mkdir()
     assert pretrained_dir("synthetic-patn") is None
     with pytest.raises(InputError, match="synthetic-patn"):
-        load_generator("synthetic-patn")  # the empty folder, not the bundled model
+        # the empty folder, not the bundled model
+        load_generator("synthetic-patn", device="cpu", precision=None)
 
 
 @pytest.mark.slow
@@ -112,8 +114,8 @@ def test_export_writes_float16_weights_and_a_card_that_scores_them(tiny_root, tm
     again = score_model(folder, tmp_path / "work" / "heldout", tmp_path / "gen", progress=False)
     assert again == card["metrics"]
     # float16 storage moves a generated pixel by at most a few levels.
-    fp32, _ = load_generator(run)
-    fp16, _ = load_generator(folder)
+    fp32, _ = load_generator(run, device="cpu", precision=None)
+    fp16, _ = load_generator(folder, device="cpu", precision=None)
     x = torch.rand(1, 3, 128, 64) * 2 - 1
     poses = torch.rand(2, 1, 18, 128, 64)
     with torch.no_grad():
@@ -152,7 +154,7 @@ def test_init_from_loads_a_run_and_refuses_another_architecture(tiny_root, tmp_p
     torch.manual_seed(5)
     fresh = create_generator("patn_tiny")
     init_generator(fresh, str(run))
-    trained, _ = load_generator(run)
+    trained, _ = load_generator(run, device="cpu", precision=None)
     for (k, a), b in zip(fresh.state_dict().items(), trained.state_dict().values()):
         assert torch.equal(a, b), k
     with pytest.raises(InputError, match="train.init_from=.*does not fit") as e:

@@ -344,12 +344,12 @@ TINY = dict(backbone="osnet_x0_25", pretrained="none", steps=3, batch_size=8, he
 def test_train_and_evaluate_end_to_end(reid_root, tmp_path):
     r = train_reid(reid_root, tmp_path / "run", ReidConfig(**TINY), device="cpu", progress=False)
     for k in ("rank1", "rank5", "rank10", "mAP"):
-        assert 0.0 <= r[k] <= 1.0
-    assert r["identities"] == 6 and r["images"] == 36 and r["steps"] == 3
+        assert 0.0 <= getattr(r, k) <= 1.0
+    assert r.identities == 6 and r.images == 36 and r.steps == 3
     assert (tmp_path / "run" / "model.safetensors").is_file()
     assert not (tmp_path / "run" / "state.pt").exists()
     again = evaluate_reid(tmp_path / "run", device="cpu")
-    assert again["rank1"] == pytest.approx(r["rank1"]) and again["mAP"] == pytest.approx(r["mAP"])
+    assert again.rank1 == pytest.approx(r.rank1) and again.mAP == pytest.approx(r.mAP)
     assert (
         train_reid(reid_root, tmp_path / "run", ReidConfig(**TINY), "cpu", False) == r
     )  # finished: kept
@@ -359,7 +359,7 @@ def test_train_and_evaluate_end_to_end(reid_root, tmp_path):
 def test_metric_losses_train(reid_root, tmp_path, loss):
     cfg = ReidConfig(**{**TINY, "steps": 2}, loss=loss)
     r = train_reid(reid_root, tmp_path / loss, cfg, device="cpu", progress=False)
-    assert np.isfinite(r["mAP"])
+    assert np.isfinite(r.mAP)
 
 
 def test_circle_engine_uses_pytorch_metric_learning(reid_root):
@@ -412,7 +412,7 @@ def test_training_resumes_from_its_state(reid_root, tmp_path, monkeypatch):
     assert torch.load(tmp_path / "run" / "state.pt", weights_only=True)["step"] == 4
     monkeypatch.setattr(tr, "evaluate_engine", real_eval)
     r = train_reid(reid_root, tmp_path / "run", cfg, "cpu", False)
-    assert r["steps"] == 4 and not (tmp_path / "run" / "state.pt").exists()
+    assert r.steps == 4 and not (tmp_path / "run" / "state.pt").exists()
     with pytest.raises(InputError, match="holds another run"):
         train_reid(reid_root, tmp_path / "run", ReidConfig(**{**TINY, "steps": 5}), "cpu", False)
 
@@ -542,3 +542,20 @@ def test_cli_synthetic_reid_and_augment(tmp_path, capsys):
     )
     with open(tmp_path / "s" / "manifest.csv", newline="") as f:
         assert len(list(csv.DictReader(f))) == 12
+
+
+def test_reid_results_are_dataclasses_whose_dict_is_the_json_file(reid_root, tmp_path):
+    from posetransfer.reid.train import ReidEvaluation, ReidRun
+
+    r = train_reid(reid_root, tmp_path / "run", ReidConfig(**TINY), device="cpu", progress=False)
+    saved = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert saved == r.to_dict() and ReidRun.from_dict(saved) == r
+    scores = ["rank1", "rank5", "rank10", "rank20", "mAP", "queries"]
+    run = ["config", "data", "identities", "images", "weights", "steps", "seconds", "device"]
+    assert list(saved) == [*scores, *run]
+    assert r.config == ReidConfig(**TINY) and saved["config"]["steps"] == 3
+    with pytest.deprecated_call():
+        assert r["steps"] == 3  # the dict spelling, kept for one release
+    again = evaluate_reid(tmp_path / "run", device="cpu")
+    assert isinstance(again, ReidEvaluation)
+    assert list(again.to_dict()) == [*scores, "run", "data"] and again.queries == r.queries

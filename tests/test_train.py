@@ -14,13 +14,14 @@ from safetensors.torch import load_file
 
 from conftest import tiny_overrides
 from posetransfer import checkpoint as ckpt_mod
-from posetransfer.checkpoint import load_generator, resolve_checkpoint
+from posetransfer.checkpoint import resolve_checkpoint
 from posetransfer.checkpoint.format import write_manifest
 from posetransfer.cli import main
 from posetransfer.config import load_config
 from posetransfer.core.precision import native_bf16
 from posetransfer.errors import InputError
 from posetransfer.models.losses import PerceptualLoss
+from posetransfer.runtime.load import load_generator
 from posetransfer.train import resume_config, train
 
 GAN = {"loss.lambda_gan": 1, "loss.pool_size": 3, "model.ndf": 8, "model.discriminator_blocks": 1}
@@ -60,7 +61,7 @@ def test_run_directory_contents(tiny_root, tmp_path):
         "train_state.pt",
         "manifest.json",
     }
-    model, info = load_generator(run)
+    model, info = load_generator(run, device="cpu", precision=None)
     assert (info.name, info.height, info.width, info.step) == ("patn_tiny", 128, 64, 4)
     assert not model.training
 
@@ -144,7 +145,7 @@ def test_checkpoint_write_is_atomic(tiny_root, tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(ckpt_mod, "to_safetensors", broken)
-    model, _ = load_generator(run)
+    model, _ = load_generator(run, device="cpu", precision=None)
     with pytest.raises(OSError):
         ckpt_mod.save_checkpoint(
             run / "checkpoints" / "step-0000003",
@@ -156,7 +157,7 @@ def test_checkpoint_write_is_atomic(tiny_root, tmp_path, monkeypatch):
         )
     assert not (run / "checkpoints" / "step-0000003").exists()
     assert resolve_checkpoint(run).name == "step-0000002"
-    load_generator(run)  # still loads
+    load_generator(run, device="cpu", precision=None)  # still loads
 
 
 def test_bad_images_give_one_clear_error(tiny_root, tmp_path):
@@ -184,7 +185,7 @@ def test_wrong_architecture_checkpoint(tiny_root, tmp_path):
     cfg_file.write_text(cfg_file.read_text().replace("name: patn_tiny", "name: patn_small"))
     write_manifest(cfg_file.parent)  # an intact checkpoint whose weights fit another generator
     with pytest.raises(InputError, match="weights do not fit generator 'patn_small'"):
-        load_generator(run)
+        load_generator(run, device="cpu", precision=None)
 
 
 def _cli(*args, env=None, **kw):
@@ -220,7 +221,7 @@ def test_ctrl_c_checkpoints_and_resumes(tiny_root, tmp_path):
     assert step >= 2
     state = torch.load(ckpt / "train_state.pt", weights_only=True)
     assert state["step"] == step
-    load_generator(ckpt)
+    load_generator(ckpt, device="cpu", precision=None)
     # Resuming continues from that checkpoint to the end.
     assert main(["train", "--train.resume", str(run), "--train.iterations", str(step + 2)]) == 0
     assert resolve_checkpoint(run).name == f"step-{step + 2:07d}"
@@ -265,7 +266,7 @@ def test_torchrun_two_cpu_processes(tiny_root, tmp_path):
     ckpt = resolve_checkpoint(runs[0])
     state = torch.load(ckpt / "train_state.pt", weights_only=True)
     assert state["step"] == 2 and len(state["ranks"]) == 2 and state["world"] == 2
-    load_generator(runs[0])
+    load_generator(runs[0], device="cpu", precision=None)
 
 
 def test_resume_without_a_config_keeps_the_saved_schedule(tiny_root, tmp_path):

@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from conftest import tiny_overrides
-from posetransfer.checkpoint import load_generator
 from posetransfer.config import load_config
 from posetransfer.models import list_generators
+from posetransfer.runtime.load import load_generator
 from posetransfer.train import train
 
 
@@ -27,7 +27,7 @@ def test_variant_trains_and_reloads(name, tiny_root, tmp_path):
         },
     )
     run = train(load_config("synthetic", over))
-    model, info = load_generator(run)
+    model, info = load_generator(run, device="cpu", precision=None)
     assert info.name == name and info.kwargs == {"ngf": 4, "n_blocks": 2} and info.step == 2
     x = torch.zeros(1, 3, 128, 64)
     with torch.no_grad():

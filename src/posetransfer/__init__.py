@@ -2,6 +2,8 @@
 
 The public API, imported lazily so that ``import posetransfer`` stays light:
 
+- `posetransfer.load_generator`: any model (a bundled name, a run, a checkpoint, the authors'
+  ``.pth``, an exported file, ``hf://owner/name``) -> (generator, `GeneratorInfo`).
 - `posetransfer.PoseTransfer`: photo + target pose -> generated person (``from_checkpoint``).
 - `posetransfer.pose`: joints, heatmaps (`keypoints_to_heatmaps`), drawing, file formats.
 - `posetransfer.models`: `PATN`, `APATN`, `create_generator`, `load_original_patn`.
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 from posetransfer.core import __version__
 
-__all__ = ["PoseTransfer", "__version__"]
+__all__ = ["GeneratorInfo", "PoseTransfer", "__version__", "load_generator"]
 
 
 def __getattr__(name: str):
@@ -21,4 +23,8 @@ def __getattr__(name: str):
         from posetransfer.photos.transfer import PoseTransfer
 
         return PoseTransfer
+    if name in ("GeneratorInfo", "load_generator"):
+        from posetransfer.runtime import load
+
+        return getattr(load, name)
     raise AttributeError(f"module 'posetransfer' has no attribute {name!r}")

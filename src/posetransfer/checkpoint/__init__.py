@@ -5,8 +5,9 @@
         discriminators.safetensors  D_A and D_S (absent when trained without a GAN loss)
         config.yaml                 the resolved training config, plus the generator's name and
                                     keyword arguments: enough to rebuild it with no pickled code
-        train_state.pt              optimisers, image pools, step, RNG states (tensors, numbers,
-                                    lists and dicts only: read with ``torch.load(weights_only=True)``)
+        train_state.pt              optimisers, image pools, step, RNG states (tensors,
+                                    numbers, lists and dicts only: read with
+                                    ``torch.load(weights_only=True)``)
         manifest.json               size and sha256 of each file above, written last
 
 Every checkpoint is serialised in memory, written file by file (each flushed to disk) into a
@@ -33,7 +34,6 @@ from safetensors.torch import load_file
 from safetensors.torch import save as to_safetensors
 from torch import nn
 
-from posetransfer.checkpoint.bundled import pretrained_dir
 from posetransfer.checkpoint.format import (
     CONFIG_FILE,
     DISCRIMINATORS_FILE,
@@ -57,6 +57,7 @@ from posetransfer.core.files import (
     torch_file_failure,
 )
 from posetransfer.errors import InputError
+from posetransfer.models.registry import create_generator
 
 __all__ = [
     "CONFIG_FILE",
@@ -67,10 +68,10 @@ __all__ = [
     "STATE_FILE",
     "CheckpointWarning",
     "GeneratorInfo",
-    "load_generator",
     "load_weights",
     "prune_checkpoints",
     "read_checkpoint_config",
+    "read_generator",
     "read_train_state",
     "remove_orphans",
     "resolve_checkpoint",
@@ -271,46 +272,24 @@ def read_train_state(ckpt: Path) -> dict[str, Any]:
     return state
 
 
-def load_generator(
-    path: str | Path, device: str | torch.device = "cpu"
+def read_generator(
+    ckpt: Path, device: str | torch.device = "cpu"
 ) -> tuple[nn.Module, GeneratorInfo]:
-    """Load a generator in eval mode from our checkpoint or an authors' ``latest_net_netG.pth``.
+    """The generator stored in one checkpoint folder, float32 in eval mode, and its info.
+
+    Finding that folder (a run's newest intact checkpoint, a bundled model, a Hub repository)
+    is `posetransfer.runtime.load.load_generator`'s work; this reads the folder it found.
 
     Args:
-        path: a bundled model's name (``"synthetic-patn"``, ``"synthetic-apatn"``: see
-            `posetransfer.pretrained`), a checkpoint directory, a run directory (its newest
-            intact checkpoint), or a ``.pth`` file of the authors' PATN code (norm detected from the weights; image size
-            and heatmap style then follow the dataset the norm implies: BatchNorm -> Market
-            128x64, InstanceNorm -> DeepFashion 256x176 with the legacy uint8 heatmaps).
+        ckpt: a checkpoint folder, already checked against its manifest (`resolve_checkpoint`).
         device: where to put the model.
 
     Returns:
         (model, info) where info says which image size and heatmaps the model expects.
 
     Raises:
-        InputError: no checkpoint there, a file fails its checksum, or the weights do not fit.
+        InputError: a file is unreadable, or the weights do not fit the recorded generator.
     """
-    from posetransfer.models.registry import create_generator
-
-    bundled = pretrained_dir(path)
-    if bundled is not None and not bundled.is_dir():
-        raise InputError(f"bundled model {path}: not in this installation ({bundled} is missing)")
-    p = bundled if bundled is not None else Path(path)
-    if p.is_file() and p.suffix in (".pth", ".pt"):
-        from posetransfer.models.original import load_original_patn
-
-        model = load_original_patn(p)
-        batch = isinstance(model.image_encoder[2], nn.BatchNorm2d)
-        info = GeneratorInfo(
-            name="patn_market" if batch else "patn_fashion",
-            kwargs={"ngf": model.image_encoder[1].out_channels, "n_blocks": len(model.blocks)},
-            height=128 if batch else 256,
-            width=64 if batch else 176,
-            legacy_heatmaps=not batch,
-            source=str(p),
-        )
-        return model.to(device), info
-    ckpt = resolve_checkpoint(p)  # checks the generator and config files against the manifest
     meta, cfg = read_checkpoint_config(ckpt)
     name, kwargs = meta["generator"]["name"], meta["generator"].get("kwargs") or {}
     try:
@@ -334,6 +313,5 @@ def load_generator(
         legacy_heatmaps=cfg.data.legacy_heatmaps,
         step=meta["step"],
         source=str(ckpt),
-        pretrained=str(path) if bundled is not None else None,
     )
     return model.to(device).eval(), info

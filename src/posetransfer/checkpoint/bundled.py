@@ -1,7 +1,7 @@
 """Trained models shipped inside the package: ``synthetic-patn`` and ``synthetic-apatn``.
 
-Each is a checkpoint folder, ``posetransfer/pretrained/<name>/``, that every command and
-`posetransfer.checkpoint.load_generator` reads like one of a run:
+Each is a checkpoint folder, ``posetransfer/weights/<name>/``, that every command and
+`posetransfer.load_generator` reads like one of a run (a Hub repository holds the same files):
 
     generator.safetensors   the generator's weights, stored in float16 (loaded into float32)
     config.yaml             the full training config, with the generator's name and arguments

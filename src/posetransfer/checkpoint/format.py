@@ -70,9 +70,9 @@ def write_manifest(folder: Path, written: dict[str, bytes] | None = None) -> Pat
 
     Args:
         folder: the checkpoint folder.
-        written: the bytes of each file, as just written durably (`posetransfer.core.files.atomic_write`);
-            recorded without reading them back. None reads every file in the folder, flushing
-            each to disk first.
+        written: the bytes of each file, as just written durably
+            (`posetransfer.core.files.atomic_write`); recorded without reading them back. None
+            reads every file in the folder, flushing each to disk first.
     """
     files: dict[str, dict[str, Any]] = {}
     if written is not None:

@@ -7,8 +7,14 @@ function. The flags are derived from the command's frozen options dataclasses, l
 so that ``posetransfer --help`` is fast.
 """
 
+from __future__ import annotations
+
 import argparse
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from posetransfer.commands.options import Checkpoint
 
 
 def add_progress_flag(parser: argparse.ArgumentParser) -> None:
@@ -18,8 +24,11 @@ def add_progress_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def checkpoint_or_bundled(args: argparse.Namespace) -> str:
-    """``args.checkpoint``, or the default bundled model, saying on stderr which one it is."""
+def checkpoint_or_bundled(options: Checkpoint) -> str:
+    """``options.checkpoint``, or the default bundled model, saying on stderr which one it is.
+
+    ``options``: the `Checkpoint` options, or any with a ``checkpoint`` field.
+    """
     from posetransfer.checkpoint.bundled import (
         DEFAULT_PRETRAINED,
         PRETRAINED,
@@ -27,19 +36,10 @@ def checkpoint_or_bundled(args: argparse.Namespace) -> str:
         pretrained_dir,
     )
 
-    name = args.checkpoint or DEFAULT_PRETRAINED
+    name = options.checkpoint or DEFAULT_PRETRAINED
     if name in PRETRAINED and pretrained_dir(name) is not None:
         print(f"using the {describe(name)}", file=sys.stderr)
     return name
-
-
-def inference_options(args: argparse.Namespace) -> dict:
-    """The keyword arguments of `posetransfer.export.load_for_inference` from the flags."""
-    return {
-        "precision": args.precision,
-        "backend": getattr(args, "backend", "torch"),
-        "compile": getattr(args, "compile", False),
-    }
 
 
 def report_inference(model: object) -> None:

@@ -5,8 +5,14 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
-from posetransfer.commands import checkpoint_or_bundled, inference_options, report_inference
-from posetransfer.commands.options import Checkpoint, Device, Inference, add_options
+from posetransfer.commands import checkpoint_or_bundled, report_inference
+from posetransfer.commands.options import (
+    Checkpoint,
+    Device,
+    Inference,
+    add_options,
+    options_from_args,
+)
 from posetransfer.core.options import option
 
 DESCRIPTION = """\
@@ -29,9 +35,7 @@ examples:
 class ServeOptions:
     """`posetransfer app`: where the page is served."""
 
-    host: str = option(
-        "127.0.0.1", help="interface to listen on (0.0.0.0 for the local network)"
-    )
+    host: str = option("127.0.0.1", help="interface to listen on (0.0.0.0 for the local network)")
     port: int = option(7860, help="TCP port")
 
 
@@ -55,11 +59,12 @@ def run(args: argparse.Namespace) -> int:
 
     from posetransfer.errors import InputError
 
-    if not 0 < args.port < 65536:
-        raise InputError(f"--port must be in 1..65535, got {args.port}")
+    ckpt, inference, serve, device = options_from_args(args, *OPTIONS)
+    if not 0 < serve.port < 65536:
+        raise InputError(f"--port must be in 1..65535, got {serve.port}")
     from posetransfer.core.device import resolve_device
 
-    device = resolve_device(args.device)  # a wrong --device stops before gradio loads
+    dev = resolve_device(device.device)  # a wrong --device stops before gradio loads
     t0 = time.perf_counter()
     try:
         from posetransfer.app import build_app, launch
@@ -70,13 +75,12 @@ def run(args: argparse.Namespace) -> int:
     from posetransfer.photos.transfer import PoseTransfer
 
     # Load the checkpoint first: a wrong path stops here with one line, before any server starts.
-    pt = PoseTransfer.from_checkpoint(
-        checkpoint_or_bundled(args), device=device, **inference_options(args)
-    )
+    pt = PoseTransfer.from_checkpoint(checkpoint_or_bundled(ckpt), device=dev, **inference.kwargs())
     report_inference(pt.model)
     demo = build_app(pt)
-    launch(demo, host=args.host, port=args.port, block=False, quiet=True)
-    print(f"serving on http://{args.host}:{args.port} (ready in {time.perf_counter() - t0:.1f} s)")
+    launch(demo, host=serve.host, port=serve.port, block=False, quiet=True)
+    url = f"http://{serve.host}:{serve.port}"
+    print(f"serving on {url} (ready in {time.perf_counter() - t0:.1f} s)")
     print("Ctrl-C stops the server")
     try:
         demo.block_thread()

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from posetransfer.commands import checkpoint_or_bundled, report_inference
-from posetransfer.commands.options import Checkpoint, Precision, add_options
+from posetransfer.commands.options import Checkpoint, Precision, add_options, options_from_args
 from posetransfer.core.options import option
 
 EXAMPLE = """\
@@ -37,9 +38,7 @@ class AttentionOptions:
     out: str = option(help="folder for the PNGs", metavar="DIR")
     split: str = option("test", help="image sub-folder of ROOT")
     pairs: str | None = option(None, help="pairs CSV (with --index)", metavar="CSV")
-    index: int | None = option(
-        None, help="0-based row of --pairs (0)", metavar="I", group="pair"
-    )
+    index: int | None = option(None, help="0-based row of --pairs (0)", metavar="I", group="pair")
     pair: str | None = option(
         None, help="condition and target image names", metavar="FROM,TO", group="pair"
     )
@@ -70,7 +69,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _parse_points(values: list[str] | None) -> list[tuple[int, int]] | None:
+def _parse_points(values: Sequence[str] | None) -> list[tuple[int, int]] | None:
     from posetransfer.errors import InputError
 
     if not values:
@@ -87,31 +86,32 @@ def _parse_points(values: list[str] | None) -> list[tuple[int, int]] | None:
 
 def run(args: argparse.Namespace) -> int:
     from posetransfer.analysis.attention import load_pair, save_attention_maps
-    from posetransfer.checkpoint import load_generator
     from posetransfer.core.device import resolve_device
     from posetransfer.errors import InputError
-    from posetransfer.models.inference import for_inference
+    from posetransfer.runtime.load import load_generator
 
+    ckpt, precision, o = options_from_args(args, *OPTIONS)
     pair = None
-    if args.pair:
-        names = [s.strip() for s in args.pair.split(",")]
+    if o.pair:
+        names = [s.strip() for s in o.pair.split(",")]
         if len(names) != 2 or not all(names):
-            raise InputError(f"--pair: expected FROM,TO image names, got {args.pair!r}")
+            raise InputError(f"--pair: expected FROM,TO image names, got {o.pair!r}")
         pair = (names[0], names[1])
-    elif args.pairs is None:
+    elif o.pairs is None:
         raise InputError("give a pairs CSV with --pairs (or a pair with --pair FROM,TO)")
-    points = _parse_points(args.points)
-    dev = resolve_device(args.device)
-    model, info = load_generator(checkpoint_or_bundled(args), device=dev)
-    model = for_inference(model, args.precision, dev)
+    points = _parse_points(o.points)
+    dev = resolve_device(o.device)
+    model, info = load_generator(
+        checkpoint_or_bundled(ckpt), device=dev, precision=precision.precision
+    )
     report_inference(model)
     item = load_pair(
-        args.dataset,
-        args.annotations,
-        args.pairs,
-        index=args.index,
+        o.dataset,
+        o.annotations,
+        o.pairs,
+        index=o.index,
         pair=pair,
-        split=args.split,
+        split=o.split,
         size=(info.height, info.width),
         sigma=info.sigma,
         legacy_heatmaps=info.legacy_heatmaps,
@@ -121,13 +121,13 @@ def run(args: argparse.Namespace) -> int:
         item["src_img"].to(dev),
         item["src_pose"].to(dev),
         item["tgt_pose"].to(dev),
-        args.out,
+        o.out,
         tgt_img=item["tgt_img"],
         tgt_kps=item["tgt_kps"],
         points=points,
-        alpha=args.alpha,
+        alpha=o.alpha,
     )
-    print(f"{item['src_name']} -> {item['tgt_name']}: wrote {len(paths)} images to {args.out}")
+    print(f"{item['src_name']} -> {item['tgt_name']}: wrote {len(paths)} images to {o.out}")
     for path in paths:
         print(f"  {path}")
     return 0

@@ -6,7 +6,7 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from posetransfer.commands.options import Progress, add_options
+from posetransfer.commands.options import Progress, add_options, options_from_args
 from posetransfer.core.options import option
 
 DEFAULT_GENERATORS = "patn_fashion,apatn_fashion"
@@ -121,32 +121,32 @@ def _case(text: str) -> tuple[int, int, int]:
     return h, w, batch
 
 
-def _compare(args: argparse.Namespace, generators: list[str]) -> int:
+def _compare(o: BenchOptions, generators: list[str], progress: bool) -> int:
     from posetransfer.analysis.compare import run_compare
     from posetransfer.errors import InputError
 
-    cases = [_case(c.strip()) for c in args.cases.split(",") if c.strip()]
+    cases = [_case(c.strip()) for c in o.cases.split(",") if c.strip()]
     if not cases:
         raise InputError("--cases: give at least one HxWxBATCH")
-    if args.train_steps < 1:
-        raise InputError(f"--train-steps must be at least 1, got {args.train_steps}")
+    if o.train_steps < 1:
+        raise InputError(f"--train-steps must be at least 1, got {o.train_steps}")
     configs = None
-    if args.train_configs is not None:
-        configs = [c.strip() for c in args.train_configs.split(",") if c.strip() != "none"]
+    if o.train_configs is not None:
+        configs = [c.strip() for c in o.train_configs.split(",") if c.strip() != "none"]
         configs = [c for c in configs if c]
     run_compare(
-        args.out,
-        device=args.device,
+        o.out,
+        device=o.device,
         generators=generators,
         cases=cases,
-        repeats=args.repeats,
-        warmup=args.warmup,
-        compile=args.compile,
+        repeats=o.repeats,
+        warmup=o.warmup,
+        compile=o.compile,
         train_configs=configs,
-        train_steps=args.train_steps,
-        progress=args.progress,
+        train_steps=o.train_steps,
+        progress=progress,
     )
-    print((Path(args.out) / "compare.md").read_text(), end="")
+    print((Path(o.out) / "compare.md").read_text(), end="")
     return 0
 
 
@@ -156,44 +156,46 @@ def run(args: argparse.Namespace) -> int:
     from posetransfer.errors import InputError
     from posetransfer.models.registry import list_generators
 
-    if args.generators is None:
-        args.generators = "patn_fashion" if args.compare else DEFAULT_GENERATORS
-    generators = [g.strip() for g in args.generators.split(",") if g.strip()]
+    o, progress = options_from_args(args, *OPTIONS)
+    names = o.generators
+    if names is None:
+        names = "patn_fashion" if o.compare else DEFAULT_GENERATORS
+    generators = [g.strip() for g in names.split(",") if g.strip()]
     known = list_generators()
     for g in generators:
         if g not in known:
             raise InputError(f"--generators: unknown generator {g!r}; known: {', '.join(known)}")
-    sizes = [_size(s.strip(), "--sizes") for s in args.sizes.split(",") if s.strip()]
+    sizes = [_size(s.strip(), "--sizes") for s in o.sizes.split(",") if s.strip()]
     if not sizes:
         raise InputError("--sizes: give at least one HxW")
-    for flag, value in (("--repeats", args.repeats), ("--batch", args.batch)):
+    for flag, value in (("--repeats", o.repeats), ("--batch", o.batch)):
         if value < 1:
             raise InputError(f"{flag} must be at least 1, got {value}")
-    if args.warmup < 0:
-        raise InputError(f"--warmup must be 0 or more, got {args.warmup}")
-    resolve_device(args.device)  # a clear message before any work
-    if args.threads is not None:
-        if args.threads < 1:
-            raise InputError(f"--threads must be at least 1, got {args.threads}")
+    if o.warmup < 0:
+        raise InputError(f"--warmup must be 0 or more, got {o.warmup}")
+    resolve_device(o.device)  # a clear message before any work
+    if o.threads is not None:
+        if o.threads < 1:
+            raise InputError(f"--threads must be at least 1, got {o.threads}")
         import torch
 
-        torch.set_num_threads(args.threads)
-    if args.compare:
-        return _compare(args, generators)
-    block_h, block_w = _size(args.block_size, "--block-size", multiple=1)
-    if args.block_dim < 2 or args.block_dim % 2:
-        raise InputError(f"--block-dim must be even and at least 2, got {args.block_dim}")
+        torch.set_num_threads(o.threads)
+    if o.compare:
+        return _compare(o, generators, progress.progress)
+    block_h, block_w = _size(o.block_size, "--block-size", multiple=1)
+    if o.block_dim < 2 or o.block_dim % 2:
+        raise InputError(f"--block-dim must be even and at least 2, got {o.block_dim}")
     run_bench(
-        args.out,
-        device=args.device,
+        o.out,
+        device=o.device,
         generators=generators,
         sizes=sizes,
-        batch=args.batch,
-        repeats=args.repeats,
-        warmup=args.warmup,
+        batch=o.batch,
+        repeats=o.repeats,
+        warmup=o.warmup,
         block_size=(block_h, block_w),
-        block_dim=args.block_dim,
-        progress=args.progress,
+        block_dim=o.block_dim,
+        progress=progress.progress,
     )
-    print((Path(args.out) / "bench.md").read_text(), end="")
+    print((Path(o.out) / "bench.md").read_text(), end="")
     return 0

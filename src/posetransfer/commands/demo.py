@@ -6,7 +6,7 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from posetransfer.commands.options import Progress, add_options
+from posetransfer.commands.options import Progress, add_options, options_from_args
 from posetransfer.core.options import option
 
 EXAMPLE = """\
@@ -54,21 +54,22 @@ def run(args: argparse.Namespace) -> int:
     from posetransfer.demo import run_demo
     from posetransfer.metrics.scores import SCORE_LABELS, format_score
 
-    m = run_demo(args.out, args.minutes, args.data, args.overrides, progress=args.progress)
+    o, progress = options_from_args(args, *OPTIONS)
+    m = run_demo(o.out, o.minutes, o.data, args.overrides, progress=progress.progress)
     print()
     print(f"{'':22}" + "".join(f"{label:>11}" for label in SCORE_LABELS.values()))
-    for name, scores in m["table"].items():
+    for name, scores in m.table.items():
         cells = "".join(f"{format_score(k, scores[k]):>11}" for k in SCORE_LABELS)
         print(f"{name:22}{cells}")
     print(
-        f"\n{m['pairs']} held-out pairs; SSIM and mask-SSIM higher is better, L1 lower. The demo "
-        f"model trained {m['iterations']} iterations in {m['train_seconds']:.0f} s"
+        f"\n{m.pairs} held-out pairs; SSIM and mask-SSIM higher is better, L1 lower. The demo "
+        f"model trained {m.iterations} iterations in {m.train_seconds:.0f} s"
     )
-    for label, name in m["bundled"].items():
+    for label, name in m.bundled.items():
         print(f"{label}: the {describe(name)}")
-    if not m["bundled"]:
+    if not m.bundled:
         print("(no bundled models in this installation)")
-    print(f"grid: {args.out / 'samples.png'}   table: {args.out / 'table.md'}")
-    if not m["beats_copy_source"]:
+    print(f"grid: {o.out / 'samples.png'}   table: {o.out / 'table.md'}")
+    if not m.beats_copy_source:
         print("warning: the model did not beat the copy-the-condition baseline on both metrics")
     return 0

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from posetransfer.commands.options import Progress, add_options
+from posetransfer.commands.options import Progress, add_options, options_from_args
 from posetransfer.core.options import option
 
 DESCRIPTION = """\
@@ -39,7 +40,7 @@ example:
 
 
 def _protocols() -> tuple[str, ...]:
-    from posetransfer.metrics.runner import PROTOCOLS  # owns them; imports torch
+    from posetransfer.metrics.registry import PROTOCOLS  # owns them; imports numpy and scipy
 
     return tuple(PROTOCOLS)
 
@@ -111,31 +112,33 @@ def run(args: argparse.Namespace) -> int:
     from posetransfer.metrics.report import check_report_path, format_table, write_report
     from posetransfer.metrics.runner import evaluate
 
-    check_report_path(args.out)  # fail before hours of metrics, not after
+    o, progress = options_from_args(args, *OPTIONS)
+    check_report_path(o.out)  # fail before hours of metrics, not after
     report = evaluate(
-        args.generated,
-        args.dataset,
-        args.annotations,
-        args.pairs,
-        metrics=args.metrics,
-        protocol=args.protocol,
-        split=args.split,
-        real_dir=args.real_dir,
-        real_stats=args.real_stats,
-        keypoints=args.keypoints,
-        weights=parse_weights(args.weights),
-        device=args.device,
-        batch_size=args.batch_size,
-        download=args.download,
-        progress=args.progress,
+        o.generated,
+        o.dataset,
+        o.annotations,
+        o.pairs,
+        metrics=o.metrics,
+        protocol=o.protocol,
+        split=o.split,
+        real_dir=o.real_dir,
+        real_stats=o.real_stats,
+        keypoints=o.keypoints,
+        weights=parse_weights(o.weights),
+        device=o.device,
+        batch_size=o.batch_size,
+        download=o.download,
+        progress=progress.progress,
     )
-    json_path, md_path = write_report(report, args.out)
-    print(format_table(report))
+    saved = report.to_dict()
+    json_path, md_path = write_report(saved, o.out)
+    print(format_table(saved))
     print(f"wrote {json_path} and {md_path}")
-    return 0 if report["evaluated"] else 1
+    return 0 if report.evaluated else 1
 
 
-def parse_weights(items: list[str] | None) -> dict[str, Path]:
+def parse_weights(items: Sequence[str] | None) -> dict[str, Path]:
     """Parse ``--weights`` values, ``NAME=PATH`` strings, into ``{network: path}``.
 
     NAME is a network of `posetransfer.metrics.weights.WEIGHTS` or a metric using it (``lpips``

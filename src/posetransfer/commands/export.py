@@ -41,7 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--checkpoint",
         required=True,
         metavar="CKPT",
-        help="checkpoint or run directory, bundled model name, or authors' latest_net_netG.pth",
+        help="checkpoint or run directory, bundled model name, authors' latest_net_netG.pth, "
+        "or hf://owner/name",
     )
     p.add_argument("--format", required=True, choices=("onnx", "openvino"))
     p.add_argument("--out", required=True, metavar="PATH", help="the .onnx or .xml file to write")

@@ -6,13 +6,14 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from posetransfer.commands import checkpoint_or_bundled, inference_options
+from posetransfer.commands import checkpoint_or_bundled
 from posetransfer.commands.options import (
     Checkpoint,
     Device,
     Inference,
     Progress,
     add_options,
+    options_from_args,
 )
 from posetransfer.core.options import option
 
@@ -79,32 +80,31 @@ def run(args: argparse.Namespace) -> int:
     from posetransfer.errors import require_dir
     from posetransfer.generate import generate
 
-    root = require_dir(args.dataset, "dataset root")
+    ckpt, o, device, inference, progress = options_from_args(args, *OPTIONS)
+    root = require_dir(o.dataset, "dataset root")
     result = generate(
-        checkpoint_or_bundled(args),
-        image_dir=root / args.split,
-        annotations=args.annotations or split_file(root, "annotation", args.split),
-        pairs=args.pairs or split_file(root, "pairs", args.split),
-        out_dir=args.out,
-        strips_dir=args.strips,
-        batch_size=args.batch_size,
-        device=args.device,
-        limit=args.limit,
-        skip_existing=args.skip_existing,
-        legacy_heatmaps=args.legacy_heatmaps,
-        progress=args.progress,
-        **inference_options(args),
+        checkpoint_or_bundled(ckpt),
+        image_dir=root / o.split,
+        annotations=o.annotations or split_file(root, "annotation", o.split),
+        pairs=o.pairs or split_file(root, "pairs", o.split),
+        out_dir=o.out,
+        strips_dir=o.strips,
+        batch_size=o.batch_size,
+        device=device.device,
+        limit=o.limit,
+        skip_existing=o.skip_existing,
+        legacy_heatmaps=o.legacy_heatmaps,
+        progress=progress.progress,
+        **inference.kwargs(),
     )
     print(result.runtime)
-    summary = f"{len(result)} images in {args.out}"
-    if args.skip_existing:
+    summary = f"{len(result)} images in {o.out}"
+    if o.skip_existing:
         summary += f": {len(result.written)} written, {len(result.kept)} kept"
     print(summary)
     undecodable = [p for p in result.damaged if p not in result.wrong_size]
-    _report(f"remade {len(undecodable)} damaged (undecodable) images", undecodable, args.out)
-    _report(
-        f"remade {len(result.wrong_size)} images of the wrong size", result.wrong_size, args.out
-    )
+    _report(f"remade {len(undecodable)} damaged (undecodable) images", undecodable, o.out)
+    _report(f"remade {len(result.wrong_size)} images of the wrong size", result.wrong_size, o.out)
     return 0
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
-from posetransfer.commands.options import Progress, add_options
+from posetransfer.commands.options import Progress, add_options, options_from_args
 from posetransfer.core.options import option
 
 DESCRIPTION = """\
@@ -66,13 +66,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from posetransfer.keypoints.detect import annotate_images
 
+    o, progress = options_from_args(args, *OPTIONS)
     report = annotate_images(
-        args.inputs,
-        args.out,
-        overlays=args.overlays,
-        min_confidence=args.min_confidence,
-        upscale_to=args.upscale_to,
-        progress=args.progress,
+        o.inputs,
+        o.out,
+        overlays=o.overlays,
+        min_confidence=o.min_confidence,
+        upscale_to=o.upscale_to,
+        progress=progress.progress,
     )
     for _name, path, reason in report.skipped:
         # Escape what the terminal cannot show: a file name that is not UTF-8 is one reason
@@ -86,6 +87,6 @@ def run(args: argparse.Namespace) -> int:
     )
     if n_skip:
         print(f"skipped images listed in {report.skipped_path}")
-    if args.overlays:
-        print(f"overlays in {args.overlays}")
+    if o.overlays:
+        print(f"overlays in {o.overlays}")
     return 0 if n_ok else 1

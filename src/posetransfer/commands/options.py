@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from posetransfer.core.device import BACKENDS
 from posetransfer.core.options import Option, flag_of, option, option_of
 from posetransfer.core.precision import AUTO, PRECISIONS
 
@@ -169,12 +170,6 @@ def parser_fields(parser: argparse.ArgumentParser) -> set[str]:
 # Option groups that several commands share.
 
 
-def _backends() -> tuple[str, ...]:
-    from posetransfer.runtime.exported import BACKENDS  # owns them; imports torch
-
-    return BACKENDS
-
-
 CHECKPOINT_HELP = (
     "checkpoint or run directory, authors' latest_net_netG.pth, or a bundled model: "
     "synthetic-patn (the default) or synthetic-apatn, trained on synthetic people only"
@@ -207,7 +202,7 @@ class Inference(Precision):
         "torch",
         help="torch, or run an exported .onnx/.xml given as --checkpoint with onnxruntime or "
         "OpenVINO (see `posetransfer export`)",
-        choices=_backends,
+        choices=BACKENDS,
     )
     compile: bool = option(False, help="torch backend: run through torch.compile")
 

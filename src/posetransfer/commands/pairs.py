@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
-from posetransfer.commands.options import add_options
+from posetransfer.commands.options import add_options, options_from_args
 from posetransfer.core.options import option
 
 EXAMPLE = """\
@@ -56,13 +56,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from posetransfer.data.pairs import make_pairs_file
 
+    o = options_from_args(args, *OPTIONS)
     summary = make_pairs_file(
-        args.annotations,
-        args.out,
-        images_dir=args.images,
-        max_pairs=args.max_pairs,
-        seed=args.seed,
-        require_torso=args.torso_filter,
+        o.annotations,
+        o.out,
+        images_dir=o.images,
+        max_pairs=o.max_pairs,
+        seed=o.seed,
+        require_torso=o.torso_filter,
     )
     print(summary.summary())
     return 0

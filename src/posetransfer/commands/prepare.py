@@ -6,7 +6,7 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from posetransfer.commands.options import Progress, add_options
+from posetransfer.commands.options import Progress, add_options, options_from_args
 from posetransfer.core.options import option
 from posetransfer.data.prepare.layout import DATASETS
 
@@ -42,9 +42,7 @@ class PrepareOptions:
         help="folder of the annotation/pairs CSVs (default: ROOT, the source, its parent)",
         metavar="DIR",
     )
-    train_list: str | None = option(
-        None, help="fashion: the authors' train.lst", metavar="FILE"
-    )
+    train_list: str | None = option(None, help="fashion: the authors' train.lst", metavar="FILE")
     test_list: str | None = option(None, help="fashion: the authors' test.lst", metavar="FILE")
     split_from_annotations: bool = option(
         False,
@@ -84,39 +82,39 @@ def run(args: argparse.Namespace) -> int:
     )
     from posetransfer.errors import InputError
 
+    o, progress = options_from_args(args, *OPTIONS)
     fashion_only = {
-        "--train-list": args.train_list,
-        "--test-list": args.test_list,
-        "--split-from-annotations": args.split_from_annotations,
+        "--train-list": o.train_list,
+        "--test-list": o.test_list,
+        "--split-from-annotations": o.split_from_annotations,
     }
-    if args.dataset == "market":
+    if o.dataset == "market":
         for flag, value in fashion_only.items():
             if value:
                 raise InputError(f"{flag} is for `prepare fashion` only")
-    if args.workers is not None and args.workers < 1:
-        raise InputError(f"--workers must be at least 1, got {args.workers}")
-    progress = args.progress
-    if args.check:
-        report = check_layout(args.out, args.dataset, workers=args.workers, progress=progress)
+    if o.workers is not None and o.workers < 1:
+        raise InputError(f"--workers must be at least 1, got {o.workers}")
+    if o.check:
+        report = check_layout(o.out, o.dataset, workers=o.workers, progress=progress.progress)
         path = report.write()
     else:
-        if args.source is None:
+        if o.source is None:
             raise InputError("--source is required (or --check to check ROOT only)")
-        common = dict(annotations_dir=args.annotations_dir, workers=args.workers)
-        if args.dataset == "market":
-            report = prepare_market(args.source, args.out, progress=progress, **common)
+        common = dict(annotations_dir=o.annotations_dir, workers=o.workers)
+        if o.dataset == "market":
+            report = prepare_market(o.source, o.out, progress=progress.progress, **common)
         else:
             report = prepare_fashion(
-                args.source,
-                args.out,
-                train_list=args.train_list,
-                test_list=args.test_list,
-                split_from_annotations=args.split_from_annotations,
-                jpeg_quality=args.jpeg_quality,
-                progress=progress,
+                o.source,
+                o.out,
+                train_list=o.train_list,
+                test_list=o.test_list,
+                split_from_annotations=o.split_from_annotations,
+                jpeg_quality=o.jpeg_quality,
+                progress=progress.progress,
                 **common,
             )
-        path = Path(args.out) / REPORT_NAME
+        path = Path(o.out) / REPORT_NAME
     print(report.summary())
     print(f"report: {path}")
     return 0

@@ -1,4 +1,4 @@
-"""`posetransfer pretrained`: the bundled models (list them, or make one from a run)."""
+"""`posetransfer pretrained`: the bundled models (list them, make one from a run, publish one)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,16 @@ examples:
   posetransfer pretrained export --checkpoint runs/00007-patn_small-synthetic \\
       --name synthetic-patn --command "posetransfer train --config synthetic_long" \\
       --fid-real-dir data/synthetic/train
+  # a bundled model as a Hugging Face Hub repository's files, then published with the Hub's client
+  posetransfer pretrained export --name synthetic-patn --hub-folder hub/synthetic-patn \\
+      --hub-repo you/posetransfer-synthetic-patn
+  hf upload you/posetransfer-synthetic-patn hub/synthetic-patn .
 
 The bundled models were trained on the procedural synthetic people only; `list` prints each
 one's card: generator, iterations, training time, the command that trained it, and its
-held-out metrics beside copying the condition image.
+held-out metrics beside copying the condition image. `export --hub-folder DIR` writes the
+model's files and a README.md model card (the Hub's metadata: library, licence, tags, the
+held-out metrics); once uploaded, `--checkpoint hf://OWNER/NAME` loads it in every command.
 """
 
 
@@ -31,11 +37,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     actions.add_parser("list", help="print the bundled models' cards")
     e = actions.add_parser(
-        "export", help="write a bundled model from a run (float16) and measure it on held-out data"
+        "export",
+        help="write a bundled model from a run (float16) and measure it on held-out data, "
+        "and/or write it as a Hugging Face Hub folder",
     )
-    e.add_argument("--checkpoint", required=True, metavar="CKPT", help="checkpoint or run folder")
+    e.add_argument(
+        "--checkpoint", metavar="CKPT", help="checkpoint or run folder to make the model from"
+    )
     e.add_argument("--name", required=True, help="synthetic-patn or synthetic-apatn")
-    e.add_argument("--command", required=True, help="the command line that trained the run")
+    e.add_argument("--command", help="with --checkpoint: the command line that trained the run")
+    e.add_argument(
+        "--hub-folder",
+        type=Path,
+        metavar="DIR",
+        help="also (or, without --checkpoint, only) write the model as a Hugging Face Hub "
+        "repository's files, with a README.md model card",
+    )
+    e.add_argument(
+        "--hub-repo",
+        metavar="OWNER/NAME",
+        help="--hub-folder: the repository it will be uploaded to, for the card's example",
+    )
     e.add_argument(
         "--out-root", type=Path, help="folder of the model folders (default: the package's)"
     )
@@ -76,8 +98,20 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {card['note']}")
         return 0
 
-    from posetransfer.pretrained.export import export_pretrained
+    from posetransfer.errors import InputError
+    from posetransfer.pretrained.export import export_pretrained, write_hub_folder
 
+    if args.checkpoint is None:
+        if args.hub_folder is None:
+            raise InputError(
+                "give --checkpoint (a run to make the bundled model from), --hub-folder (a "
+                "bundled model as a Hub repository's files), or both"
+            )
+        model = args.out_root / args.name if args.out_root else args.name
+        print(f"wrote {write_hub_folder(model, args.hub_folder, args.hub_repo)}")
+        return 0
+    if not args.command:
+        raise InputError("--checkpoint needs --command: the command line that trained the run")
     kw = {"out_root": args.out_root} if args.out_root else {}
     folder = export_pretrained(
         args.checkpoint,
@@ -92,4 +126,6 @@ def run(args: argparse.Namespace) -> int:
         **kw,
     )
     print(f"wrote {folder}")
+    if args.hub_folder is not None:
+        print(f"wrote {write_hub_folder(folder, args.hub_folder, args.hub_repo)}")
     return 0

@@ -7,11 +7,15 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from posetransfer.commands import checkpoint_or_bundled
 from posetransfer.commands.options import Device, Progress, add_options, options_from_args
 from posetransfer.core.options import option
-from posetransfer.reid.config import ReidConfig
+from posetransfer.reid.config import TARGET_POSES, ReidConfig
+
+if TYPE_CHECKING:
+    from posetransfer.reid.train import ReidScores
 
 EXAMPLE = """\
 examples (the synthetic people in Market-1501's layout; for Market-1501 pass its zip or folder
@@ -48,12 +52,6 @@ def _portion(text: str) -> float:
     return value
 
 
-def _target_poses() -> tuple[str, ...]:
-    from posetransfer.reid.augmentation import TARGET_POSES  # owns them; imports torch
-
-    return TARGET_POSES
-
-
 @dataclass(frozen=True)
 class SetInputs:
     """The Market-1501 set that `reid augment` and `reid study` start from."""
@@ -87,7 +85,7 @@ class AugmentOptions:
         "removed",
         help="pose of each generated image: the removed image's, or a random kept image's (the "
         "paper's starred rows)",
-        choices=_target_poses,
+        choices=TARGET_POSES,
     )
     ratio: int = option(
         1, help="with portion 1: K-1 generated images per real one", minimum=1, metavar="K"
@@ -138,7 +136,7 @@ class StudyOptions:
         metavar="CKPT",
     )
     target_poses: tuple[str, ...] = option(
-        ("removed",), help="a row per rule for each generator", choices=_target_poses
+        ("removed",), help="a row per rule for each generator", choices=TARGET_POSES
     )
     ratios: tuple[int, ...] = option(
         (), help="the Kx columns, e.g. 2 3", nargs="*", minimum=1, metavar="K"
@@ -209,9 +207,18 @@ def _augment(inputs: SetInputs, o: AugmentOptions, device: Device, progress: Pro
 
     checkpoint = checkpoint_or_bundled(o) if o.generator else None
     out = augment(
-        inputs.market, inputs.annotations, checkpoint, o.out, o.portion, inputs.seed,
-        o.target_poses, o.ratio, o.batch_size, progress.progress, device.device,
-    )  # fmt: skip
+        inputs.market,
+        inputs.annotations,
+        checkpoint,
+        o.out,
+        portion=o.portion,
+        seed=inputs.seed,
+        target_poses=o.target_poses,
+        ratio=o.ratio,
+        batch_size=o.batch_size,
+        progress=progress.progress,
+        device=device.device,
+    )
     counts = report_counts(json.loads((out / REPORT).read_text()))
     print(
         f"{out}: {counts['kept']} real + {counts['generated']} generated training images of "
@@ -224,10 +231,10 @@ def _augment(inputs: SetInputs, o: AugmentOptions, device: Device, progress: Pro
     return 0
 
 
-def _print_metrics(r: dict) -> None:
+def _print_metrics(r: ReidScores) -> None:
     print(
-        f"rank-1 {100 * r['rank1']:.1f}%  rank-5 {100 * r['rank5']:.1f}%  "
-        f"rank-10 {100 * r['rank10']:.1f}%  mAP {100 * r['mAP']:.1f}%  ({r['queries']} queries)"
+        f"rank-1 {100 * r.rank1:.1f}%  rank-5 {100 * r.rank5:.1f}%  "
+        f"rank-10 {100 * r.rank10:.1f}%  mAP {100 * r.mAP:.1f}%  ({r.queries} queries)"
     )
 
 
@@ -237,8 +244,8 @@ def _train(inputs: TrainInputs, config: ReidConfig, device: Device, progress: Pr
     r = train_reid(inputs.data, inputs.out, config, device.device, progress.progress)
     _print_metrics(r)
     print(
-        f"{inputs.out}: results.json, model.safetensors ({r['images']} images of "
-        f"{r['identities']} people, {r['steps']} steps, {r['seconds']:.0f} s on {r['device']})"
+        f"{inputs.out}: results.json, model.safetensors ({r.images} images of "
+        f"{r.identities} people, {r.steps} steps, {r.seconds:.0f} s on {r.device})"
     )
     return 0
 
@@ -250,7 +257,7 @@ def _evaluate(o: EvaluateOptions, device: Device) -> int:
     r = evaluate_reid(o.run, o.data, device.device)
     _print_metrics(r)
     if o.json:
-        atomic_write(o.json, json.dumps(r, indent=2) + "\n")
+        atomic_write(o.json, json.dumps(r.to_dict(), indent=2) + "\n")
     return 0
 
 
@@ -266,10 +273,19 @@ def _study(
     from posetransfer.reid.study import PLOT, TABLE
 
     rows = run_study(
-        inputs.market, inputs.annotations, o.out, list(o.portions), list(o.generators),
-        list(o.target_poses), list(o.ratios), config, inputs.seed, batch.generator_batch_size,
-        device.device, progress.progress,
-    )  # fmt: skip
+        inputs.market,
+        inputs.annotations,
+        o.out,
+        portions=list(o.portions),
+        generators=list(o.generators),
+        target_poses=list(o.target_poses),
+        ratios=list(o.ratios),
+        config=config,
+        seed=inputs.seed,
+        batch_size=batch.generator_batch_size,
+        device=device.device,
+        progress=progress.progress,
+    )
     if (o.out / TABLE).is_file():
         print((o.out / TABLE).read_text(), end="")
     print(f"{len(rows)} cells: {o.out / TABLE}, {o.out / PLOT}")

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from posetransfer.commands.options import Progress, add_options
+from posetransfer.commands.options import Progress, add_options, options_from_args
 from posetransfer.core.options import option
 
 EXAMPLE = """\
@@ -96,21 +96,22 @@ def run(args: argparse.Namespace) -> int:
     from posetransfer.errors import InputError
     from posetransfer.pose import read_pairs
 
+    o, progress = options_from_args(args, *OPTIONS)
     try:
         config = SyntheticConfig(
-            n_train_ids=args.train_ids,
-            n_test_ids=args.test_ids,
-            images_per_id=args.images_per_id,
-            height=args.height,
-            width=args.width,
-            seed=args.seed,
-            max_test_pairs=args.max_test_pairs or None,
-            jpeg_quality=args.jpeg_quality,
+            n_train_ids=o.train_ids,
+            n_test_ids=o.test_ids,
+            images_per_id=o.images_per_id,
+            height=o.height,
+            width=o.width,
+            seed=o.seed,
+            max_test_pairs=o.max_test_pairs or None,
+            jpeg_quality=o.jpeg_quality,
         )
     except InputError as e:  # name the option, not the config field
         raise InputError(e.flag_message(_FLAGS)) from None
     t0 = time.monotonic()
-    root = make_synthetic_dataset(args.out, config, progress=args.progress)
+    root = make_synthetic_dataset(o.out, config, progress=progress.progress)
     n_pairs = {split: len(read_pairs(root / name)) for split, name in PAIRS_FILES.items()}
     n_ids = config.n_train_ids + config.n_test_ids
     print(
@@ -119,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
         f"{n_pairs['test']} test pairs, {config.height}x{config.width} "
         f"({time.monotonic() - t0:.1f} s)"
     )
-    if args.reid:
+    if o.reid:
         from posetransfer.data.synthetic import write_reid_layout
 
         counts = write_reid_layout(root)
@@ -127,6 +128,6 @@ def run(args: argparse.Namespace) -> int:
             f"re-ID layout: {', '.join(f'{n} {folder}/' for folder, n in counts.items())} "
             "(posetransfer reid augment|train|study read it)"
         )
-    if args.sheet:
-        print(f"contact sheet: {make_contact_sheet(root, args.sheet)}")
+    if o.sheet:
+        print(f"contact sheet: {make_contact_sheet(root, o.sheet)}")
     return 0

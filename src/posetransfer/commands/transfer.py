@@ -7,8 +7,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from posetransfer.commands import checkpoint_or_bundled, inference_options, report_inference
-from posetransfer.commands.options import Checkpoint, Device, Inference, add_options
+from posetransfer.commands import checkpoint_or_bundled, report_inference
+from posetransfer.commands.options import (
+    Checkpoint,
+    Device,
+    Inference,
+    add_options,
+    options_from_args,
+)
 from posetransfer.core.options import option
 
 if TYPE_CHECKING:
@@ -88,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
 
     from posetransfer.errors import InputError
 
-    if args.list_poses:
+    ckpt, inference, o, device = options_from_args(args, *OPTIONS)
+    if o.list_poses:
         from posetransfer.keypoints.named_poses import POSE_DESCRIPTIONS
 
         for name, desc in POSE_DESCRIPTIONS.items():
@@ -97,9 +104,9 @@ def run(args: argparse.Namespace) -> int:
     absent = [
         flag
         for flag, value in (
-            ("--source", args.source),
-            ("--target-pose", args.target_pose),
-            ("--out", args.out),
+            ("--source", o.source),
+            ("--target-pose", o.target_pose),
+            ("--out", o.out),
         )
         if not value
     ]
@@ -108,23 +115,21 @@ def run(args: argparse.Namespace) -> int:
 
     from posetransfer.photos.transfer import PoseTransfer
 
-    check_image_path(args.out, "--out")
-    if args.strip:
-        check_image_path(args.strip, "--strip")
+    check_image_path(o.out, "--out")
+    if o.strip:
+        check_image_path(o.strip, "--strip")
     t0 = time.perf_counter()
-    checkpoint = checkpoint_or_bundled(args)
-    with PoseTransfer.from_checkpoint(
-        checkpoint, device=args.device, **inference_options(args)
-    ) as pt:
+    checkpoint = checkpoint_or_bundled(ckpt)
+    with PoseTransfer.from_checkpoint(checkpoint, device=device.device, **inference.kwargs()) as pt:
         t_load = time.perf_counter() - t0
         report_inference(pt.model)
         # Keypoint warnings (joints outside the image) print as one line each (see cli).
-        result = pt.transfer(args.source, args.target_pose, paste_back=args.paste_back)
-    out = write_image(result.image, args.out, "--out")
+        result = pt.transfer(o.source, o.target_pose, paste_back=o.paste_back)
+    out = write_image(result.image, o.out, "--out")
     h, w = result.image.shape[:2]
-    print(f"wrote {out} ({h}x{w}{', pasted back' if args.paste_back else ''})")
-    if args.strip:
-        strip = write_image(result.strip(), args.strip, "--strip")
+    print(f"wrote {out} ({h}x{w}{', pasted back' if o.paste_back else ''})")
+    if o.strip:
+        strip = write_image(result.strip(), o.strip, "--strip")
         print(f"wrote {strip}")
     total = time.perf_counter() - t0
     print(f"model load {t_load:.2f} s, detection + generation {total - t_load:.2f} s")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,12 +28,48 @@ from posetransfer.checkpoint import read_checkpoint_config, resolve_checkpoint
 from posetransfer.checkpoint.bundled import installed_pretrained
 from posetransfer.config import DataConfig, load_config
 from posetransfer.core.files import atomic_write, read_image
+from posetransfer.core.report import Report
 from posetransfer.data.synthetic import SyntheticConfig, make_synthetic_dataset
 from posetransfer.generate import generate
 from posetransfer.metrics.scores import score_copy_baseline, score_pairs, score_table
 from posetransfer.pose import drop_outside, read_annotations, read_pairs
 from posetransfer.pose.draw import comparison_grid, save_png
 from posetransfer.train import train
+
+L1_SCALE = (
+    "mean absolute difference of uint8 RGB values (0..255); body L1 over the target's body "
+    "mask only"
+)
+SSIM_PROTOCOL = (
+    "paper (Gaussian sigma 1.5, data_range of the generated image); mask-SSIM: both images "
+    "masked by the target's body mask"
+)
+
+
+@dataclass(frozen=True)
+class DemoReport(Report):
+    """What `run_demo` measured; `to_dict` is ``OUT/metrics.json``."""
+
+    ssim: float
+    l1: float
+    """The demo model's SSIM and L1 over the held-out pairs."""
+    ssim_copy_source: float
+    l1_copy_source: float
+    """The same of copying the condition image (the baseline to beat)."""
+    table: dict[str, dict[str, float]]
+    """Row label (the copy baseline, "demo model", each bundled model) -> score -> value."""
+    bundled: dict[str, str]
+    """Table label -> bundled model name, of the bundled models installed."""
+    pairs: int
+    l1_scale: str
+    ssim_protocol: str
+    iterations: int
+    """The demo model's training iterations."""
+    train_seconds: float
+    total_seconds: float
+    run_dir: str
+    beats_copy_source: bool
+    """Better SSIM and lower L1 than copying the condition image."""
 
 
 def run_demo(
@@ -42,7 +79,7 @@ def run_demo(
     overrides: list[str] | None = None,
     progress: bool = True,
     synthetic: SyntheticConfig | None = None,
-) -> dict:
+) -> DemoReport:
     """Run the whole demo and return its metrics (also written to ``OUT/metrics.json``).
 
     Args:
@@ -98,29 +135,25 @@ def run_demo(
 
     step = read_checkpoint_config(resolve_checkpoint(run_dir))[0]["step"]
     ours, copy = table["demo model"], table["copy condition image"]
-    metrics = {
-        "ssim": ours["ssim"],
-        "l1": ours["l1"],
-        "ssim_copy_source": copy["ssim"],
-        "l1_copy_source": copy["l1"],
-        "table": table,
-        "bundled": {BUNDLED_LABELS[n]: n for n in installed_pretrained()},
-        "pairs": len(outputs["demo model"]),
-        "l1_scale": "mean absolute difference of uint8 RGB values (0..255); body L1 over the "
-        "target's body mask only",
-        "ssim_protocol": "paper (Gaussian sigma 1.5, data_range of the generated image); "
-        "mask-SSIM: both images masked by the target's body mask",
-        "iterations": step,
-        "train_seconds": round(train_seconds, 1),
-        "total_seconds": round(time.monotonic() - t0, 1),
-        "run_dir": str(run_dir),
-    }
-    metrics["beats_copy_source"] = bool(
-        metrics["ssim"] > metrics["ssim_copy_source"] and metrics["l1"] < metrics["l1_copy_source"]
+    report = DemoReport(
+        ssim=ours["ssim"],
+        l1=ours["l1"],
+        ssim_copy_source=copy["ssim"],
+        l1_copy_source=copy["l1"],
+        table=table,
+        bundled={BUNDLED_LABELS[n]: n for n in installed_pretrained()},
+        pairs=len(outputs["demo model"]),
+        l1_scale=L1_SCALE,
+        ssim_protocol=SSIM_PROTOCOL,
+        iterations=step,
+        train_seconds=round(train_seconds, 1),
+        total_seconds=round(time.monotonic() - t0, 1),
+        run_dir=str(run_dir),
+        beats_copy_source=bool(ours["ssim"] > copy["ssim"] and ours["l1"] < copy["l1"]),
     )
     atomic_write(out / "table.md", score_table(table))
-    atomic_write(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    return metrics
+    atomic_write(out / "metrics.json", json.dumps(report.to_dict(), indent=2) + "\n")
+    return report
 
 
 BUNDLED_LABELS = {"synthetic-patn": "PATN", "synthetic-apatn": "APATN"}

@@ -1,20 +1,23 @@
-"""Deployment: export generators to ONNX / OpenVINO and load any generator ready for inference.
+"""Deployment: export generators to ONNX / OpenVINO and check them.
 
-- `export_generator(checkpoint, format, out)`: our checkpoints, bundled models and the authors'
-  ``.pth`` files to an ``.onnx`` file or OpenVINO IR (``.xml`` + ``.bin``), see
+- `export_generator(checkpoint, format, out)`: our checkpoints, bundled models, Hub models and
+  the authors' ``.pth`` files to an ``.onnx`` file or OpenVINO IR (``.xml`` + ``.bin``), see
   `posetransfer.runtime.onnx`.
-- `load_for_inference(path, backend, precision, device)`: a checkpoint through
-  `posetransfer.models.for_inference` (backend "torch"), or an exported file through
-  onnxruntime / OpenVINO; the same call either way (`posetransfer.runtime.load`, which library
-  modules import directly; this package is for users and commands).
+- An exported file loads like any model: `posetransfer.load_generator("patn.onnx")` runs it
+  through onnxruntime / OpenVINO. `load_for_inference` is the name that call had before
+  (`posetransfer.runtime.load`), kept for one release.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+from torch import nn
+
 from posetransfer.errors import InputError
-from posetransfer.runtime.load import describe, load_for_inference
+from posetransfer.runtime.load import GeneratorInfo, describe, load_generator
+from posetransfer.runtime.onnx import export_onnx_model, export_openvino_model
 
 FORMATS: tuple[str, ...] = ("onnx", "openvino")
 _SUFFIX = {"onnx": ".onnx", "openvino": ".xml"}
@@ -32,7 +35,7 @@ def export_generator(
     """Export a checkpoint, run, bundled model or authors' ``.pth`` to ``out``.
 
     Args:
-        checkpoint: anything `posetransfer.checkpoint.load_generator` reads.
+        checkpoint: anything `posetransfer.load_generator` reads but an exported file.
         format: "onnx" (one ``.onnx`` file) or "openvino" (``.xml`` and ``.bin``).
         out: the file to write (``.onnx`` / ``.xml``).
         batch_size: a fixed batch size; None (the default) exports any batch size.
@@ -46,9 +49,6 @@ def export_generator(
     Raises:
         InputError: naming ``format``, ``out`` or ``batch_size``, or the checkpoint at fault.
     """
-    from posetransfer.checkpoint import load_generator
-    from posetransfer.runtime.onnx import export_onnx_model, export_openvino_model
-
     if format not in FORMATS:
         raise InputError(f"format={format!r}: choose one of {', '.join(FORMATS)}", arg="format")
     out = Path(out)
@@ -65,7 +65,7 @@ def export_generator(
         raise InputError(
             f"calibration_pairs={calibration_pairs}: must be at least 1", arg="calibration_pairs"
         )
-    model, info = load_generator(checkpoint)
+    model, info = load_generator(checkpoint, device="cpu", precision=None)
     if int8:
         return _export_int8(model, info, out, batch_size, calibration, calibration_pairs)
     export = export_onnx_model if format == "onnx" else export_openvino_model
@@ -79,7 +79,6 @@ def _export_int8(model, info, out: Path, batch_size, calibration, pairs: int) ->
     from posetransfer.core.files import disk_error
     from posetransfer.export.check import pair_batches
     from posetransfer.export.quantize import quantize_int8
-    from posetransfer.runtime.onnx import export_onnx_model
 
     # A fixed-batch graph takes only full batches: the calibration drops a short last one.
     calib = pair_batches(info, calibration, "train", pairs, batch_size or 8, full=bool(batch_size))
@@ -96,4 +95,17 @@ def _export_int8(model, info, out: Path, batch_size, calibration, pairs: int) ->
     return out
 
 
-__all__ = ["FORMATS", "describe", "export_generator", "load_for_inference"]
+def load_for_inference(
+    path: str | Path,
+    backend: str = "torch",
+    precision: str = "auto",
+    device: str | torch.device = "auto",
+    compile: bool = False,
+) -> tuple[nn.Module, GeneratorInfo]:
+    """The former name of `posetransfer.load_generator` (kept for one release), same call."""
+    return load_generator(
+        path, device=device, precision=precision, backend=backend, compile=compile
+    )
+
+
+__all__ = ["FORMATS", "describe", "export_generator", "load_for_inference", "load_generator"]

@@ -14,6 +14,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from posetransfer.runtime.load import load_generator
+from posetransfer.runtime.onnx import example_inputs
+
 
 def psnr(reference: torch.Tensor, test: torch.Tensor) -> float:
     """PSNR in dB of ``test`` against ``reference``, images in [-1, 1] (inf when equal)."""
@@ -57,13 +60,9 @@ def parity(
     Returns:
         ``{"batch", "max_abs_diff", "psnr_db"}``.
     """
-    from posetransfer.checkpoint import load_generator
-    from posetransfer.runtime.load import load_for_inference
-    from posetransfer.runtime.onnx import example_inputs
-
-    model, info = load_generator(checkpoint)
+    model, info = load_generator(checkpoint, device="cpu", precision=None)
     fast: Any
-    fast, _ = load_for_inference(exported, precision="fp32", device="cpu")
+    fast, _ = load_generator(exported, device="cpu", precision="fp32")
     n = batch or fast.batch_size or 3
     if pairs_root is None:
         inputs = example_inputs(n, info.height, info.width, getattr(model, "n_joints", 18))

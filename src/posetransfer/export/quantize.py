@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from posetransfer.export.check import pair_batches
+from posetransfer.runtime.load import load_generator
 from posetransfer.runtime.onnx import INPUT_NAMES, export_onnx_model
 
 
@@ -89,10 +90,9 @@ def int8_study(
     """Size, onnxruntime speed and PSNR against torch fp32 of fp32 and int8 exports."""
     import onnxruntime as ort
 
-    from posetransfer.checkpoint import load_generator
     from posetransfer.export.check import psnr
 
-    model, info = load_generator(checkpoint)
+    model, info = load_generator(checkpoint, device="cpu", precision=None)
     calib = pair_batches(info, None, "train", calibration_pairs, batch)
     test = pair_batches(info, None, "test", test_pairs, batch)
     with torch.inference_mode():
@@ -128,13 +128,11 @@ def write_int8_samples(
     """A PNG of held-out pairs, one per row: condition | torch fp32 | int8 | |difference| x4."""
     from PIL import Image
 
-    from posetransfer.checkpoint import load_generator
     from posetransfer.data.datasets import tensor_to_image
     from posetransfer.pose.draw import save_png
-    from posetransfer.runtime.load import load_for_inference
 
-    model, info = load_generator(checkpoint)
-    quantized, _ = load_for_inference(int8_model)
+    model, info = load_generator(checkpoint, device="cpu", precision=None)
+    quantized, _ = load_generator(int8_model)
     inputs = [torch.from_numpy(a) for a in pair_batches(info, None, "test", n, n)[0]]
     with torch.inference_mode():
         ref = model(*inputs)

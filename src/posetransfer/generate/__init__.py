@@ -18,13 +18,12 @@ import torch
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
-from posetransfer.checkpoint import GeneratorInfo
 from posetransfer.core.device import resolve_device
 from posetransfer.core.files import disk_error, generated_name, remove_partial, try_read_image
 from posetransfer.data.datasets import PairDataset, tensor_to_image
 from posetransfer.errors import InputError
 from posetransfer.pose.draw import pair_strip, pair_strip_size, save_png
-from posetransfer.runtime.load import describe, load_for_inference
+from posetransfer.runtime.load import GeneratorInfo, describe, load_generator
 
 
 @dataclass
@@ -78,7 +77,8 @@ def generate(
 
     Args:
         checkpoint: a checkpoint or run directory, a bundled model's name, an authors'
-            ``latest_net_netG.pth``, or an exported ``.onnx`` / ``.xml`` (`posetransfer.export`).
+            ``latest_net_netG.pth``, an exported ``.onnx`` / ``.xml`` (`posetransfer.export`)
+            or ``hf://owner/name``: anything `posetransfer.load_generator` reads.
         image_dir: folder of the condition (and target) images, e.g. ``ROOT/test``.
         annotations: annotation CSV covering every image named in the pairs.
         pairs: pairs CSV (``from,to``).
@@ -108,7 +108,9 @@ def generate(
     if limit is not None and limit < 1:
         raise InputError(f"limit={limit}: must be at least 1", arg="limit")
     dev = resolve_device(device)
-    model, info = load_for_inference(checkpoint, backend, precision, dev, compile)
+    model, info = load_generator(
+        checkpoint, device=dev, precision=precision, backend=backend, compile=compile
+    )
     dataset = dataset_for(info, image_dir, annotations, pairs, legacy_heatmaps)
     out_dir = Path(out_dir)
     strips = Path(strips_dir) if strips_dir is not None else None

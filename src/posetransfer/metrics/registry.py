@@ -152,6 +152,16 @@ def setup_metric(name: str, ctx: MetricContext) -> Metric:
     return spec.build(ctx)
 
 
+# The evaluation protocols: the metrics each computes by default (``protocol=``, ``--protocol``).
+# "paper" also pads DeepFashion-size images to 256x256 before SSIM and IS.
+PROTOCOLS: dict[str, tuple[str, ...]] = {
+    # The paper's Table 1 (mask-SSIM / mask-IS were reported for Market-1501 only).
+    "paper": ("ssim", "is", "mask_ssim", "mask_is", "ds", "pckh"),
+    # GFLA, NTED, PIDM, CFLD: FID against the training images, LPIPS, unpadded SSIM.
+    "modern": ("ssim", "fid", "lpips"),
+}
+
+
 # --------------------------------------------------------------------------------------------
 # The metrics
 

@@ -27,6 +27,11 @@ TABLE_ORDER: tuple[str, ...] = (
 )
 
 
+def _as_mapping(report: Any) -> Mapping[str, Any]:
+    """A report as written to JSON: `metrics.runner.evaluate`'s dataclass or its mapping."""
+    return report if isinstance(report, Mapping) else report.to_dict()
+
+
 def _label(name: str) -> str:
     # A saved report may name a metric that is not registered in this process.
     return METRICS[name].label if name in METRICS else name
@@ -86,8 +91,9 @@ def _problem_lines(report: Mapping[str, Any], limit: int = 10) -> list[str]:
     return lines
 
 
-def format_table(report: Mapping[str, Any]) -> str:
+def format_table(report: Any) -> str:
     """Plain-text table like the paper's Table 1, followed by the images left out."""
+    report = _as_mapping(report)
     rows = _rows(report)
     width = max([len("Metric")] + [len(r[0]) for r in rows])
     done = f"{report['evaluated']} of {report['pairs']} pairs evaluated"
@@ -105,8 +111,9 @@ def format_table(report: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def format_markdown(report: Mapping[str, Any]) -> str:
+def format_markdown(report: Any) -> str:
     """The report as Markdown: the metric table and the images left out."""
+    report = _as_mapping(report)
     lines = [
         "# Evaluation report",
         "",
@@ -141,8 +148,9 @@ def check_report_path(out: str | Path) -> tuple[Path, Path]:
     return out, md
 
 
-def write_report(report: Mapping[str, Any], out: str | Path) -> tuple[Path, Path]:
+def write_report(report: Any, out: str | Path) -> tuple[Path, Path]:
     """Write the report as JSON (``out``) and Markdown (same name, ``.md``); returns both paths."""
+    report = _as_mapping(report)
     out, md = check_report_path(out)  # atomic_write creates the folder
     atomic_write(out, json.dumps(report, indent=2, allow_nan=True) + "\n")
     atomic_write(md, format_markdown(report))

@@ -2,10 +2,10 @@
 
 ``evaluate(...)`` reads the pairs file, finds each generated image ``<from stem>___<to stem>.png``
 and its ground truth ``ROOT/<split>/<to name>``, sets up the requested metrics from the registry
-(`posetransfer.metrics.registry`), streams the pairs through them in batches and returns a
-report dict; `posetransfer.metrics.report.write_report` saves it as JSON plus a Markdown table.
-Images that are missing, unreadable or of the wrong size are listed by name and left out; the
-rest is still evaluated. A metric whose network weights are missing is reported as
+(`posetransfer.metrics.registry`), streams the pairs through them in batches and returns an
+`EvaluationReport`; `posetransfer.metrics.report.write_report` saves it as JSON plus a Markdown
+table. Images that are missing, unreadable or of the wrong size are listed by name and left
+out; the rest is still evaluated. A metric whose network weights are missing is reported as
 ``unavailable: <how to get them>`` while the others run; a weights file the user gave that is
 missing or wrong is an `InputError`, raised before any image is evaluated.
 
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,20 +27,16 @@ import numpy as np
 
 from posetransfer.core.device import resolve_device
 from posetransfer.core.files import IMAGE_SUFFIXES, generated_name, image_size
+from posetransfer.core.report import Report
 from posetransfer.errors import InputError, require_dir, require_file
 from posetransfer.metrics.collect import Metric, Sample, read_rgb
-from posetransfer.metrics.registry import METRICS, MetricContext, setup_metric
+from posetransfer.metrics.registry import METRICS, PROTOCOLS, MetricContext, setup_metric
 from posetransfer.metrics.weights import ALIASES, WEIGHTS, MetricUnavailable
 
 # The built-in metrics (`posetransfer.metrics.registry`), in registration order; ``metrics=``
-# accepts these and any metric registered later.
+# accepts these and any metric registered later. The protocols' metric sets (`PROTOCOLS`) live
+# in the registry too.
 ALL_METRICS: tuple[str, ...] = tuple(METRICS)
-PROTOCOLS: dict[str, tuple[str, ...]] = {
-    # The paper's Table 1 (mask-SSIM / mask-IS were reported for Market-1501 only).
-    "paper": ("ssim", "is", "mask_ssim", "mask_is", "ds", "pckh"),
-    # GFLA, NTED, PIDM, CFLD: FID against the training images, LPIPS, unpadded SSIM.
-    "modern": ("ssim", "fid", "lpips"),
-}
 PROBLEM_KINDS: tuple[str, ...] = (
     "missing",
     "unreadable",
@@ -124,6 +121,30 @@ def _reference_size(reference_dir: Path, targets: Iterable[str]) -> tuple[int, i
 # The run
 
 
+@dataclass(frozen=True)
+class EvaluationReport(Report):
+    """What `evaluate` measured; `to_dict` is the JSON `metrics.report.write_report` saves."""
+
+    protocol: str
+    padding: str
+    """What was padded before SSIM and IS ("none" but for the paper protocol)."""
+    metrics: list[str]
+    generated_dir: str
+    reference_dir: str
+    """The folder of the ground-truth images."""
+    pairs_file: str
+    pairs: int
+    """Pairs in the pairs file."""
+    evaluated: int
+    """Pairs evaluated: the others are listed in `problems`."""
+    problems: dict[str, dict[str, Any]]
+    """Per kind (`PROBLEM_KINDS`): ``{"count": n, "files": [...]}`` of the images left out."""
+    results: dict[str, dict[str, Any]]
+    """Per metric: ``{"value": ..., ...}`` or ``{"unavailable": "<why and how to fix>"}``."""
+    device: str
+    seconds: float
+
+
 def _iter_batches(
     pairs: Sequence[tuple[str, str]],
     generated_dir: Path,
@@ -201,7 +222,7 @@ def evaluate(
     batch_size: int = 16,
     download: bool = False,
     progress: bool = True,
-) -> dict[str, Any]:
+) -> EvaluationReport:
     """Evaluate a folder of generated images against the ground truth of a pairs file.
 
     Args:
@@ -233,8 +254,9 @@ def evaluate(
         progress: show tqdm progress bars.
 
     Returns:
-        A JSON-serialisable report: ``results`` maps each metric to ``{"value": ..., ...}`` or
-        ``{"unavailable": "<why and how to fix>"}``; ``problems`` lists the images left out.
+        The report (`EvaluationReport`; ``to_dict()`` for JSON): ``results`` maps each metric
+        to ``{"value": ..., ...}`` or ``{"unavailable": "<why and how to fix>"}``; ``problems``
+        lists the images left out.
 
     Raises:
         InputError: for a missing folder or file, a malformed CSV, an unknown metric, or a
@@ -313,19 +335,17 @@ def evaluate(
         for metric in active.values():
             metric.close()
 
-    return {
-        "protocol": protocol,
-        "padding": "DeepFashion 256x176 -> 256x256 white, before SSIM and IS"
-        if ctx.pad
-        else "none",
-        "metrics": list(names),
-        "generated_dir": str(generated_dir),
-        "reference_dir": str(reference_dir),
-        "pairs_file": str(pairs),
-        "pairs": len(pair_list),
-        "evaluated": evaluated,
-        "problems": {kind: {"count": len(v), "files": v} for kind, v in problems.items()},
-        "results": {name: results[name] for name in names},
-        "device": str(device),
-        "seconds": round(time.perf_counter() - t0, 2),
-    }
+    return EvaluationReport(
+        protocol=protocol,
+        padding="DeepFashion 256x176 -> 256x256 white, before SSIM and IS" if ctx.pad else "none",
+        metrics=list(names),
+        generated_dir=str(generated_dir),
+        reference_dir=str(reference_dir),
+        pairs_file=str(pairs),
+        pairs=len(pair_list),
+        evaluated=evaluated,
+        problems={kind: {"count": len(v), "files": v} for kind, v in problems.items()},
+        results={name: results[name] for name in names},
+        device=str(device),
+        seconds=round(time.perf_counter() - t0, 2),
+    )

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from posetransfer.core.files import atomic_write
 from posetransfer.core.options import option
+from posetransfer.core.report import Report
 from posetransfer.errors import InputError
 from posetransfer.motion.retarget import DEFAULT_MODE, MODES, frame_clip, present, retarget
 from posetransfer.motion.smooth import (
@@ -113,7 +114,7 @@ class AnimateOptions:
 
 
 @dataclass(frozen=True)
-class AnimationReport:
+class AnimationReport(Report):
     """What an animation read, bridged, smoothed and wrote; ``<out>.json`` holds `to_dict`."""
 
     driving: str
@@ -144,12 +145,9 @@ class AnimationReport:
     encoded_size: tuple[int, int] | None = None
 
     def to_dict(self) -> dict:
-        """The report as the JSON file holds it."""
-        d = {f.name: getattr(self, f.name) for f in fields(self)}
-        for name in _WRITTEN:
-            if d[name] is None:
-                del d[name]
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+        """The report as the JSON file holds it (the written frames' fields once set)."""
+        d = super().to_dict()
+        return {k: v for k, v in d.items() if not (k in _WRITTEN and v is None)}
 
 
 _WRITTEN = ("out", "generate_seconds_per_frame", "seconds_per_frame", "size", "encoded_size")

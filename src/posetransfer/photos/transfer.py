@@ -21,8 +21,8 @@ exactly as the datasets' images look. The target pose is brought into the same f
   belongs to.
 
 The forms of target pose are read by `posetransfer.keypoints.targets`; `PoseTransfer` only chains
-the steps. The result is the generated frame (``height x width``) or, with ``paste_back=True``, that frame
-resized into its window of the original photo.
+the steps. The result is the generated frame (``height x width``) or, with ``paste_back=True``,
+that frame resized into its window of the original photo.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ from posetransfer.keypoints.targets import ImageInput, TargetPose, read_photo
 from posetransfer.models.inference import for_inference
 from posetransfer.pose import draw_skeleton, keypoints_to_heatmaps, require_torso
 from posetransfer.pose.draw import hstack
-from posetransfer.runtime.load import load_for_inference
+from posetransfer.runtime.load import load_generator
 
 if TYPE_CHECKING:
     from posetransfer.keypoints.detect import Detection, KeypointDetector
@@ -160,11 +160,12 @@ class PoseTransfer:
         compile: bool = False,
         **kwargs: Any,
     ) -> PoseTransfer:
-        """Load a checkpoint directory, a run directory (its latest checkpoint), an authors'
-        ``latest_net_netG.pth``, a bundled model's name or an exported ``.onnx`` / ``.xml``.
+        """Load any model `posetransfer.load_generator` reads: a checkpoint or run directory, an
+        authors' ``latest_net_netG.pth``, a bundled model's name, an exported ``.onnx`` /
+        ``.xml`` or a Hub repository ``hf://owner/name``.
 
         Args:
-            path: the checkpoint.
+            path: the model (a ``spec`` of `posetransfer.load_generator`).
             device: "cpu", "cuda", ... ("auto": CUDA when available).
             precision: "auto", "fp32" (exact), "bf16" or "fp16" (`for_inference`).
             backend: "torch", or "onnxruntime" / "openvino" for an exported file.
@@ -176,7 +177,9 @@ class PoseTransfer:
                 fit its architecture.
         """
         device = resolve_device(device)
-        model, info = load_for_inference(path, backend, precision, device, compile)
+        model, info = load_generator(
+            path, device=device, precision=precision, backend=backend, compile=compile
+        )
         return cls(model, info, device, **kwargs)
 
     @classmethod
@@ -284,7 +287,8 @@ class PoseTransfer:
 
         Args:
             target_pose: one of
-                - a named pose, e.g. ``"walking"`` (see `posetransfer.keypoints.named_poses.POSE_NAMES`);
+                - a named pose, e.g. ``"walking"``
+                  (see `posetransfer.keypoints.named_poses.POSE_NAMES`);
                 - ``"annotation.csv:NAME"``: row NAME of an annotation CSV;
                 - a path to an OpenPose ``*.json`` file (its first person);
                 - a path to a photo, a PIL image or a uint8 (H, W, 3) array: its person's pose;

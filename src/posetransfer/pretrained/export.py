@@ -3,16 +3,22 @@
     posetransfer pretrained export --checkpoint runs/00007-patn_small-synthetic \\
         --name synthetic-patn --command "posetransfer train ..."
 
-writes ``posetransfer/pretrained/<name>/`` (see `posetransfer.pretrained`): the generator in
+writes ``posetransfer/weights/<name>/`` (see `posetransfer.pretrained`): the generator in
 float16, the run's config, a manifest, and a card with the held-out metrics of exactly those
 float16 weights on `HELDOUT` (a synthetic seed and identities that training never saw), beside
 the copy-the-condition-image baseline on the same pairs. `score_model` recomputes them, which
 is how the tests check that a bundled model still reproduces its card.
+
+`write_hub_folder` (``--hub-folder DIR``) writes a bundled model as a Hugging Face Hub
+repository: the same files plus a ``README.md`` model card with the Hub's metadata. Uploaded
+with the Hub's own client (``hf upload owner/name DIR .``), it loads with
+``posetransfer.load_generator("hf://owner/name")``.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import platform
 import shutil
 import tempfile
@@ -20,21 +26,35 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import yaml
 from safetensors.torch import save_file
 
 from posetransfer.checkpoint import (
     CONFIG_FILE,
     GENERATOR_FILE,
+    MANIFEST_FILE,
     load_weights,
     read_checkpoint_config,
     resolve_checkpoint,
 )
-from posetransfer.checkpoint.bundled import CARD_FILE, PRETRAINED, PRETRAINED_DIR, SYNTHETIC_ONLY
-from posetransfer.checkpoint.format import write_manifest
-from posetransfer.core.files import atomic_write
+from posetransfer.checkpoint.bundled import (
+    CARD_FILE,
+    PRETRAINED,
+    PRETRAINED_DIR,
+    SYNTHETIC_ONLY,
+    pretrained_dir,
+)
+from posetransfer.checkpoint.format import checkpoint_problem, write_manifest
+from posetransfer.core.files import atomic_write, disk_error
 from posetransfer.data.synthetic import SyntheticConfig, make_synthetic_dataset
 from posetransfer.errors import InputError
-from posetransfer.metrics.scores import score_copy_baseline, score_pairs
+from posetransfer.metrics.scores import (
+    SCORE_LABELS,
+    format_score,
+    score_copy_baseline,
+    score_pairs,
+)
+from posetransfer.runtime.load import HUB_PREFIX, HUB_REPO
 
 HELDOUT = SyntheticConfig(seed=1, n_train_ids=1, n_test_ids=20)
 """The held-out set of the cards: seed 1 (training uses seed 0), its 20 test identities, 200
@@ -235,5 +255,220 @@ def _fid(
         real_stats=real_stats,
         progress=progress,
     )
-    result = report["results"]["fid"]
+    result = report.results["fid"]
     return round(result["value"], 2) if "value" in result else result.get("unavailable", "?")
+
+
+# --------------------------------------------------------------------------------------------
+# A Hugging Face Hub repository
+
+HUB_CARD_FILE = "README.md"
+HUB_FILES = (GENERATOR_FILE, CONFIG_FILE, MANIFEST_FILE, CARD_FILE)
+"""What a Hub repository holds besides its model card: a bundled model's folder."""
+HUB_LICENSE = "mit"
+
+
+def write_hub_folder(
+    model: str | Path, hub_folder: str | Path, hub_repo: str | None = None
+) -> Path:
+    """Write a bundled model as a Hugging Face Hub repository's files, ready to upload.
+
+    The folder holds the bundled model's files (weights, config, manifest, card) and a
+    ``README.md``: YAML front matter the Hub reads (library, licence, tags, the held-out
+    metrics as a model index) and a short card saying what the model is, what it was trained
+    on and how to load it. It is written beside ``hub_folder`` and renamed into place; a folder
+    this function wrote before is replaced, any other non-empty folder is refused.
+
+    Args:
+        model: a bundled model's name, or a folder `export_pretrained` wrote.
+        hub_folder: the folder to write.
+        hub_repo: ``owner/name`` of the repository it will be uploaded to, for the card's
+            loading example (default: the placeholder ``OWNER/NAME``).
+
+    Returns:
+        ``hub_folder``.
+
+    Raises:
+        InputError: not a bundled model (or its files fail their manifest), a bad ``hub_repo``,
+            ``hub_folder`` holding other files, or a failed write.
+    """
+    folder = pretrained_dir(model) or Path(model)
+    if not (folder / CARD_FILE).is_file():
+        raise InputError(
+            f"{model}: not a bundled model's folder (no {CARD_FILE}); the bundled models are "
+            f"{', '.join(PRETRAINED)}",
+            arg="model",
+        )
+    problem = checkpoint_problem(folder, None)
+    if problem is None and not (folder / MANIFEST_FILE).is_file():
+        problem = f"{MANIFEST_FILE} is missing"
+    if problem is not None:
+        raise InputError(f"{folder}: {problem}", arg="model")
+    if hub_repo is not None and not HUB_REPO.fullmatch(hub_repo):
+        raise InputError(
+            f"hub_repo={hub_repo!r}: a Hub repository is named owner/name", arg="hub_repo"
+        )
+    dest = Path(hub_folder)
+    if dest.exists() and not _replaceable(dest):
+        raise InputError(
+            f"hub_folder={str(dest)!r}: exists and holds other files than a Hub folder of "
+            "posetransfer's; give a new or empty folder",
+            arg="hub_folder",
+        )
+    card = json.loads((folder / CARD_FILE).read_text(encoding="utf-8"))
+    readme = hub_model_card(card, hub_repo or "OWNER/NAME")
+    tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
+    try:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        for name in HUB_FILES:
+            shutil.copyfile(folder / name, tmp / name)
+        atomic_write(tmp / HUB_CARD_FILE, readme)
+        _swap_into_place(tmp, dest)
+    except OSError as e:
+        raise disk_error(dest, e) from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # left only by a failed write
+    return dest
+
+
+def _replaceable(dest: Path) -> bool:
+    """True for an empty folder, or one `write_hub_folder` wrote (its card says posetransfer)."""
+    if not dest.is_dir():
+        return False
+    if not any(dest.iterdir()):
+        return True
+    return _front_matter(dest / HUB_CARD_FILE).get("library_name") == "posetransfer"
+
+
+def _front_matter(path: Path) -> dict[str, Any]:
+    """The YAML between the leading ``---`` lines of a model card; {} when there is none."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return {}
+    head, sep, _ = text.removeprefix("---\n").partition("\n---\n")
+    if not text.startswith("---\n") or not sep:
+        return {}
+    try:
+        meta = yaml.safe_load(head)
+    except yaml.YAMLError:
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def _swap_into_place(tmp: Path, dest: Path) -> None:
+    """Rename a written folder to ``dest``, moving an earlier copy aside until it is there."""
+    if not dest.exists():
+        tmp.rename(dest)
+        return
+    old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+    dest.rename(old)
+    try:
+        tmp.rename(dest)
+    except BaseException:
+        old.rename(dest)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def hub_model_card(card: dict[str, Any], repo_id: str) -> str:
+    """The ``README.md`` of a Hub repository from a bundled model's card.
+
+    Its YAML front matter is the Hub's model card metadata: ``library_name``, ``license``,
+    ``tags`` and a ``model-index`` holding the held-out metrics, so the Hub lists and shows them.
+    """
+    generator = card["generator"]["name"]
+    family = generator.split("_")[0]  # patn or apatn
+    metrics = card["metrics"]
+    results = [
+        {"name": label, "type": key, "value": metrics[key]}
+        for key, label in SCORE_LABELS.items()
+        if isinstance(metrics.get(key), int | float)
+    ]
+    if isinstance(metrics.get("fid"), int | float):
+        results.append({"name": "FID", "type": "fid", "value": metrics["fid"]})
+    heldout = card["heldout"]["synthetic"]
+    dataset = f"Synthetic people, held out (seed {heldout['seed']})"
+    seed = card["trained_on"].removeprefix("synthetic people, ").split(" (")[0]  # "seed 0"
+    meta = {
+        "library_name": "posetransfer",
+        "license": HUB_LICENSE,
+        "pipeline_tag": "image-to-image",
+        "tags": ["pose-transfer", "person-image-generation", family, "synthetic-data"],
+        "model-index": [
+            {
+                "name": card["name"],
+                "results": [
+                    {
+                        "task": {
+                            "type": "image-to-image",
+                            "name": "Pose-guided person image generation",
+                        },
+                        "dataset": {"type": "synthetic-people", "name": dataset, "split": "test"},
+                        "metrics": results,
+                    }
+                ],
+            }
+        ],
+    }
+    baseline = card.get("copy_baseline", {})
+    rows = [
+        f"| {label} | {format_score(key, metrics[key])} | "
+        + (f"{format_score(key, baseline[key])} |" if key in baseline else "|")
+        for key, label in SCORE_LABELS.items()
+        if key in metrics
+    ]
+    if "fid" in metrics:
+        rows.append(f"| FID | {metrics['fid']} | |")
+    spec = f"{HUB_PREFIX}{repo_id}"
+    article = "An" if family[0] in "aeiou" else "A"
+    lines = [
+        f"# {card['name']}",
+        "",
+        f"{article} {family.upper()} generator (`{generator}`, {card['parameters']:,} "
+        "parameters) for pose-guided person image generation: given a photo of a person and a "
+        "target pose, it draws that person in that pose. Made with posetransfer; this "
+        "repository holds the files of its bundled model of the same name.",
+        "",
+        "**Trained on synthetic people only**: the procedural people that `posetransfer "
+        f"synthetic` draws ({seed}). It shows what the architecture learns; it is not a model of "
+        "real photos. For photos, load the authors' Market-1501 or DeepFashion weights or train "
+        "on real data.",
+        "",
+        "## Use",
+        "",
+        "```python",
+        "import posetransfer",
+        "",
+        f'model, info = posetransfer.load_generator("{spec}")  # needs posetransfer[hub]',
+        "```",
+        "",
+        f"Every command takes it as a checkpoint: `posetransfer transfer --checkpoint {spec} "
+        "--source person.jpg --target-pose walking --out walking.png`. Once downloaded it "
+        "loads offline (`HF_HUB_OFFLINE=1`).",
+        "",
+        "## Held-out metrics",
+        "",
+        f"On {heldout['max_test_pairs']} pairs of {heldout['n_test_ids']} synthetic identities "
+        f"that training never saw (seed {heldout['seed']}), at {heldout['height']}x"
+        f"{heldout['width']}, measured on the float16 weights of this repository: higher SSIM, "
+        "lower L1 is better.",
+        "",
+        "| metric | this model | copying the condition image |",
+        "|---|---:|---:|",
+        *rows,
+        "",
+        "## Training",
+        "",
+        f"{card['step']:,} iterations on {card['machine']}: `{card['command']}`.",
+        "",
+        "## Files",
+        "",
+        f"`{GENERATOR_FILE}` (float16 weights), `{CONFIG_FILE}` (the training config, with the "
+        f"generator's name and arguments), `{MANIFEST_FILE}` (size and sha256 of both, checked "
+        f"on load), `{CARD_FILE}` (the full card).",
+        "",
+    ]
+    front = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True)
+    return f"---\n{front}---\n\n" + "\n".join(lines)

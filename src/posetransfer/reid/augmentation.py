@@ -47,8 +47,9 @@ from posetransfer.data.market import (
 )
 from posetransfer.errors import InputError
 from posetransfer.pose import has_torso, keypoints_to_heatmaps, read_annotations
+from posetransfer.reid.config import TARGET_POSES
+from posetransfer.runtime.load import load_generator
 
-TARGET_POSES: tuple[str, ...] = ("removed", "random")
 MANIFEST, META, REPORT = "manifest.csv", "augment.json", "augment-report.json"
 MANIFEST_COLUMNS = ("name", "pid", "camid", "kind", "source", "target")
 JPEG_QUALITY = 95
@@ -256,7 +257,7 @@ def augment(
         if checkpoint is None:
             plan.generated = []  # the lower bound: the kept real images only
         size = train_size(source, train)
-        generator = load_generator_for(checkpoint, size, device) if plan.generated else None
+        generator = _sized_generator(checkpoint, size, device) if plan.generated else None
         _claim(out, meta)
         folder = out / TRAIN_DIR
         _copy_real(source, train, plan.kept, folder)
@@ -319,7 +320,7 @@ def check_inputs(
     finally:
         source.close()
     for checkpoint in checkpoints:
-        load_generator_for(checkpoint, size, device)
+        _sized_generator(checkpoint, size, device)
 
 
 def extract_market(market_root: str | Path, dest: str | Path, progress: bool = True) -> Path:
@@ -332,7 +333,11 @@ def extract_market(market_root: str | Path, dest: str | Path, progress: bool = T
         return dest
     source = open_reid_source(market_root)
     try:
-        jobs = [(sub, n, m) for sub in (TRAIN_DIR, QUERY_DIR, GALLERY_DIR) for n, m in image_names(source, sub).items()]  # fmt: skip
+        jobs = [
+            (sub, n, m)
+            for sub in (TRAIN_DIR, QUERY_DIR, GALLERY_DIR)
+            for n, m in image_names(source, sub).items()
+        ]
         for sub, name, member in bar(jobs, desc="extract", unit="img", disable=not progress):
             target = dest / sub / name
             if not (target.is_file() and target.stat().st_size == source.size(member)):
@@ -409,19 +414,13 @@ def checkpoint_id(checkpoint: str | Path | None) -> str | None:
     return str(p.resolve()) if p.exists() else str(checkpoint)
 
 
-def load_generator_for(checkpoint: str | Path, size: tuple[int, int] | None, device: str = "auto"):
+def _sized_generator(checkpoint: str | Path, size: tuple[int, int] | None, device: str = "auto"):
     """(model, info, device) of ``checkpoint``, which must make images of ``size``.
 
     The generator runs in float32 (`for_inference`'s exact path): a set is then the same on
     every machine, and a resumed run never mixes precisions.
     """
-    from posetransfer.core.device import resolve_device
-    from posetransfer.runtime.exported import EXPORTED_SUFFIXES
-    from posetransfer.runtime.load import load_for_inference
-
-    exported = Path(checkpoint).suffix in EXPORTED_SUFFIXES
-    model, info = load_for_inference(checkpoint, precision="fp32", device=device)
-    dev = torch.device("cpu") if exported else resolve_device(device)
+    model, info = load_generator(checkpoint, device=device, precision="fp32")
     if (info.height, info.width) != size:
         shown = "unreadable" if size is None else f"{size[0]}x{size[1]}"
         raise InputError(
@@ -430,7 +429,7 @@ def load_generator_for(checkpoint: str | Path, size: tuple[int, int] | None, dev
             "that size",
             arg="checkpoint",
         )
-    return model, info, dev
+    return model, info, model.device
 
 
 def _generate(
@@ -446,7 +445,11 @@ def _generate(
     from posetransfer.data.datasets import image_to_tensor, tensor_to_image
 
     model, info, dev = generator
-    todo = [g for g in plan.generated if image_size(folder / g[0]) != size or not is_intact_image(folder / g[0])]  # fmt: skip
+    todo = [
+        g
+        for g in plan.generated
+        if image_size(folder / g[0]) != size or not is_intact_image(folder / g[0])
+    ]
 
     def heatmaps(names: list[str]) -> torch.Tensor:
         kps = torch.from_numpy(np.stack([poses[n] for n in names])).to(dev)

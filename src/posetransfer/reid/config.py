@@ -8,6 +8,10 @@ from posetransfer.core.options import from_dict, option
 from posetransfer.errors import InputError
 
 LOSSES: tuple[str, ...] = ("softmax", "triplet", "circle")
+TARGET_POSES: tuple[str, ...] = ("removed", "random")
+"""The pose of each generated image of an augmented set (`reid.augment`): the removed image's,
+or a random kept image's (the paper's starred rows). Here, not in `reid.augmentation` (which
+imports torch), so that ``reid augment --help`` lists them without torch."""
 
 
 def check_loss(loss: str) -> str:

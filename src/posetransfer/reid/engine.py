@@ -99,7 +99,10 @@ def _dataset_class():
 
         def __init__(self, root: str = "", **kwargs: Any) -> None:
             base = Path(root)
-            parts = {d: list_folder(base / d, relabel=d == TRAIN_DIR) for d in (TRAIN_DIR, QUERY_DIR, GALLERY_DIR)}  # fmt: skip
+            parts = {
+                d: list_folder(base / d, relabel=d == TRAIN_DIR)
+                for d in (TRAIN_DIR, QUERY_DIR, GALLERY_DIR)
+            }
             empty = [d for d, items in parts.items() if not items]
             if empty:
                 raise InputError(
@@ -203,7 +206,9 @@ def build_engine(config, datamanager, model: nn.Module, optimizer, use_gpu: bool
     reid = torchreid()
     engines = reid.engine
     if config.loss == "softmax":
-        return engines.ImageSoftmaxEngine(datamanager, model, optimizer, use_gpu=use_gpu, label_smooth=True)  # fmt: skip
+        return engines.ImageSoftmaxEngine(
+            datamanager, model, optimizer, use_gpu=use_gpu, label_smooth=True
+        )
     engine = engines.ImageTripletEngine(
         datamanager, model, optimizer, margin=config.margin, use_gpu=use_gpu, label_smooth=True
     )
@@ -242,8 +247,10 @@ def rank_metrics(
         InputError: shapes that disagree, or no query with a match in the gallery.
     """
     distmat = np.asarray(distmat, dtype=np.float32)
-    arrays = [np.asarray(a).astype(np.int64).ravel() for a in (query_pids, gallery_pids, query_camids, gallery_camids)]  # fmt: skip
-    qp, gp, qc, gc = arrays
+    qp, gp, qc, gc = (
+        np.asarray(a).astype(np.int64).ravel()
+        for a in (query_pids, gallery_pids, query_camids, gallery_camids)
+    )
     if (
         distmat.ndim != 2
         or distmat.shape != (len(qp), len(gp))

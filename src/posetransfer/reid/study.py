@@ -64,7 +64,10 @@ class Cell:
 
 
 def generator_label(checkpoint: str) -> str:
-    """A short row name for a checkpoint: its folder or file name (``runs/00003-x`` -> ``00003-x``)."""
+    """A short row name for a checkpoint: its folder or file name.
+
+    ``runs/00003-x`` -> ``00003-x``; ``latest_net_netG.pth`` -> ``latest_net_netG``.
+    """
     p = Path(checkpoint)
     return p.stem if p.suffix in (".pth", ".pt", ".onnx", ".xml") else p.name or str(checkpoint)
 
@@ -179,9 +182,18 @@ def run_study(
         print(f"[{i}/{len(cells)}] {cell.key}", flush=True)
         t0 = time.monotonic()
         set_dir = augment(
-            market_root, annotations, cell.checkpoint, out / "sets" / cell.folder, cell.portion,
-            seed, cell.target_poses, cell.ratio, batch_size, progress, device,
-        )  # fmt: skip
+            market_root,
+            annotations,
+            cell.checkpoint,
+            out / "sets" / cell.folder,
+            portion=cell.portion,
+            seed=seed,
+            target_poses=cell.target_poses,
+            ratio=cell.ratio,
+            batch_size=batch_size,
+            progress=progress,
+            device=device,
+        )
         t_set = time.monotonic() - t0
         result = train_reid(set_dir, out / "runs" / cell.folder, config, device, progress)
         counts = json.loads((set_dir / "augment.json").read_text())
@@ -189,11 +201,11 @@ def run_study(
             "key": cell.key,
             **asdict(cell),
             "checkpoint_id": checkpoint_id(cell.checkpoint),
-            **{k: result[k] for k in ("rank1", "rank5", "rank10", "mAP", "queries")},
+            **{k: getattr(result, k) for k in ("rank1", "rank5", "rank10", "mAP", "queries")},
             "real": counts["kept"],
             "generated": counts["generated"],
             "set_seconds": round(t_set, 1),
-            "train_seconds": result["seconds"],
+            "train_seconds": result.seconds,
         }
         _append(out / RESULTS, row)
         write_outputs(out, cells)

@@ -15,7 +15,7 @@ import json
 import pickle
 import random
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +23,7 @@ import torch
 from tqdm import tqdm
 
 from posetransfer.core.files import atomic_save, atomic_write, claim_folder
+from posetransfer.core.report import Report
 from posetransfer.errors import InputError
 from posetransfer.reid.config import ReidConfig
 from posetransfer.reid.engine import (
@@ -37,6 +38,51 @@ from posetransfer.reid.engine import (
 )
 
 CONFIG, STATE, WEIGHTS, RESULTS = "config.json", "state.pt", "model.safetensors", "results.json"
+
+
+@dataclass(frozen=True)
+class ReidScores(Report):
+    """Rank-k and mAP, fractions in [0, 1], by the Market-1501 protocol (`rank_metrics`)."""
+
+    rank1: float
+    rank5: float
+    rank10: float
+    rank20: float
+    mAP: float
+    queries: int
+    """The queries counted: those with a match in the gallery."""
+
+
+@dataclass(frozen=True)
+class ReidRun(ReidScores):
+    """`train_reid`'s results, as ``results.json`` holds them: the scores and what was trained."""
+
+    config: ReidConfig
+    data: str
+    """The training folder (absolute)."""
+    identities: int
+    """People in the training folder."""
+    images: int
+    """Images in the training folder."""
+    weights: str
+    """Where the backbone's initial weights came from."""
+    steps: int
+    seconds: float
+    """Training time (the ranking not counted), over every resumed part."""
+    device: str
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ReidRun:
+        """The results of a ``results.json``."""
+        return cls(**{**d, "config": ReidConfig.from_dict(d["config"])})
+
+
+@dataclass(frozen=True)
+class ReidEvaluation(ReidScores):
+    """`evaluate_reid`'s results: the scores, the run ranked and the folder it ranked."""
+
+    run: str
+    data: str
 
 
 def _device(device: str) -> torch.device:
@@ -108,7 +154,7 @@ def train_reid(
     config: ReidConfig | None = None,
     device: str = "auto",
     progress: bool = True,
-) -> dict:
+) -> ReidRun:
     """Train a re-ID model on ``data`` (a Market-layout folder), evaluate it, write ``out``.
 
     Resumes from ``out/state.pt`` when ``out`` holds an unfinished run of the same config and
@@ -123,8 +169,8 @@ def train_reid(
         progress: show a progress bar.
 
     Returns:
-        The results (also ``out/results.json``): rank1, rank5, rank10, rank20, mAP, and the
-        config, data, identities, images, steps, seconds and device.
+        The results (`ReidRun`, also ``out/results.json``): rank1, rank5, rank10, rank20, mAP,
+        and the config, data, identities, images, weights, steps, seconds and device.
 
     Raises:
         InputError: a bad folder, backbone, weights file, or an ``out`` of another run.
@@ -135,7 +181,7 @@ def train_reid(
     record = {"config": asdict(config), "data": str(data.resolve())}
     claim_folder(out, CONFIG, record, "a run")
     if (out / RESULTS).is_file():
-        return json.loads((out / RESULTS).read_text())
+        return ReidRun.from_dict(json.loads((out / RESULTS).read_text()))
     dev = _device(device)
     use_gpu = dev.type == "cuda"
     _seed(config.seed)
@@ -144,10 +190,16 @@ def train_reid(
     model = build_model(config, dm.num_train_pids)
     weights = _init_weights(model, config)
     model = model.to(dev)
-    optimizer = torchreid().optim.build_optimizer(model, optim="adam", lr=config.lr, weight_decay=config.weight_decay)  # fmt: skip
+    optimizer = torchreid().optim.build_optimizer(
+        model, optim="adam", lr=config.lr, weight_decay=config.weight_decay
+    )
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.steps)
     engine = build_engine(config, dm, model, optimizer, use_gpu)
-    record |= {"identities": dm.num_train_pids, "images": len(dm.train_loader.dataset), "weights": weights}  # fmt: skip
+    record |= {
+        "identities": dm.num_train_pids,
+        "images": len(dm.train_loader.dataset),
+        "weights": weights,
+    }
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / CONFIG, json.dumps(record, indent=2) + "\n")
 
@@ -197,8 +249,14 @@ def train_reid(
     seconds += time.monotonic() - t0
     metrics = evaluate_engine(engine, dm, dev)
     _save_weights(model, out / WEIGHTS)
-    results = {**metrics, **record, "steps": step, "seconds": round(seconds, 1), "device": str(dev)}
-    atomic_write(out / RESULTS, json.dumps(results, indent=2) + "\n")
+    results = ReidRun(
+        **metrics,
+        **{**record, "config": config},
+        steps=step,
+        seconds=round(seconds, 1),
+        device=str(dev),
+    )
+    atomic_write(out / RESULTS, json.dumps(results.to_dict(), indent=2) + "\n")
     (out / STATE).unlink(missing_ok=True)
     return results
 
@@ -228,7 +286,9 @@ def _save_weights(model, path: Path) -> None:
     atomic_write(path, save(tensors))
 
 
-def evaluate_reid(run: str | Path, data: str | Path | None = None, device: str = "auto") -> dict:
+def evaluate_reid(
+    run: str | Path, data: str | Path | None = None, device: str = "auto"
+) -> ReidEvaluation:
     """Rank metrics of a trained run (`train_reid`'s folder) on a Market-layout folder.
 
     Args:
@@ -238,7 +298,8 @@ def evaluate_reid(run: str | Path, data: str | Path | None = None, device: str =
         device: "auto", "cpu", "cuda", ...
 
     Returns:
-        rank1, rank5, rank10, rank20, mAP, queries, and the run and data folders.
+        `ReidEvaluation`: rank1, rank5, rank10, rank20, mAP, queries, and the run and data
+        folders.
     """
     from safetensors.torch import load_file
 
@@ -258,5 +319,7 @@ def evaluate_reid(run: str | Path, data: str | Path | None = None, device: str =
     model = build_model(config, record["identities"])
     model.load_state_dict(load_file(run / WEIGHTS))
     model = model.to(dev)
-    engine = build_engine(config, dm, model, torch.optim.SGD(model.parameters(), lr=0.0), dev.type == "cuda")  # fmt: skip
-    return {**evaluate_engine(engine, dm, dev), "run": str(run), "data": str(data.resolve())}
+    unused = torch.optim.SGD(model.parameters(), lr=0.0)  # the engine wants one; ranking only
+    engine = build_engine(config, dm, model, unused, dev.type == "cuda")
+    scores = evaluate_engine(engine, dm, dev)
+    return ReidEvaluation(**scores, run=str(run), data=str(data.resolve()))

@@ -19,14 +19,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from posetransfer.core.device import resolve_device
+from posetransfer.core.device import BACKENDS, resolve_device
 from posetransfer.core.precision import AUTO, PRECISIONS, native_bf16
 from posetransfer.errors import InputError
 from posetransfer.models.inference import for_inference
 from posetransfer.runtime.onnx import META_KEY, OV_META_KEY, export_onnx_model
 
-BACKENDS: tuple[str, ...] = ("torch", "onnxruntime", "openvino")
-"""Where a generator runs: torch (any device), or an exported graph (CPU)."""
 EXPORTED_SUFFIXES: dict[str, str] = {".onnx": "onnxruntime", ".xml": "openvino"}
 _OV_PRECISION = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
 _PACKAGES = {"onnxruntime": "onnxruntime", "openvino": "openvino"}

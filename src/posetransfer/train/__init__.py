@@ -12,8 +12,8 @@ anything is built: its lock, the config, the number of processes and ``train.ite
 against the checkpoint (`posetransfer.train.resume`). The config may differ from the
 checkpoint's only in the fields that steer the rest of the run (iterations, lr and its decay,
 log/sample/checkpoint intervals, checkpoints kept, time budget, progress bar, device, precision
-and memory layout, data workers): those apply after the checkpoint's step and are recorded in the run's
-``config-history.jsonl``; any other changed field is refused. Resuming a finished run (its
+and memory layout, data workers): those apply after the checkpoint's step and are recorded in the
+run's ``config-history.jsonl``; any other changed field is refused. Resuming a finished run (its
 checkpoint at ``train.iterations``) trains nothing and returns the run directory.
 
 Ctrl-C or SIGTERM finishes the current step, writes a checkpoint and raises `TrainingInterrupted`
@@ -39,6 +39,7 @@ from tqdm import tqdm
 from posetransfer.checkpoint.format import CHECKPOINTS_DIR
 from posetransfer.config import Config
 from posetransfer.errors import InputError
+from posetransfer.runtime.load import load_generator
 from posetransfer.train.build import (
     batches,
     build,
@@ -162,10 +163,8 @@ def train(cfg: Config, checkpoint: Path | None = None) -> Path:
 
 def init_generator(generator: torch.nn.Module, source: str) -> None:
     """Load the generator weights of ``source`` (``train.init_from``) into ``generator``."""
-    from posetransfer.checkpoint import load_generator
-
     try:
-        trained, _ = load_generator(source)
+        trained, _ = load_generator(source, device="cpu", precision=None)
     except InputError as e:
         raise InputError(f"train.init_from: {e}", arg="train.init_from") from None
     try:
