@@ -34,9 +34,27 @@ from posetransfer.pose import (
 
 H, W = 64, 32
 KPS = np.array(
-    [[8, 16], [13, 16], [13, 11], [21, 9], [28, 8], [13, 21], [21, 23], [28, 24], [31, 12],
-     [43, 12], [55, 12], [31, 19], [43, 19], [55, 19], [7, 15], [7, 17], [8, 13], [8, 19]]
-)  # fmt: skip
+    [
+        [8, 16],
+        [13, 16],
+        [13, 11],
+        [21, 9],
+        [28, 8],
+        [13, 21],
+        [21, 23],
+        [28, 24],
+        [31, 12],
+        [43, 12],
+        [55, 12],
+        [31, 19],
+        [43, 19],
+        [55, 19],
+        [7, 15],
+        [7, 17],
+        [8, 13],
+        [8, 19],
+    ]
+)
 
 
 def _pair(seed: int = 0):
@@ -112,8 +130,13 @@ def test_patn_masks_give_one_png_per_block_and_a_strip(tmp_path):
     src_img, src_pose, tgt_pose, tgt_img = _pair()
     paths = save_attention_maps(model, src_img, src_pose, tgt_pose, tmp_path, tgt_img=tgt_img)
     names = sorted(p.name for p in paths)
-    assert names == ["pair.png", "patb_mask_block1.png", "patb_mask_block2.png",
-                     "patb_mask_block3.png", "patb_masks.png"]  # fmt: skip
+    assert names == [
+        "pair.png",
+        "patb_mask_block1.png",
+        "patb_mask_block2.png",
+        "patb_mask_block3.png",
+        "patb_masks.png",
+    ]
     scale = 256 // H
     with Image.open(tmp_path / "patb_masks.png") as im:  # target + 3 blocks, 2 px gaps
         assert im.size == (4 * W * scale + 3 * 2, H * scale + 14)
@@ -163,8 +186,9 @@ def test_load_pair_drops_joints_outside_the_image_like_the_dataset_and_warns(tmp
     with pytest.warns(KeypointWarning, match=rf"ann.csv: 1 row.*{H}x{W} image.*right_wrist"):
         item = load_pair(tmp_path, tmp_path / "ann.csv", tmp_path / "pairs.csv", size=size)
     with pytest.warns(KeypointWarning):
-        expected = PairDataset(tmp_path / "test", tmp_path / "ann.csv", tmp_path / "pairs.csv",
-                               H, W)[0]  # fmt: skip
+        expected = PairDataset(
+            tmp_path / "test", tmp_path / "ann.csv", tmp_path / "pairs.csv", H, W
+        )[0]
     assert tuple(item["tgt_kps"][4]) == (MISSING, MISSING)
     for key in ("src_kps", "tgt_kps", "src_pose", "tgt_pose", "src_img", "tgt_img"):
         np.testing.assert_array_equal(np.asarray(item[key]), np.asarray(expected[key]))
@@ -188,8 +212,15 @@ def test_attention_command_renders_a_pair_of_a_dataset(tmp_path, monkeypatch):
         lambda spec, **options: (create_generator("apatn_tiny"), info),
     )
     data = tmp_path / "data"
-    common = ["attention", "--checkpoint", str(tmp_path / "ckpt"), "--dataset", str(data),
-              "--annotations", str(data / "ann.csv")]  # fmt: skip
+    common = [
+        "attention",
+        "--checkpoint",
+        str(tmp_path / "ckpt"),
+        "--dataset",
+        str(data),
+        "--annotations",
+        str(data / "ann.csv"),
+    ]
     out = tmp_path / "out"
     assert main([*common, "--pairs", str(tmp_path / "data" / "pairs.csv"), "--out", str(out)]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["apatb_body.png", "pair.png"]
@@ -208,22 +239,47 @@ def test_attention_command_names_a_bad_index(tmp_path, monkeypatch, capsys):
         "load_generator",
         lambda spec, **options: (create_generator("patn_tiny"), info),
     )
-    code = main(["attention", "--checkpoint", "x", "--dataset", str(tmp_path / "data"),
-                 "--annotations", str(tmp_path / "data" / "ann.csv"),
-                 "--pairs", str(tmp_path / "data" / "pairs.csv"), "--index", "5",
-                 "--out", str(tmp_path / "out")])  # fmt: skip
+    code = main(
+        [
+            "attention",
+            "--checkpoint",
+            "x",
+            "--dataset",
+            str(tmp_path / "data"),
+            "--annotations",
+            str(tmp_path / "data" / "ann.csv"),
+            "--pairs",
+            str(tmp_path / "data" / "pairs.csv"),
+            "--index",
+            "5",
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
     assert code == 2
     assert "--index 5" in capsys.readouterr().err
 
 
-def test_attention_command_cuda_without_cuda_exits_2_with_one_line(tmp_path, capsys,
-                                                                   monkeypatch):  # fmt: skip
+def test_attention_command_cuda_without_cuda_exits_2_with_one_line(tmp_path, capsys, monkeypatch):
     _tiny_dataset(tmp_path / "data")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    code = main(["attention", "--checkpoint", "x", "--dataset", str(tmp_path / "data"),
-                 "--annotations", str(tmp_path / "data" / "ann.csv"),
-                 "--pairs", str(tmp_path / "data" / "pairs.csv"), "--device", "cuda",
-                 "--out", str(tmp_path / "out")])  # fmt: skip
+    code = main(
+        [
+            "attention",
+            "--checkpoint",
+            "x",
+            "--dataset",
+            str(tmp_path / "data"),
+            "--annotations",
+            str(tmp_path / "data" / "ann.csv"),
+            "--pairs",
+            str(tmp_path / "data" / "pairs.csv"),
+            "--device",
+            "cuda",
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
     assert code == 2
     assert capsys.readouterr().err == (
         "posetransfer attention: error: --device 'cuda': no CUDA device is available here; "
@@ -233,9 +289,19 @@ def test_attention_command_cuda_without_cuda_exits_2_with_one_line(tmp_path, cap
 
 def test_attention_command_without_pairs_or_pair_names_both_flags(tmp_path, capsys):
     _tiny_dataset(tmp_path / "data")
-    code = main(["attention", "--checkpoint", "x", "--dataset", str(tmp_path / "data"),
-                 "--annotations", str(tmp_path / "data" / "ann.csv"),
-                 "--out", str(tmp_path / "out")])  # fmt: skip
+    code = main(
+        [
+            "attention",
+            "--checkpoint",
+            "x",
+            "--dataset",
+            str(tmp_path / "data"),
+            "--annotations",
+            str(tmp_path / "data" / "ann.csv"),
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
     assert code == 2
     err = capsys.readouterr().err
     assert "--pairs" in err and "--pair FROM,TO" in err

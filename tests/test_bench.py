@@ -12,10 +12,21 @@ from posetransfer.cli import main
 from posetransfer.models import list_generators
 
 TINY_ARGS = [
-    "--device", "cpu", "--repeats", "1", "--warmup", "0",
-    "--generators", "patn_tiny,apatn_tiny", "--sizes", "32x16,16x16",
-    "--block-size", "8x8", "--block-dim", "16",
-]  # fmt: skip
+    "--device",
+    "cpu",
+    "--repeats",
+    "1",
+    "--warmup",
+    "0",
+    "--generators",
+    "patn_tiny,apatn_tiny",
+    "--sizes",
+    "32x16,16x16",
+    "--block-size",
+    "8x8",
+    "--block-dim",
+    "16",
+]
 
 
 @pytest.fixture(scope="module")

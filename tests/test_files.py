@@ -1,4 +1,4 @@
-"""Tests of posetransfer.core.files (reading, atomic writes, disk-full), device resolution and errors."""
+"""Tests of posetransfer.core.files (reading, atomic writes, disk-full), devices and errors."""
 
 from __future__ import annotations
 

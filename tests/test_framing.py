@@ -1,4 +1,4 @@
-"""Tests of posetransfer.keypoints.framing (person framing) and posetransfer.keypoints.named_poses (named poses)."""
+"""Tests of posetransfer.keypoints.framing (person framing) and .named_poses (named poses)."""
 
 from __future__ import annotations
 

@@ -139,11 +139,23 @@ def test_cli_errors_are_one_line(tiny_root, tmp_path, capsys):
 # Devices and arguments
 
 
-def test_cuda_device_without_cuda_exits_2_with_one_line(tiny_root, tiny_run, tmp_path, capsys,
-                                                         monkeypatch):  # fmt: skip
+def test_cuda_device_without_cuda_exits_2_with_one_line(
+    tiny_root, tiny_run, tmp_path, capsys, monkeypatch
+):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    rc = main(["generate", "--checkpoint", str(tiny_run), "--dataset", str(tiny_root),
-               "--out", str(tmp_path / "gen"), "--device", "cuda"])  # fmt: skip
+    rc = main(
+        [
+            "generate",
+            "--checkpoint",
+            str(tiny_run),
+            "--dataset",
+            str(tiny_root),
+            "--out",
+            str(tmp_path / "gen"),
+            "--device",
+            "cuda",
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2
     assert err == (
@@ -158,8 +170,19 @@ def test_bad_batch_size_names_the_argument_in_the_library_and_the_flag_in_the_cl
     with pytest.raises(InputError, match=r"^batch_size=0: must be at least 1$") as e:
         _generate(tiny_run, tiny_root, tmp_path, batch_size=0)
     assert e.value.arg == "batch_size"
-    rc = main(["generate", "--checkpoint", str(tiny_run), "--dataset", str(tiny_root),
-               "--out", str(tmp_path), "--batch-size", "0"])  # fmt: skip
+    rc = main(
+        [
+            "generate",
+            "--checkpoint",
+            str(tiny_run),
+            "--dataset",
+            str(tiny_root),
+            "--out",
+            str(tmp_path),
+            "--batch-size",
+            "0",
+        ]
+    )
     assert rc == 2
     assert capsys.readouterr().err.strip().endswith("error: --batch-size 0: must be at least 1")
 
@@ -169,8 +192,15 @@ def test_bad_batch_size_names_the_argument_in_the_library_and_the_flag_in_the_cl
 
 
 def _generate(run, root, out, **kw):
-    return generate(run, root / "test", root / "synthetic-annotation-test.csv",
-                    root / "synthetic-pairs-test.csv", out, progress=False, **kw)  # fmt: skip
+    return generate(
+        run,
+        root / "test",
+        root / "synthetic-annotation-test.csv",
+        root / "synthetic-pairs-test.csv",
+        out,
+        progress=False,
+        **kw,
+    )
 
 
 def _fill_disk_at_write(monkeypatch, n: int) -> None:
@@ -219,11 +249,21 @@ def test_skip_existing_finishes_a_run_stopped_by_a_full_disk(
     assert all(files.is_intact_image(p) for p in result)
 
 
-def test_cli_full_disk_exits_2_with_one_line(tiny_root, tiny_run, tmp_path, capsys,
-                                            monkeypatch):  # fmt: skip
+def test_cli_full_disk_exits_2_with_one_line(tiny_root, tiny_run, tmp_path, capsys, monkeypatch):
     _fill_disk_at_write(monkeypatch, 1)
-    rc = main(["generate", "--checkpoint", str(tiny_run), "--dataset", str(tiny_root),
-               "--out", str(tmp_path / "gen"), "--limit", "2"])  # fmt: skip
+    rc = main(
+        [
+            "generate",
+            "--checkpoint",
+            str(tiny_run),
+            "--dataset",
+            str(tiny_root),
+            "--out",
+            str(tmp_path / "gen"),
+            "--limit",
+            "2",
+        ]
+    )
     first = output_name(*read_pairs(tiny_root / "synthetic-pairs-test.csv")[0])
     err = capsys.readouterr().err
     assert rc == 2 and "Traceback" not in err
@@ -244,10 +284,20 @@ def test_skip_existing_remakes_a_truncated_output(tiny_root, tiny_run, tmp_path)
     assert paths[1].read_bytes() == whole
 
 
-def test_cli_skip_existing_reports_the_damaged_files_it_remade(tiny_root, tiny_run, tmp_path,
-                                                               capsys):  # fmt: skip
-    args = ["generate", "--checkpoint", str(tiny_run), "--dataset", str(tiny_root),
-            "--out", str(tmp_path), "--limit", "3"]  # fmt: skip
+def test_cli_skip_existing_reports_the_damaged_files_it_remade(
+    tiny_root, tiny_run, tmp_path, capsys
+):
+    args = [
+        "generate",
+        "--checkpoint",
+        str(tiny_run),
+        "--dataset",
+        str(tiny_root),
+        "--out",
+        str(tmp_path),
+        "--limit",
+        "3",
+    ]
     assert main(args) == 0
     garbage = sorted(tmp_path.glob("*.png"))[0]
     garbage.write_bytes(b"not a png")
@@ -261,8 +311,14 @@ def test_cli_skip_existing_reports_the_damaged_files_it_remade(tiny_root, tiny_r
 def test_skip_existing_remakes_a_missing_strip(tiny_root, tiny_run, tmp_path):
     paths = _generate(tiny_run, tiny_root, tmp_path / "gen", strips_dir=tmp_path / "s", limit=2)
     (tmp_path / "s" / paths[0].name).unlink()
-    result = _generate(tiny_run, tiny_root, tmp_path / "gen", strips_dir=tmp_path / "s",
-                       limit=2, skip_existing=True)  # fmt: skip
+    result = _generate(
+        tiny_run,
+        tiny_root,
+        tmp_path / "gen",
+        strips_dir=tmp_path / "s",
+        limit=2,
+        skip_existing=True,
+    )
     assert result.written == [paths[0]] and result.kept == [paths[1]]
     assert files.is_intact_image(tmp_path / "s" / paths[0].name)
 
@@ -298,10 +354,20 @@ def test_skip_existing_remakes_a_strip_of_the_wrong_size(tiny_root, tiny_run, tm
     assert Image.open(strip).size == size == (5 * 64 + 4 * 2, 128)
 
 
-def test_cli_skip_existing_reports_the_images_of_the_wrong_size_it_remade(tiny_root, tiny_run,
-                                                                          tmp_path, capsys):  # fmt: skip
-    args = ["generate", "--checkpoint", str(tiny_run), "--dataset", str(tiny_root),
-            "--out", str(tmp_path), "--limit", "2"]  # fmt: skip
+def test_cli_skip_existing_reports_the_images_of_the_wrong_size_it_remade(
+    tiny_root, tiny_run, tmp_path, capsys
+):
+    args = [
+        "generate",
+        "--checkpoint",
+        str(tiny_run),
+        "--dataset",
+        str(tiny_root),
+        "--out",
+        str(tmp_path),
+        "--limit",
+        "2",
+    ]
     assert main(args) == 0
     small = sorted(tmp_path.glob("*.png"))[1]
     Image.new("RGB", (32, 64)).save(small)

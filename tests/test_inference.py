@@ -1,4 +1,4 @@
-"""The inference path (`for_inference`): exact in fp32, close in bf16, the caller's model untouched."""
+"""The inference path (`for_inference`): exact in fp32, close in bf16, the caller's model kept."""
 
 import pytest
 import torch

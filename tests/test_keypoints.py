@@ -371,8 +371,9 @@ def test_a_detector_that_cannot_start_leaves_no_overlay_folder(
     if mistake == "no_mediapipe":
         monkeypatch.setitem(sys.modules, "mediapipe", None)  # makes `import mediapipe` fail
     with pytest.raises(InputError):
-        annotate_images([images], tmp_path / "a.csv", overlays=tmp_path / "ov", progress=False,
-                        **kwargs)  # fmt: skip
+        annotate_images(
+            [images], tmp_path / "a.csv", overlays=tmp_path / "ov", progress=False, **kwargs
+        )
     assert not (tmp_path / "ov").exists() and not (tmp_path / "a.csv").exists()
 
 

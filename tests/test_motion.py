@@ -20,7 +20,16 @@ VTEST, MESSI = DATA / "vtest.avi", DATA / "messi5.jpg"
 
 
 def _clip(n: int = 8) -> np.ndarray:
-    names = ["walking", "arms_up", "front", "wave", "arms_out", "walking_left", "hands_on_hips", "side_left"]  # fmt: skip
+    names = [
+        "walking",
+        "arms_up",
+        "front",
+        "wave",
+        "arms_out",
+        "walking_left",
+        "hands_on_hips",
+        "side_left",
+    ]
     clip = np.stack([named_pose(names[i % len(names)], 300, 200) for i in range(n)]).astype(float)
     clip[:, :, 1] += np.arange(n)[:, None] * 6  # the driving person walks to the right
     return np.where(present(clip)[..., None], clip, -1.0)
@@ -186,16 +195,24 @@ def test_pose_file_inputs_csv_and_openpose(tmp_path):
     csv = write_annotations(tmp_path / "walk-annotation.csv", rows)
     c = open_clip(csv, every=2, fps=12)
     assert c.kind == "annotations" and c.fps == 6 and c.indices == [0, 2, 4]
-    assert np.array_equal(read_poses(c), np.stack([rows["f0.jpg"], rows["f2.jpg"], rows["f4.jpg"]]))  # fmt: skip
+    assert np.array_equal(read_poses(c), np.stack([rows["f0.jpg"], rows["f2.jpg"], rows["f4.jpg"]]))
 
     folder = tmp_path / "openpose"
     folder.mkdir()
     for i in (1, 2, 10):  # natural order: 1, 2, 10
-        people = [] if i == 2 else [{"pose_keypoints_2d": [float(v) for y, x in rows["f0.jpg"] for v in (x, y, 0.9)]}]  # fmt: skip
+        people = (
+            []
+            if i == 2
+            else [{"pose_keypoints_2d": [float(v) for y, x in rows["f0.jpg"] for v in (x, y, 0.9)]}]
+        )
         (folder / f"frame_{i}_keypoints.json").write_text(json.dumps({"people": people}))
     (folder / "report.json").write_text("{}")  # not a pose file
     c = open_clip(folder)
-    assert c.kind == "openpose" and c.names == ["frame_1_keypoints.json", "frame_2_keypoints.json", "frame_10_keypoints.json"]  # fmt: skip
+    assert c.kind == "openpose" and c.names == [
+        "frame_1_keypoints.json",
+        "frame_2_keypoints.json",
+        "frame_10_keypoints.json",
+    ]
     poses = read_poses(c)
     assert (poses[1] == -1).all() and np.array_equal(poses[2], rows["f0.jpg"])
 
@@ -263,7 +280,9 @@ def test_animate_every_and_gif_and_the_python_generator(pt, tmp_path):
 
     from posetransfer.motion.animate import AnimateOptions, animate
 
-    animate(pt, MESSI, VTEST, tmp_path / "a.gif", AnimateOptions(duration=2.0, every=4), progress=False)  # fmt: skip
+    animate(
+        pt, MESSI, VTEST, tmp_path / "a.gif", AnimateOptions(duration=2.0, every=4), progress=False
+    )
     with Image.open(tmp_path / "a.gif") as im:
         assert im.n_frames == 5 and im.size == (128, 256)
     frames = list(pt.animate(MESSI, VTEST, duration=1.0, every=5))
@@ -293,11 +312,18 @@ def test_output_problems_are_refused_before_the_poses(pt, tmp_path, monkeypatch)
     import posetransfer.motion.track as track
     import posetransfer.motion.video as video
 
-    monkeypatch.setattr(track, "PersonTracker", lambda *a, **k: pytest.fail("the poses were computed"))  # fmt: skip
+    monkeypatch.setattr(
+        track, "PersonTracker", lambda *a, **k: pytest.fail("the poses were computed")
+    )
     monkeypatch.setattr(video, "GIF_LIMIT_BYTES", 1000)
-    for out, message in ((tmp_path / "x.gif", "GIF of 20 frames"), (tmp_path / "x.avi", "write .mp4, .gif")):  # fmt: skip
+    for out, message in (
+        (tmp_path / "x.gif", "GIF of 20 frames"),
+        (tmp_path / "x.avi", "write .mp4, .gif"),
+    ):
         with pytest.raises(InputError, match=message):
-            animate_mod.animate(pt, MESSI, VTEST, out, animate_mod.AnimateOptions(duration=2.0), progress=False)  # fmt: skip
+            animate_mod.animate(
+                pt, MESSI, VTEST, out, animate_mod.AnimateOptions(duration=2.0), progress=False
+            )
         assert not out.exists() and not out.with_name(out.name + ".json").exists()
 
 
@@ -317,6 +343,16 @@ def test_app_animate_tab(pt, tmp_path):
 def test_cli_animate_errors_are_one_line(tmp_path, capsys):
     from posetransfer.cli import main
 
-    code = main(["animate", "--source", str(MESSI), "--driving", str(tmp_path / "none.mp4"), "--out", str(tmp_path / "o.mp4")])  # fmt: skip
+    code = main(
+        [
+            "animate",
+            "--source",
+            str(MESSI),
+            "--driving",
+            str(tmp_path / "none.mp4"),
+            "--out",
+            str(tmp_path / "o.mp4"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "--driving" in err and "not found" in err and err.count("\n") == 1

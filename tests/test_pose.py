@@ -222,8 +222,11 @@ def test_write_annotations_refuses_a_name_with_a_colon_and_writes_nothing(tmp_pa
 
 def test_write_annotations_refuses_a_name_that_is_not_utf8_and_writes_nothing(tmp_path):
     name = "caf\udcff.jpg"  # how Python holds the Linux file name b"caf\xff.jpg"
-    with pytest.raises(InputError, match=r"'caf\\udcff.jpg' cannot be written to an annotation "
-                       r"file: names must be valid UTF-8"):  # fmt: skip
+    with pytest.raises(
+        InputError,
+        match=r"'caf\\udcff.jpg' cannot be written to an annotation "
+        r"file: names must be valid UTF-8",
+    ):
         write_annotations(tmp_path / "a.csv", {"ok.jpg": kps_example(), name: kps_example()})
     assert list(tmp_path.iterdir()) == []
 

@@ -263,9 +263,12 @@ def test_fashion_zip_and_annotation_check(fashion_tree: Path, tmp_path: Path) ->
     write_pairs(ann / files["pairs"]["test"], [])
     zip_path = _zip_folder(fashion_tree / "img", tmp_path / "img.zip")
     report = prepare_fashion(
-        zip_path, tmp_path / "fashion", annotations_dir=ann, split_from_annotations=True,
+        zip_path,
+        tmp_path / "fashion",
+        annotations_dir=ann,
+        split_from_annotations=True,
         progress=False,
-    )  # fmt: skip
+    )
     assert report.ok, report.summary()
     assert report.splits["train"].images == 2 and report.splits["train"].pairs == 1
 
@@ -373,9 +376,12 @@ def test_fashion_lists_saved_by_a_spreadsheet_select_the_same_images(
         lst = tmp_path / f"{split}.lst"
         lst.write_bytes(b"\xef\xbb\xbf" + lst.read_text().replace("\n", "\r\n").encode())
     report = prepare_fashion(
-        fashion_tree, tmp_path / "fashion", train_list=tmp_path / "train.lst",
-        test_list=tmp_path / "test.lst", progress=False,
-    )  # fmt: skip
+        fashion_tree,
+        tmp_path / "fashion",
+        train_list=tmp_path / "train.lst",
+        test_list=tmp_path / "test.lst",
+        progress=False,
+    )
     assert report.splits["train"].written == 2 and report.splits["test"].written == 1
     assert report.splits["train"].listed_not_found == []
 

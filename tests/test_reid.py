@@ -31,7 +31,11 @@ TORSO = np.array([[10, 10]] * 18)
 
 
 def _names(n_ids: int, per_id: int) -> list[str]:
-    return [f"{pid:04d}_c{k % 6 + 1}s1_{100 * k:06d}_00.jpg" for pid in range(1, n_ids + 1) for k in range(per_id)]  # fmt: skip
+    return [
+        f"{pid:04d}_c{k % 6 + 1}s1_{100 * k:06d}_00.jpg"
+        for pid in range(1, n_ids + 1)
+        for k in range(per_id)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +137,10 @@ def test_images_without_a_usable_pose_are_listed_not_dropped_silently():
     plan = plan_augmentation(by_identity(names), poses, portion=0.2, seed=0)
     reasons = {n: k for k, v in plan.left_out.items() for n in v}
     assert "no pose" in reasons[names[0]] and "no torso" in reasons[names[2]]
-    assert all(n not in {s for _, s, _ in plan.generated} | {t for *_, t in plan.generated} for n in (names[0], names[2]))  # fmt: skip
+    assert all(
+        n not in {s for _, s, _ in plan.generated} | {t for *_, t in plan.generated}
+        for n in (names[0], names[2])
+    )
 
 
 def test_the_image_kept_for_each_person_has_a_pose_where_one_does():
@@ -176,11 +183,20 @@ def test_bad_options_name_the_argument(kwargs, flag):
 def test_augment_writes_a_market_folder_the_engine_parses(reid_root, tiny_generator, tmp_path):
     from torchreid.reid.data.datasets.image.market1501 import Market1501
 
-    out = augment(reid_root, _annotations(reid_root), tiny_generator, tmp_path / "set", portion=0.3, progress=False)  # fmt: skip
+    out = augment(
+        reid_root,
+        _annotations(reid_root),
+        tiny_generator,
+        tmp_path / "set",
+        portion=0.3,
+        progress=False,
+    )
     rows = read_manifest(out / "manifest.csv")
     assert tuple(rows[0]) == ("name", "pid", "camid", "kind", "source", "target")
     kinds = [r["kind"] for r in rows]
-    assert kinds.count("real") == max(round(0.3 * 36), 6) and kinds.count("generated") == 36 - kinds.count("real")  # fmt: skip
+    assert kinds.count("real") == max(round(0.3 * 36), 6) and kinds.count(
+        "generated"
+    ) == 36 - kinds.count("real")
     files = sorted(p.name for p in (out / "bounding_box_train").iterdir())
     assert files == sorted(r["name"] for r in rows)
     # torchreid's own Market-1501 reader finds the same people and cameras (its cameras from 0)
@@ -190,7 +206,9 @@ def test_augment_writes_a_market_folder_the_engine_parses(reid_root, tiny_genera
     for r in rows:
         if r["kind"] == "generated":
             assert r["name"].startswith(Path(r["source"]).stem + "___")
-    assert sorted(p.name for p in (out / "query").iterdir()) == sorted(p.name for p in (reid_root / "query").iterdir())  # fmt: skip
+    assert sorted(p.name for p in (out / "query").iterdir()) == sorted(
+        p.name for p in (reid_root / "query").iterdir()
+    )
     assert json.loads((out / "augment.json").read_text())["complete"] is True
 
 
@@ -217,9 +235,15 @@ def test_augment_is_deterministic_and_resumes(reid_root, tiny_generator, tmp_pat
     assert not (tmp_path / "b" / "manifest.csv").exists()  # nothing presented as finished
     assert json.loads((tmp_path / "b" / "augment.json").read_text())["complete"] is False
     monkeypatch.setattr(aug, "atomic_write", real_write)
-    written = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "b" / "bounding_box_train").glob("*___*")}  # fmt: skip
+    written = {
+        p.name: p.stat().st_mtime_ns for p in (tmp_path / "b" / "bounding_box_train").glob("*___*")
+    }
     b = augment(*args, tmp_path / "b", portion=0.3, seed=5, batch_size=4, progress=False)
-    kept = {p.name: p.stat().st_mtime_ns for p in (b / "bounding_box_train").glob("*___*") if p.name in written}  # fmt: skip
+    kept = {
+        p.name: p.stat().st_mtime_ns
+        for p in (b / "bounding_box_train").glob("*___*")
+        if p.name in written
+    }
     assert kept == written  # the images of the first try were not made again
     assert (a / "manifest.csv").read_text() == (b / "manifest.csv").read_text()
     for p in (a / "bounding_box_train").iterdir():
@@ -229,7 +253,9 @@ def test_augment_is_deterministic_and_resumes(reid_root, tiny_generator, tmp_pat
 
 
 def test_augment_without_a_generator_keeps_the_real_images_only(reid_root, tmp_path):
-    out = augment(reid_root, _annotations(reid_root), None, tmp_path / "none", portion=0.5, progress=False)  # fmt: skip
+    out = augment(
+        reid_root, _annotations(reid_root), None, tmp_path / "none", portion=0.5, progress=False
+    )
     rows = read_manifest(out / "manifest.csv")
     assert {r["kind"] for r in rows} == {"real"} and len(rows) == 18
 
@@ -285,9 +311,13 @@ def test_augment_reads_a_zip(reid_root, tmp_path):
         for sub in ("bounding_box_train", "query", "bounding_box_test"):
             for p in sorted((reid_root / sub).iterdir()):
                 z.write(p, f"Market-1501-v15.09.15/{sub}/{p.name}")
-    out = augment(archive, _annotations(reid_root), None, tmp_path / "set", portion=0.5, progress=False)  # fmt: skip
+    out = augment(
+        archive, _annotations(reid_root), None, tmp_path / "set", portion=0.5, progress=False
+    )
     assert not (out / "query").is_symlink()
-    assert sorted(p.name for p in (out / "query").iterdir()) == sorted(p.name for p in (reid_root / "query").iterdir())  # fmt: skip
+    assert sorted(p.name for p in (out / "query").iterdir()) == sorted(
+        p.name for p in (reid_root / "query").iterdir()
+    )
     assert len(read_manifest(out / "manifest.csv")) == 18
 
 
@@ -338,7 +368,15 @@ def test_rank_metrics_errors():
 # Training on torchreid
 
 
-TINY = dict(backbone="osnet_x0_25", pretrained="none", steps=3, batch_size=8, height=64, width=32, save_every=2)  # fmt: skip
+TINY = dict(
+    backbone="osnet_x0_25",
+    pretrained="none",
+    steps=3,
+    batch_size=8,
+    height=64,
+    width=32,
+    save_every=2,
+)
 
 
 def test_train_and_evaluate_end_to_end(reid_root, tmp_path):
@@ -421,7 +459,9 @@ def test_training_data_problems_are_named(reid_root, tmp_path):
     import zipfile
 
     with pytest.raises(InputError, match="training images; use a smaller batch"):
-        train_reid(reid_root, tmp_path / "r1", ReidConfig(**{**TINY, "batch_size": 64}), "cpu", False)  # fmt: skip
+        train_reid(
+            reid_root, tmp_path / "r1", ReidConfig(**{**TINY, "batch_size": 64}), "cpu", False
+        )
     archive = tmp_path / "m.zip"
     zipfile.ZipFile(archive, "w").close()
     with pytest.raises(InputError, match="reid augment --no-generator"):
@@ -471,11 +511,18 @@ def test_bad_reid_config_names_the_field():
 # The study and the command line
 
 
-def test_study_writes_results_table_and_plot_and_skips_finished_cells(reid_root, tiny_generator, tmp_path, monkeypatch):  # fmt: skip
+def test_study_writes_results_table_and_plot_and_skips_finished_cells(
+    reid_root, tiny_generator, tmp_path, monkeypatch
+):
     import posetransfer.reid.study as study
 
     out = tmp_path / "study"
-    kwargs = dict(portions=[0.3, 1.0], generators=[str(tiny_generator)], config=ReidConfig(**{**TINY, "steps": 1}), progress=False)  # fmt: skip
+    kwargs = dict(
+        portions=[0.3, 1.0],
+        generators=[str(tiny_generator)],
+        config=ReidConfig(**{**TINY, "steps": 1}),
+        progress=False,
+    )
     rows = study.run_study(reid_root, _annotations(reid_root), out, **kwargs)
     assert [r["key"] for r in rows] == ["none p=0.3 x1", "none p=1 x1", "ckpt p=0.3 x1"]
     assert rows[2]["generated"] == 36 - rows[2]["real"] and rows[0]["generated"] == 0
@@ -499,7 +546,9 @@ def test_study_writes_results_table_and_plot_and_skips_finished_cells(reid_root,
     other = tmp_path / "other" / "ckpt"  # same row name, another generator
     shutil.copytree(tiny_generator, other)
     with pytest.raises(InputError, match="is not the generator of row 'ckpt'"):
-        study.run_study(reid_root, _annotations(reid_root), out, **{**kwargs, "generators": [str(other)]})  # fmt: skip
+        study.run_study(
+            reid_root, _annotations(reid_root), out, **{**kwargs, "generators": [str(other)]}
+        )
 
 
 def test_study_checks_every_generator_before_writing(reid_root, tmp_path):
@@ -512,7 +561,14 @@ def test_study_checks_every_generator_before_writing(reid_root, tmp_path):
     cfg = load_config("synthetic", ["data.height=256", "data.width=176"])
     save_checkpoint(big, create_generator("patn_tiny"), "patn_tiny", {}, cfg, 1)
     with pytest.raises(InputError, match="makes 256x176 images"):
-        run_study(reid_root, _annotations(reid_root), tmp_path / "s", generators=[str(big)], config=ReidConfig(**TINY), progress=False)  # fmt: skip
+        run_study(
+            reid_root,
+            _annotations(reid_root),
+            tmp_path / "s",
+            generators=[str(big)],
+            config=ReidConfig(**TINY),
+            progress=False,
+        )
     assert not (tmp_path / "s").exists()
 
 
@@ -520,10 +576,36 @@ def test_cli_reid_errors_are_one_line(reid_root, tmp_path, capsys):
     from posetransfer.cli import main
 
     ann = str(_annotations(reid_root))
-    code = main(["reid", "augment", "--market", str(tmp_path / "missing"), "--annotations", ann, "--out", str(tmp_path / "o")])  # fmt: skip
+    code = main(
+        [
+            "reid",
+            "augment",
+            "--market",
+            str(tmp_path / "missing"),
+            "--annotations",
+            ann,
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "--market" in err and "not found" in err and "Traceback" not in err
-    code = main(["reid", "augment", "--market", str(reid_root), "--annotations", ann, "--out", str(tmp_path / "o"), "--portion", "0.5", "--ratio", "2"])  # fmt: skip
+    code = main(
+        [
+            "reid",
+            "augment",
+            "--market",
+            str(reid_root),
+            "--annotations",
+            ann,
+            "--out",
+            str(tmp_path / "o"),
+            "--portion",
+            "0.5",
+            "--ratio",
+            "2",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "--ratio" in err and "--portion" in err
 
@@ -532,10 +614,46 @@ def test_cli_synthetic_reid_and_augment(tmp_path, capsys):
     from posetransfer.cli import main
 
     root = tmp_path / "syn"
-    assert main(["synthetic", "--out", str(root), "--train-ids", "3", "--test-ids", "2", "--images-per-id", "4", "--reid", "--no-progress"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "synthetic",
+                "--out",
+                str(root),
+                "--train-ids",
+                "3",
+                "--test-ids",
+                "2",
+                "--images-per-id",
+                "4",
+                "--reid",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert "re-ID layout" in capsys.readouterr().out
     ann = str(root / "synthetic-annotation-train.csv")
-    assert main(["reid", "augment", "--market", str(root), "--annotations", ann, "--out", str(tmp_path / "s"), "--portion", "0.5", "--no-progress", "--sheet", str(tmp_path / "s.png")]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "reid",
+                "augment",
+                "--market",
+                str(root),
+                "--annotations",
+                ann,
+                "--out",
+                str(tmp_path / "s"),
+                "--portion",
+                "0.5",
+                "--no-progress",
+                "--sheet",
+                str(tmp_path / "s.png"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert (
         "6 real + 6 generated training images of 3 people" in out and (tmp_path / "s.png").is_file()

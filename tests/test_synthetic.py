@@ -133,9 +133,16 @@ def test_refuses_a_folder_with_foreign_files(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "field, value",
-    [("n_train_ids", 0), ("images_per_id", 1), ("height", 8), ("max_test_pairs", 0),
-     ("jpeg_quality", 101), ("seed", -1), ("width", 1.5)],
-)  # fmt: skip
+    [
+        ("n_train_ids", 0),
+        ("images_per_id", 1),
+        ("height", 8),
+        ("max_test_pairs", 0),
+        ("jpeg_quality", 101),
+        ("seed", -1),
+        ("width", 1.5),
+    ],
+)
 def test_config_rejects_bad_values(field: str, value: object) -> None:
     with pytest.raises(InputError, match=field):
         SyntheticConfig(**{field: value})
@@ -147,8 +154,20 @@ def test_contact_sheet(tiny: Path, tmp_path: Path) -> None:
 
 
 def test_command_line_writes_dataset(tmp_path: Path, capsys) -> None:
-    args = ["synthetic", "--out", str(tmp_path / "d"), "--train-ids", "2", "--test-ids", "1",
-            "--images-per-id", "2", "--no-progress", "--sheet", str(tmp_path / "s.png")]  # fmt: skip
+    args = [
+        "synthetic",
+        "--out",
+        str(tmp_path / "d"),
+        "--train-ids",
+        "2",
+        "--test-ids",
+        "1",
+        "--images-per-id",
+        "2",
+        "--no-progress",
+        "--sheet",
+        str(tmp_path / "s.png"),
+    ]
     assert main(args) == 0
     assert "6 images of 3 people" in capsys.readouterr().out
     assert (tmp_path / "d" / META_FILE).is_file() and (tmp_path / "s.png").is_file()
@@ -259,7 +278,8 @@ def test_two_processes_building_one_folder_both_get_the_finished_dataset(tmp_pat
 
     root = tmp_path / "shared"
     code = (
-        "import sys; from posetransfer.data.synthetic import SyntheticConfig, make_synthetic_dataset\n"
+        "import sys\n"
+        "from posetransfer.data.synthetic import SyntheticConfig, make_synthetic_dataset\n"
         "cfg = SyntheticConfig(n_train_ids=6, n_test_ids=2, images_per_id=4)\n"
         "make_synthetic_dataset(sys.argv[1], cfg, progress=False)\n"
     )

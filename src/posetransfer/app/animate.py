@@ -91,20 +91,38 @@ def add_animate_tab(gr, pt: PoseTransfer, downloads: str, warn) -> None:
         )
         with gr.Row(equal_height=False):
             with gr.Column(scale=1, min_width=220):
-                photo = gr.Image(label="Source photo", type="numpy", sources=["upload", "clipboard"], height=300, elem_id="animate-photo")  # fmt: skip
-                video = gr.Video(label="Driving video", sources=["upload"], elem_id="animate-video")  # fmt: skip
+                photo = gr.Image(
+                    label="Source photo",
+                    type="numpy",
+                    sources=["upload", "clipboard"],
+                    height=300,
+                    elem_id="animate-photo",
+                )
+                video = gr.Video(label="Driving video", sources=["upload"], elem_id="animate-video")
             with gr.Column(scale=1, min_width=220):
                 retarget = _radio(gr, "retarget", "Retargeting")
                 o, default = spec(AnimateOptions, "smooth")
                 smooth = gr.Checkbox(default, label="Smooth the keypoints", info=o.help)
-                seconds = gr.Number(DEFAULT_SECONDS, label="Seconds of video used (0: all)", minimum=0)  # fmt: skip
+                seconds = gr.Number(
+                    DEFAULT_SECONDS, label="Seconds of video used (0: all)", minimum=0
+                )
                 layout = _radio(gr, "layout", "Layout", value="side-by-side")
                 go = gr.Button("Animate", variant="primary", elem_id="animate")
             with gr.Column(scale=2, min_width=300):
-                preview = gr.Image(label="Retargeted skeletons", interactive=False, format="png", elem_id="animate-skeletons")  # fmt: skip
+                preview = gr.Image(
+                    label="Retargeted skeletons",
+                    interactive=False,
+                    format="png",
+                    elem_id="animate-skeletons",
+                )
                 result = gr.Video(label="Animation", interactive=False, elem_id="animate-result")
         status = gr.Markdown("Upload a photo and a video.", elem_id="animate-status")
-        go.click(on_animate, [photo, video, retarget, smooth, seconds, layout], [preview, result, status], concurrency_limit=1)  # fmt: skip
+        go.click(
+            on_animate,
+            [photo, video, retarget, smooth, seconds, layout],
+            [preview, result, status],
+            concurrency_limit=1,
+        )
 
 
 def _radio(gr, name: str, label: str, value: str | None = None):

@@ -32,8 +32,9 @@ CSV (rows in order) or a folder of OpenPose *_keypoints.json files. Output by it
 EPILOG = """\
 examples:
   posetransfer animate --source photo.jpg --driving dance.mp4 --out dance-me.mp4
-  posetransfer animate --source photo.jpg --driving /usr/share/doc/opencv-doc/examples/data/vtest.avi \\
-      --duration 4 --layout side-by-side --out walk.gif
+  posetransfer animate --source photo.jpg \\
+      --driving /usr/share/doc/opencv-doc/examples/data/vtest.avi --duration 4 \\
+      --layout side-by-side --out walk.gif
   posetransfer animate --source photo.jpg --driving frames/ --fps 30 --retarget scale \\
       --checkpoint latest_net_netG.pth --paste-back --out out.mp4
 
@@ -41,6 +42,7 @@ retargeting: none (the driving poses framed as they are), scale (the driving per
 ground mapped onto the source's, as Everybody Dance Now), bones (default: scale, then every limb
 keeps the source's length along the driving direction).
 """
+
 
 @dataclass(frozen=True)
 class AnimateCommand:

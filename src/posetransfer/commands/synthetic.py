@@ -20,8 +20,9 @@ examples:
 
 Writes OUT/train/*.jpg, OUT/test/*.jpg (held-out identities), synthetic-annotation-{train,test}.csv,
 synthetic-pairs-{train,test}.csv and synthetic.json; with --reid also bounding_box_train/,
-query/ and bounding_box_test/ (Market-1501's re-ID layout, for `posetransfer reid`). Running it again with the same options
-reuses the finished dataset; other options replace it. OUT must be new, empty or a synthetic
+query/ and bounding_box_test/ (Market-1501's re-ID layout, for `posetransfer reid`).
+Running it again with the same options reuses the finished dataset; other options replace it.
+OUT must be new, empty or a synthetic
 dataset folder.
 """
 

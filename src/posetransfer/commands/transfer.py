@@ -43,8 +43,8 @@ examples:
   posetransfer transfer --source photo.jpg --target-pose walking --out walking.png
   posetransfer transfer --source photo.jpg --target-pose walking \\
       --checkpoint runs/00000-patn_small-synthetic --out walking.png
-  posetransfer transfer --source photo.jpg --target-pose other.jpg --checkpoint latest_net_netG.pth \\
-      --out out.png --paste-back --strip strip.png
+  posetransfer transfer --source photo.jpg --target-pose other.jpg \\
+      --checkpoint latest_net_netG.pth --out out.png --paste-back --strip strip.png
   posetransfer transfer --source photo.jpg \\
       --target-pose data/market/market-annotation-test.csv:0002_c1s1_000451_03.jpg \\
       --checkpoint runs/00001-patn_market-market --out out.png

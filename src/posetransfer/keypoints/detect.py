@@ -66,8 +66,25 @@ N_LANDMARKS = 33
 
 # BlazePose landmark feeding each COCO-18 joint; None for the neck, which is derived.
 COCO_FROM_BLAZEPOSE: tuple[int | None, ...] = (
-    0, None, 12, 14, 16, 11, 13, 15, 24, 26, 28, 23, 25, 27, 5, 2, 8, 7,
-)  # fmt: skip
+    0,
+    None,
+    12,
+    14,
+    16,
+    11,
+    13,
+    15,
+    24,
+    26,
+    28,
+    23,
+    25,
+    27,
+    5,
+    2,
+    8,
+    7,
+)
 NECK_JOINT = 1
 NECK_LANDMARKS = (11, 12)  # left and right shoulder
 

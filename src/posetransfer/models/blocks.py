@@ -1,7 +1,8 @@
 """Building blocks shared by the generators and discriminators: norms, conv stacks, residual blocks.
 
-Layer lists are kept as `nn.Sequential`s in the layer order of docs/models.md (pad, conv, norm, ReLU, ...)
-so that module indices match the authors' checkpoints and importing them is a rename of prefixes.
+Layer lists are kept as `nn.Sequential`s in the layer order of docs/models.md (pad, conv, norm,
+ReLU, ...) so that module indices match the authors' checkpoints and importing them is a rename
+of prefixes.
 """
 
 from __future__ import annotations
@@ -26,7 +27,10 @@ def norm_layer(norm: Norm, channels: int) -> nn.Module:
 
 
 def conv_bias(norm: Norm) -> bool:
-    """Convolutions followed by a norm carry a bias only with InstanceNorm (BatchNorm has its own)."""
+    """Whether a convolution followed by ``norm`` has a bias: only before InstanceNorm.
+
+    BatchNorm has a bias of its own.
+    """
     return norm == "instance"
 
 
@@ -36,7 +40,7 @@ def dropout_layer(p: float) -> nn.Module:
 
 
 def encoder(in_channels: int, ngf: int, norm: Norm, n_downsampling: int = 2) -> nn.Sequential:
-    """Reflect-pad 3, conv 7x7, norm, ReLU; then stride-2 conv 3x3 + norm + ReLU per downsampling."""
+    """Reflect-pad 3, conv 7x7, norm, ReLU; then per downsampling stride-2 conv 3x3, norm, ReLU."""
     bias = conv_bias(norm)
     layers: list[nn.Module] = [
         nn.ReflectionPad2d(3),
@@ -79,7 +83,7 @@ def conv_stack(
     dropout: float,
     final_norm: bool = True,
 ) -> nn.Sequential:
-    """pad 1, conv 3x3, norm, ReLU, dropout, pad 1, conv 3x3 [, norm]: the body of a residual block."""
+    """A residual block's body: pad 1, conv 3x3, norm, ReLU, dropout, pad 1, conv 3x3[, norm]."""
     bias = conv_bias(norm)
     layers: list[nn.Module] = [
         nn.ReflectionPad2d(1),

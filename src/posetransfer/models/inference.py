@@ -17,8 +17,9 @@ call, ``(image, source_heatmaps, target_heatmaps) -> image``, float32 in and out
 
 ``precision="fp32"`` is the reference path: float32 throughout, eval mode and the BatchNorm fold
 only, which changes results by float rounding (under 1e-4 on the authors' Market model;
-InstanceNorm models, such as the bundled ones, are not changed at all). ``auto`` resolves with `posetransfer.core.precision`: bf16 where
-the device runs it natively, fp16 on other CUDA GPUs, else fp32.
+InstanceNorm models, such as the bundled ones, are not changed at all). ``auto`` resolves with
+`posetransfer.core.precision`: bf16 where the device runs it natively, fp16 on other CUDA GPUs,
+else fp32.
 
 Exported graphs run by onnxruntime or OpenVINO have the same call (`posetransfer.runtime`).
 """

@@ -59,7 +59,7 @@ class PATB(nn.Module):
     def forward(
         self, image_code: torch.Tensor, pose_code: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(image code [B, C, h, w], pose code [B, C or 2C, h, w]) -> (image code, pose code, mask)."""
+        """(image code [B, C, h, w], pose code [B, C or 2C, h, w]) -> (image, pose code, mask)."""
         s = self.pose_path(pose_code)  # [B, C, h, w]
         mask = torch.sigmoid(s)
         update = mask * self.image_path(image_code)

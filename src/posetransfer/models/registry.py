@@ -1,4 +1,4 @@
-"""Named generator variants: `@register_generator` on a factory, `create_generator(name, **overrides)`.
+"""Named generator variants: `@register_generator` on a factory, `create_generator(name, **kw)`.
 
 A checkpoint stores the variant name and its keyword arguments, which is all that is needed to
 rebuild the network (no pickled code). This module imports no model: the model modules import it

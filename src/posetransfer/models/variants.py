@@ -32,7 +32,7 @@ from posetransfer.pose import N_JOINTS
 
 
 class ResnetGenerator(nn.Module):
-    """The ResNet baseline: cat(image, source pose, target pose) -> encoder -> residual blocks -> decoder.
+    """The ResNet baseline: cat(image, source and target pose) -> encoder -> res blocks -> decoder.
 
     Args:
         norm: "batch" (Market-1501) or "instance" (DeepFashion).

@@ -58,6 +58,7 @@ class PoseTransfer(Protocol):
         self, src_img: np.ndarray, src_kps: np.ndarray, tgt_kps: np.ndarray
     ) -> list[np.ndarray]: ...
 
+
 LAYOUTS: tuple[str, ...] = ("result", "side-by-side")
 DEFAULT_HEIGHT = 256
 
@@ -99,14 +100,23 @@ class AnimateOptions:
 
     def __post_init__(self) -> None:
         if self.retarget not in MODES:
-            raise InputError(f"retarget={self.retarget!r}: choose one of {', '.join(MODES)}", arg="retarget")  # fmt: skip
+            raise InputError(
+                f"retarget={self.retarget!r}: choose one of {', '.join(MODES)}", arg="retarget"
+            )
         if self.layout not in LAYOUTS:
-            raise InputError(f"layout={self.layout!r}: choose one of {', '.join(LAYOUTS)}", arg="layout")  # fmt: skip
+            raise InputError(
+                f"layout={self.layout!r}: choose one of {', '.join(LAYOUTS)}", arg="layout"
+            )
         for name, value in (("min_cutoff", self.min_cutoff), ("beta", self.beta)):
             if not np.isfinite(value) or value < 0 or (name == "min_cutoff" and value == 0):
-                raise InputError(f"{name}={value!r}: must be {'> 0' if name == 'min_cutoff' else '>= 0'}", arg=name)  # fmt: skip
+                raise InputError(
+                    f"{name}={value!r}: must be {'> 0' if name == 'min_cutoff' else '>= 0'}",
+                    arg=name,
+                )
         if isinstance(self.max_gap, bool) or not isinstance(self.max_gap, int) or self.max_gap < 0:
-            raise InputError(f"max_gap={self.max_gap!r}: must be a whole number >= 0", arg="max_gap")  # fmt: skip
+            raise InputError(
+                f"max_gap={self.max_gap!r}: must be a whole number >= 0", arg="max_gap"
+            )
         for name in ("height", "batch_size"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -202,7 +212,11 @@ class Animation:
     def frames(self, progress: bool = False) -> Iterator[np.ndarray]:
         """The output frames in order, generated in batches."""
         o = self.options
-        drivers = iter_frames(self.clip) if (o.layout == "side-by-side" and self.clip.has_frames) else None  # fmt: skip
+        drivers = (
+            iter_frames(self.clip)
+            if (o.layout == "side-by-side" and self.clip.has_frames)
+            else None
+        )
         kps_int = np.where(present(self.poses)[..., None], np.rint(self.poses), -1).astype(np.int64)
         spent = 0.0
         with tqdm(total=len(kps_int), desc="animate", unit="frame", disable=not progress) as bar:
@@ -213,7 +227,9 @@ class Animation:
                 spent += time.monotonic() - t0
                 per_frame = round(spent / (start + len(batch)), 4)
                 self.report = replace(self.report, generate_seconds_per_frame=per_frame)
-                for t, (fake, kps) in enumerate(zip(fakes, self.poses[start : start + o.batch_size]), start):  # fmt: skip
+                for t, (fake, kps) in enumerate(
+                    zip(fakes, self.poses[start : start + o.batch_size]), start
+                ):
                     driving = self._driving_panel(next(drivers), t) if drivers is not None else None
                     yield self._compose(fake, kps, driving)
                 bar.update(len(batch))
@@ -267,7 +283,13 @@ def prepare_animation(
 
         found = []
         with PersonTracker(min_confidence=pt.min_confidence) as track:
-            for frame in tqdm(iter_frames(clip), total=len(clip.indices), desc="driving poses", unit="frame", disable=not progress):  # fmt: skip
+            for frame in tqdm(
+                iter_frames(clip),
+                total=len(clip.indices),
+                desc="driving poses",
+                unit="frame",
+                disable=not progress,
+            ):
                 found.append(track(frame))
             tracking = dict(track.counts)
         detected = np.stack(found).astype(np.float64)
@@ -276,7 +298,11 @@ def prepare_animation(
     detect_s = time.monotonic() - t0
     with_person = int(present(detected).any(axis=1).sum())
     if with_person == 0:
-        raise InputError(f"driving={str(clip.path)!r}: no person found in any of its {len(detected)} frames used", arg="driving")  # fmt: skip
+        raise InputError(
+            f"driving={str(clip.path)!r}: no person found in any of its {len(detected)} "
+            "frames used",
+            arg="driving",
+        )
     bridged, gaps = bridge_gaps(detected, o.max_gap)
     if o.retarget == "none":
         placed = frame_clip(bridged, pt.height, pt.width, pt.fill)
@@ -327,8 +353,12 @@ def animate(
     """
     out = Path(out)
     t0 = time.monotonic()
-    anim = prepare_animation(pt, source, driving, options, progress, check=lambda size, n: Writer.check(out, size, n))  # fmt: skip
-    report_path = out / "report.json" if Writer.kind_of(out) == "png" else out.with_name(out.name + ".json")  # fmt: skip
+    anim = prepare_animation(
+        pt, source, driving, options, progress, check=lambda size, n: Writer.check(out, size, n)
+    )
+    report_path = (
+        out / "report.json" if Writer.kind_of(out) == "png" else out.with_name(out.name + ".json")
+    )
     n = len(anim.poses)
     writer = Writer(out, anim.clip.fps, anim.output_size(), n)
     anim.report = replace(anim.report, out=str(out))

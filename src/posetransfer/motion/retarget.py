@@ -34,10 +34,24 @@ NOSE, NECK, R_HIP, L_HIP = 0, 1, 8, 11
 ANKLES = (10, 13)
 # The skeleton as a tree from the neck, parents before children.
 BONES: tuple[tuple[int, int], ...] = (
-    (1, 2), (2, 3), (3, 4), (1, 5), (5, 6), (6, 7),
-    (1, 8), (8, 9), (9, 10), (1, 11), (11, 12), (12, 13),
-    (1, 0), (0, 14), (14, 16), (0, 15), (15, 17),
-)  # fmt: skip
+    (1, 2),
+    (2, 3),
+    (3, 4),
+    (1, 5),
+    (5, 6),
+    (6, 7),
+    (1, 8),
+    (8, 9),
+    (9, 10),
+    (1, 11),
+    (11, 12),
+    (12, 13),
+    (1, 0),
+    (0, 14),
+    (14, 16),
+    (0, 15),
+    (15, 17),
+)
 # Body-size segments: the torso, then each side's thigh and shin (pairs averaged).
 _LEGS = (((8, 9), (11, 12)), ((9, 10), (12, 13)))
 
@@ -49,7 +63,9 @@ def check_keypoints_array(kps: np.ndarray, name: str, ndim: int) -> np.ndarray:
         want = "(T, 18, 2)" if ndim == 3 else "(18, 2)"
         raise InputError(f"{name}: expected keypoints of shape {want}, got {arr.shape}", arg=name)
     if not np.isfinite(arr).all():
-        raise InputError(f"{name}: NaN or infinite coordinates (use -1 for a missing joint)", arg=name)  # fmt: skip
+        raise InputError(
+            f"{name}: NaN or infinite coordinates (use -1 for a missing joint)", arg=name
+        )
     return arr
 
 
@@ -138,7 +154,11 @@ def _similarity(
     local = np.where(np.isnan(local), d_seg, local)[:, both]
     scales = s_seg[both].sum() / local.sum(axis=1)
     d_leg = float(np.nansum(d_seg[1:])) if not np.isnan(d_seg[1:]).all() else float(d_seg[0])
-    s_leg = float(np.nansum(s_seg[1:])) if not np.isnan(s_seg[1:]).all() else d_leg * float(np.median(scales))  # fmt: skip
+    s_leg = (
+        float(np.nansum(s_seg[1:]))
+        if not np.isnan(s_seg[1:]).all()
+        else d_leg * float(np.median(scales))
+    )
     with _quiet():
         ground = _moving_median(_ground(driving, d_leg), window)
         ground = np.where(np.isnan(ground), np.nanmedian(ground), ground)

@@ -154,7 +154,8 @@ def imagenet_weights(backbone: str) -> Path:
     """The ImageNet file for ``backbone`` in torch's caches; InputError listing where it looked.
 
     torchvision-style ResNets are looked for as ``<hub>/checkpoints/<name>-*.pth`` (torch's
-    download cache), torchreid's own OSNet files as ``<torch home>/checkpoints/<name>_imagenet.pth``.
+    download cache), torchreid's own OSNet files as
+    ``<torch home>/checkpoints/<name>_imagenet.pth``.
     """
     hub = Path(torch.hub.get_dir()) / "checkpoints"
     home = hub.parent.parent  # <torch home>/hub -> <torch home>
