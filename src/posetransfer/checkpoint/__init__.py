@@ -54,6 +54,7 @@ from posetransfer.core.files import (
     disk_error,
     load_torch_file,
     remove_partial,
+    swap_into_place,
     torch_file_failure,
 )
 from posetransfer.errors import InputError
@@ -154,28 +155,13 @@ def save_checkpoint(
         for name, data in contents.items():
             atomic_write(tmp / name, data)
         write_manifest(tmp, contents)
-        _move_into_place(tmp, ckpt_dir)
+        swap_into_place(tmp, ckpt_dir)
     except OSError as e:
         raise disk_error(ckpt_dir, e) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)  # left only by a failed write
     atomic_write(ckpt_dir.parent / LATEST_FILE, ckpt_dir.name + "\n")
     return ckpt_dir
-
-
-def _move_into_place(tmp: Path, ckpt_dir: Path) -> None:
-    """Rename a written checkpoint folder to its name, swapping out an earlier copy of the step."""
-    if not ckpt_dir.exists():
-        tmp.rename(ckpt_dir)
-        return
-    old = ckpt_dir.with_name(f".{ckpt_dir.name}.old-{os.getpid()}")
-    ckpt_dir.rename(old)
-    try:
-        tmp.rename(ckpt_dir)
-    except BaseException:
-        old.rename(ckpt_dir)
-        raise
-    shutil.rmtree(old, ignore_errors=True)  # what is left, `remove_orphans` clears
 
 
 def prune_checkpoints(checkpoints_dir: Path, keep: int, newest: Path | None = None) -> None:

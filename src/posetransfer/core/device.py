@@ -20,6 +20,7 @@ AUTO = "auto"
 BACKENDS: tuple[str, ...] = ("torch", "onnxruntime", "openvino")
 """Where a generator runs: torch (any device), or an exported graph (onnxruntime, OpenVINO; CPU)."""
 
+
 def resolve_device(device: str | torch.device | None = AUTO, arg: str = "device") -> torch.device:
     """A usable torch device from ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or a device.
 

@@ -20,6 +20,7 @@ import json
 import os
 import pickle
 import re
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -406,3 +407,24 @@ def torch_file_failure(error: InputError) -> tuple[str | None, str]:
         return None, str(error)
     first = (str(cause).strip().splitlines() or [""])[0]
     return None, f"{type(cause).__name__}: {first}"
+
+
+def swap_into_place(tmp: str | Path, dest: str | Path) -> Path:
+    """Rename a folder written at ``tmp`` to ``dest``, moving an earlier ``dest`` aside meanwhile.
+
+    The earlier copy is renamed to ``.NAME.old-PID`` until the new one is in place (and put back
+    if that fails), so ``dest`` always holds one whole folder. Returns ``dest``.
+    """
+    tmp, dest = Path(tmp), Path(dest)
+    if not dest.exists():
+        tmp.rename(dest)
+        return dest
+    old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+    dest.rename(old)
+    try:
+        tmp.rename(dest)
+    except BaseException:
+        old.rename(dest)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+    return dest

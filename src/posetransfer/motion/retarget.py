@@ -23,7 +23,7 @@ import warnings
 import numpy as np
 
 from posetransfer.errors import InputError
-from posetransfer.pose import FLIP_PERM, MISSING, N_JOINTS
+from posetransfer.pose import FLIP_PERM, LIMBS, MISSING, N_JOINTS
 
 MODES: tuple[str, ...] = ("none", "scale", "bones")
 DEFAULT_MODE = "bones"
@@ -32,26 +32,9 @@ DEFAULT_WINDOW = 25
 
 NOSE, NECK, R_HIP, L_HIP = 0, 1, 8, 11
 ANKLES = (10, 13)
-# The skeleton as a tree from the neck, parents before children.
-BONES: tuple[tuple[int, int], ...] = (
-    (1, 2),
-    (2, 3),
-    (3, 4),
-    (1, 5),
-    (5, 6),
-    (6, 7),
-    (1, 8),
-    (8, 9),
-    (9, 10),
-    (1, 11),
-    (11, 12),
-    (12, 13),
-    (1, 0),
-    (0, 14),
-    (14, 16),
-    (0, 15),
-    (15, 17),
-)
+# The skeleton as a tree from the neck, parents before children: the drawn limbs (whose order
+# already is such a tree) without the two ear-to-shoulder lines, which would close loops.
+BONES: tuple[tuple[int, int], ...] = tuple(limb for limb in LIMBS if limb not in ((2, 16), (5, 17)))
 # Body-size segments: the torso, then each side's thigh and shin (pairs averaged).
 _LEGS = (((8, 9), (11, 12)), ((9, 10), (12, 13)))
 

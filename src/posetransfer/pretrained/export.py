@@ -45,7 +45,7 @@ from posetransfer.checkpoint.bundled import (
     pretrained_dir,
 )
 from posetransfer.checkpoint.format import checkpoint_problem, write_manifest
-from posetransfer.core.files import atomic_write, disk_error
+from posetransfer.core.files import atomic_write, disk_error, swap_into_place
 from posetransfer.data.synthetic import SyntheticConfig, make_synthetic_dataset
 from posetransfer.errors import InputError
 from posetransfer.metrics.scores import (
@@ -324,7 +324,7 @@ def write_hub_folder(
         for name in HUB_FILES:
             shutil.copyfile(folder / name, tmp / name)
         atomic_write(tmp / HUB_CARD_FILE, readme)
-        _swap_into_place(tmp, dest)
+        swap_into_place(tmp, dest)
     except OSError as e:
         raise disk_error(dest, e) from None
     finally:
@@ -355,21 +355,6 @@ def _front_matter(path: Path) -> dict[str, Any]:
     except yaml.YAMLError:
         return {}
     return meta if isinstance(meta, dict) else {}
-
-
-def _swap_into_place(tmp: Path, dest: Path) -> None:
-    """Rename a written folder to ``dest``, moving an earlier copy aside until it is there."""
-    if not dest.exists():
-        tmp.rename(dest)
-        return
-    old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
-    dest.rename(old)
-    try:
-        tmp.rename(dest)
-    except BaseException:
-        old.rename(dest)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def hub_model_card(card: dict[str, Any], repo_id: str) -> str:
