@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 
 import numpy as np
 import pytest
@@ -167,3 +168,41 @@ def test_exclusive_lock_refuses_a_second_holder_without_waiting(tmp_path):
         assert e.value.holder == str(os.getpid())
     with files.exclusive_lock(lock, wait=False):  # free again once released
         pass
+
+
+# --------------------------------------------------------------------------------------------
+# Outputs never replace inputs
+
+
+@pytest.mark.parametrize(
+    "out, why",
+    [
+        ("frames", "is the input"),
+        ("frames/generated", "lies inside the input folder"),
+        (".", "contains the input"),
+    ],
+)
+def test_an_output_that_is_contains_or_lies_in_an_input_is_refused(tmp_path, monkeypatch, out, why):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "frames").mkdir()
+    (tmp_path / "frames" / "frame_0000.png").write_bytes(b"x")
+    with pytest.raises(InputError, match=f"out='{re.escape(out)}': {why} driving='frames'") as e:
+        files.check_output(out, {"driving": "frames", "unused": None})
+    assert e.value.arg == "out"
+    assert files.check_output("elsewhere/out.mp4", {"driving": "frames"}).name == "out.mp4"
+
+
+def test_an_output_below_a_regular_file_is_refused(tmp_path):
+    (tmp_path / "a.png").write_bytes(b"x")
+    with pytest.raises(InputError, match=r"a.png is a file, not a folder"):
+        files.check_output(tmp_path / "a.png" / "out" / "x.png", arg="out")
+
+
+def test_only_folders_this_package_marked_are_reused(tmp_path):
+    assert not files.reusable_folder(tmp_path / "new", "generated images")
+    (tmp_path / "theirs").mkdir()
+    (tmp_path / "theirs" / "holiday.jpg").write_bytes(b"x")
+    with pytest.raises(InputError, match=r"holds files that are not generated images \(holiday"):
+        files.reusable_folder(tmp_path / "theirs", "generated images")
+    files.mark_output(tmp_path / "ours")
+    assert files.reusable_folder(tmp_path / "ours", "generated images")

@@ -1,4 +1,4 @@
-"""Each command's options are declared once, in frozen dataclasses, and its flags derive from them."""
+"""Each command's options are declared once, in frozen dataclasses; its flags derive from them."""
 
 from __future__ import annotations
 
@@ -15,9 +15,6 @@ from posetransfer.commands.options import parser_fields
 from posetransfer.config import CONFIG_DIR
 from posetransfer.core.options import from_dict, option_of
 from posetransfer.errors import InputError
-
-PENDING = ("pretrained", "export")  # not converted yet: their flags are still written by hand
-CONVERTED = [name for name in COMMANDS if name not in PENDING]
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
@@ -52,22 +49,18 @@ def _check(parser: argparse.ArgumentParser, classes) -> None:
         assert (tuple(a.choices) if a.choices is not None else None) == choices, a.dest
 
 
-@pytest.mark.parametrize("name", CONVERTED)
+@pytest.mark.parametrize("name", COMMANDS)
 def test_every_flag_is_a_field_of_the_command_options(name):
     module = importlib.import_module(f"posetransfer.commands.{name}")
     parser = _parsers()[name]
     options = module.OPTIONS
-    if isinstance(options, dict):  # actions: reid augment|train|evaluate|study
+    if isinstance(options, dict):  # actions: reid augment|train|..., pretrained list|export
         actions = _subparsers(parser)
         assert set(actions) == set(options)
         for action, classes in options.items():
             _check(actions[action], classes)
     else:
         _check(parser, options)
-
-
-def test_pending_commands_are_listed():
-    assert set(PENDING) <= set(COMMANDS)
 
 
 def test_unknown_keys_are_refused():
@@ -92,6 +85,70 @@ def test_choices_come_from_their_owners():
     choices = {a.dest: a.choices for a in parser._actions}
     assert tuple(choices["retarget"]) == MODES and tuple(choices["layout"]) == LAYOUTS
     assert AnimateOptions().retarget in MODES
+
+
+def test_export_and_pretrained_choices_come_from_their_owners(capsys):
+    from posetransfer.checkpoint.bundled import PRETRAINED
+    from posetransfer.export import FORMATS
+
+    parsers = _parsers()
+    export = {a.dest: a for a in parsers["export"]._actions}
+    assert tuple(export["format"].choices) == FORMATS
+    name = {a.dest: a for a in _subparsers(parsers["pretrained"])["export"]._actions}["name"]
+    assert tuple(name.choices) == PRETRAINED
+    argv = ["export", "--checkpoint", "c", "--format", "tflite", "--out", "m.onnx"]
+    with pytest.raises(SystemExit):
+        cli.main(argv)
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == (
+        "posetransfer export: error: argument --format: invalid choice: 'tflite' "
+        "(choose from 'onnx', 'openvino')"
+    )
+
+
+def test_export_calls_the_library_with_its_options(tmp_path, monkeypatch, capsys):
+    import posetransfer.export
+    import posetransfer.export.check
+
+    calls = {}
+    out = tmp_path / "m.onnx"
+
+    def export_generator(*args, **kw):
+        calls["export"] = (args, kw)
+        out.write_bytes(b"x" * 2_000_000)
+        return out
+
+    def parity(checkpoint, path, pairs_root=None):
+        calls["parity"] = (checkpoint, path, pairs_root)
+        return {"batch": 64, "psnr_db": 33.8}
+
+    monkeypatch.setattr(posetransfer.export, "export_generator", export_generator)
+    monkeypatch.setattr(posetransfer.export.check, "parity", parity)
+    argv = ["export", "--checkpoint", "c", "--format", "onnx", "--out", str(out), "--int8"]
+    assert cli.main([*argv, "--batch-size", "8", "--calibration", "data/market"]) == 0
+    args, kw = calls["export"]
+    assert args == ("c", "onnx", str(out), 8)
+    assert kw == {"int8": True, "calibration": "data/market", "calibration_pairs": 256}
+    assert calls["parity"] == ("c", out, "data/market")
+    assert capsys.readouterr().out == (
+        f"wrote {out} (2.0 MB)\nint8 against torch fp32 on 64 test pairs: PSNR 33.8 dB\n"
+    )
+    calls.clear()
+    assert cli.main([*argv[:-1], "--no-check"]) == 0
+    assert calls["export"][1]["int8"] is False and "parity" not in calls
+
+
+def test_pretrained_export_errors_name_the_command_and_its_flags(capsys):
+    # --command is the training command line: it must not replace the subcommand's name
+    argv = ["pretrained", "export", "--name", "synthetic-patn", "--checkpoint", "run"]
+    assert cli.main(argv) == 2
+    assert capsys.readouterr().err == (
+        "posetransfer pretrained: error: --checkpoint needs --command: the command line that "
+        "trained the run\n"
+    )
+    with pytest.raises(SystemExit):
+        cli.main(["pretrained", "export", "--name", "mine", "--command", "x"])
+    assert "argument --name: invalid choice: 'mine'" in capsys.readouterr().err
 
 
 def test_train_help_lists_every_shipped_config(capsys):

@@ -9,19 +9,11 @@ so that ``posetransfer --help`` is fast.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from posetransfer.commands.options import Checkpoint
-
-
-def add_progress_flag(parser: argparse.ArgumentParser) -> None:
-    """``--no-progress``: the one spelling, in every command that shows progress bars."""
-    parser.add_argument(
-        "--no-progress", action="store_true", help="hide the progress bars (e.g. in logs)"
-    )
 
 
 def checkpoint_or_bundled(options: Checkpoint) -> str:

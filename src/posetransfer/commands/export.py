@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
+
+from posetransfer.commands.options import add_options, options_from_args
+from posetransfer.core.options import option
 
 EXAMPLE = """\
 examples:
@@ -28,6 +32,39 @@ printed (--no-check skips it); an int8 model is checked on 64 test pairs instead
 """
 
 
+def _formats() -> tuple[str, ...]:
+    from posetransfer.export import FORMATS  # owns them; imports torch
+
+    return FORMATS
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """`posetransfer export` (`export.export_generator`, then `export.check.parity`)."""
+
+    checkpoint: str = option(
+        help="checkpoint or run directory, bundled model name, authors' latest_net_netG.pth, "
+        "or hf://owner/name",
+        metavar="CKPT",
+    )
+    format: str = option(help="what to write", choices=_formats)
+    out: str = option(help="the .onnx or .xml file to write", metavar="PATH")
+    batch_size: int | None = option(None, help="a fixed batch size (default: any)", metavar="N")
+    int8: bool = option(
+        False, help="ONNX: quantise the convolutions to int8 (static, per-channel, calibrated)"
+    )
+    calibration: str | None = option(
+        None,
+        help="--int8: dataset root whose train pairs calibrate (default: synthetic people)",
+        metavar="ROOT",
+    )
+    calibration_pairs: int = option(256, help="--int8: pairs", metavar="N")
+    no_check: bool = option(False, help="skip running the export against torch")
+
+
+OPTIONS = (ExportOptions,)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "export",
@@ -37,30 +74,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument(
-        "--checkpoint",
-        required=True,
-        metavar="CKPT",
-        help="checkpoint or run directory, bundled model name, authors' latest_net_netG.pth, "
-        "or hf://owner/name",
-    )
-    p.add_argument("--format", required=True, choices=("onnx", "openvino"))
-    p.add_argument("--out", required=True, metavar="PATH", help="the .onnx or .xml file to write")
-    p.add_argument("--batch-size", type=int, metavar="N", help="a fixed batch size (default: any)")
-    p.add_argument(
-        "--int8",
-        action="store_true",
-        help="ONNX: quantise the convolutions to int8 (static, per-channel, calibrated)",
-    )
-    p.add_argument(
-        "--calibration",
-        metavar="ROOT",
-        help="--int8: dataset root whose train pairs calibrate (default: synthetic people)",
-    )
-    p.add_argument(
-        "--calibration-pairs", type=int, default=256, metavar="N", help="--int8: pairs (256)"
-    )
-    p.add_argument("--no-check", action="store_true", help="skip running the export against torch")
+    add_options(p, *OPTIONS)
     p.set_defaults(func=run)
 
 
@@ -68,25 +82,27 @@ def run(args: argparse.Namespace) -> int:
     from posetransfer.export import export_generator
     from posetransfer.export.check import parity
 
+    o = options_from_args(args, *OPTIONS)
     out = export_generator(
-        args.checkpoint,
-        args.format,
-        args.out,
-        args.batch_size,
-        int8=args.int8,
-        calibration=args.calibration,
-        calibration_pairs=args.calibration_pairs,
+        o.checkpoint,
+        o.format,
+        o.out,
+        o.batch_size,
+        int8=o.int8,
+        calibration=o.calibration,
+        calibration_pairs=o.calibration_pairs,
     )
     size = out.stat().st_size + (
         out.with_suffix(".bin").stat().st_size if out.suffix == ".xml" else 0
     )
     print(f"wrote {out} ({size / 1e6:.1f} MB)")
-    if args.no_check:
+    if o.no_check:
         return 0
-    if args.int8:
-        result = parity(args.checkpoint, out, pairs_root=args.calibration or "synthetic")
+    if o.int8:
+        result = parity(o.checkpoint, out, pairs_root=o.calibration or "synthetic")
         print(
-            f"int8 against torch fp32 on {result['batch']} test pairs: PSNR {result['psnr_db']:.1f} dB"
+            f"int8 against torch fp32 on {result['batch']} test pairs: "
+            f"PSNR {result['psnr_db']:.1f} dB"
         )
         if result["psnr_db"] < 30:
             print(
@@ -95,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         return 0
-    result = parity(args.checkpoint, out)
+    result = parity(o.checkpoint, out)
     print(
         f"checked against torch fp32 on {result['batch']} inputs: max abs difference "
         f"{result['max_abs_diff']:.2e}, PSNR {result['psnr_db']:.1f} dB"

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
 
-from posetransfer.commands import add_progress_flag
+from posetransfer.commands.options import Progress, add_options, options_from_args
+from posetransfer.core.options import option
 
 EXAMPLE = """\
 examples:
@@ -26,6 +28,55 @@ held-out metrics); once uploaded, `--checkpoint hf://OWNER/NAME` loads it in eve
 """
 
 
+def _bundled() -> tuple[str, ...]:
+    from posetransfer.checkpoint.bundled import PRETRAINED  # owns them; its package loads torch
+
+    return PRETRAINED
+
+
+@dataclass(frozen=True)
+class PretrainedExportOptions:
+    """`posetransfer pretrained export` (`pretrained.export_pretrained`, `write_hub_folder`)."""
+
+    name: str = option(help="the bundled model to write", choices=_bundled)
+    checkpoint: str | None = option(
+        None, help="checkpoint or run folder to make the model from", metavar="CKPT"
+    )
+    train_command: str | None = option(
+        None,
+        help="with --checkpoint: the command line that trained the run",
+        flag="--command",
+        metavar="COMMAND",
+    )
+    hub_folder: Path | None = option(
+        None,
+        help="also (or, without --checkpoint, only) write the model as a Hugging Face Hub "
+        "repository's files, with a README.md model card",
+        metavar="DIR",
+    )
+    hub_repo: str | None = option(
+        None,
+        help="--hub-folder: the repository it will be uploaded to, for the card's example",
+        metavar="OWNER/NAME",
+    )
+    out_root: Path | None = option(
+        None, help="folder of the model folders (default: the package's)"
+    )
+    work_dir: Path | None = option(None, help="keep the held-out set and images here")
+    fid_real_dir: Path | None = option(None, help="real images for FID (the training images)")
+    fid_real_stats: Path | None = option(None, help="cache of their FID statistics (.npz)")
+    machine: str | None = option(
+        None, help="what it was trained on, for the card (e.g. '2-core CPU')"
+    )
+
+
+OPTIONS: dict[str, tuple[type, ...]] = {
+    "list": (),
+    "export": (PretrainedExportOptions, Progress),
+}
+"""The options of each action, in the order of their flags."""
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "pretrained",
@@ -35,97 +86,80 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-    actions.add_parser("list", help="print the bundled models' cards")
-    e = actions.add_parser(
-        "export",
-        help="write a bundled model from a run (float16) and measure it on held-out data, "
+    helps = {
+        "list": "print the bundled models' cards",
+        "export": "write a bundled model from a run (float16) and measure it on held-out data, "
         "and/or write it as a Hugging Face Hub folder",
-    )
-    e.add_argument(
-        "--checkpoint", metavar="CKPT", help="checkpoint or run folder to make the model from"
-    )
-    e.add_argument("--name", required=True, help="synthetic-patn or synthetic-apatn")
-    e.add_argument("--command", help="with --checkpoint: the command line that trained the run")
-    e.add_argument(
-        "--hub-folder",
-        type=Path,
-        metavar="DIR",
-        help="also (or, without --checkpoint, only) write the model as a Hugging Face Hub "
-        "repository's files, with a README.md model card",
-    )
-    e.add_argument(
-        "--hub-repo",
-        metavar="OWNER/NAME",
-        help="--hub-folder: the repository it will be uploaded to, for the card's example",
-    )
-    e.add_argument(
-        "--out-root", type=Path, help="folder of the model folders (default: the package's)"
-    )
-    e.add_argument("--work-dir", type=Path, help="keep the held-out set and images here")
-    e.add_argument("--fid-real-dir", type=Path, help="real images for FID (the training images)")
-    e.add_argument("--fid-real-stats", type=Path, help="cache of their FID statistics (.npz)")
-    e.add_argument("--machine", help="what it was trained on, for the card (e.g. '2-core CPU')")
-    add_progress_flag(e)
+    }
+    for action, classes in OPTIONS.items():
+        add_options(actions.add_parser(action, help=helps[action]), *classes)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.action == "list":
+        return _list()
+    return _export(*options_from_args(args, *OPTIONS["export"]))
+
+
+def _list() -> int:
     from posetransfer.checkpoint.bundled import PRETRAINED, read_card
     from posetransfer.metrics.scores import SCORE_LABELS, format_score
 
-    if args.action == "list":
-        for name in PRETRAINED:
-            try:
-                card = read_card(name)
-            except FileNotFoundError:
-                print(f"{name}: not in this installation")
-                continue
-            m, c = card["metrics"], card["copy_baseline"]
-            seconds = card.get("train_seconds")
-            took = f"{seconds / 60:.0f} min" if seconds else "time unknown"
+    for name in PRETRAINED:
+        try:
+            card = read_card(name)
+        except FileNotFoundError:
+            print(f"{name}: not in this installation")
+            continue
+        m, c = card["metrics"], card["copy_baseline"]
+        seconds = card.get("train_seconds")
+        took = f"{seconds / 60:.0f} min" if seconds else "time unknown"
+        print(
+            f"{name}: {card['generator']['name']}, {card['step']} iterations, {took} on "
+            f"{card['machine']}"
+        )
+        print(f"  command: {card['command']}")
+        for key, label in SCORE_LABELS.items():
             print(
-                f"{name}: {card['generator']['name']}, {card['step']} iterations, {took} on "
-                f"{card['machine']}"
+                f"  {label:10} {format_score(key, m[key]):>8}   "
+                f"(copying the condition image: {format_score(key, c[key])})"
             )
-            print(f"  command: {card['command']}")
-            for key, label in SCORE_LABELS.items():
-                print(
-                    f"  {label:10} {format_score(key, m[key]):>8}   "
-                    f"(copying the condition image: {format_score(key, c[key])})"
-                )
-            if "fid" in m:
-                print(f"  {'FID':10} {m['fid']}")
-            print(f"  {card['note']}")
-        return 0
+        if "fid" in m:
+            print(f"  {'FID':10} {m['fid']}")
+        print(f"  {card['note']}")
+    return 0
 
+
+def _export(o: PretrainedExportOptions, progress: Progress) -> int:
     from posetransfer.errors import InputError
     from posetransfer.pretrained.export import export_pretrained, write_hub_folder
 
-    if args.checkpoint is None:
-        if args.hub_folder is None:
+    if o.checkpoint is None:
+        if o.hub_folder is None:
             raise InputError(
                 "give --checkpoint (a run to make the bundled model from), --hub-folder (a "
                 "bundled model as a Hub repository's files), or both"
             )
-        model = args.out_root / args.name if args.out_root else args.name
-        print(f"wrote {write_hub_folder(model, args.hub_folder, args.hub_repo)}")
+        model = o.out_root / o.name if o.out_root else o.name
+        print(f"wrote {write_hub_folder(model, o.hub_folder, o.hub_repo)}")
         return 0
-    if not args.command:
+    if not o.train_command:
         raise InputError("--checkpoint needs --command: the command line that trained the run")
-    kw = {"out_root": args.out_root} if args.out_root else {}
+    kw = {"out_root": o.out_root} if o.out_root else {}
     folder = export_pretrained(
-        args.checkpoint,
-        args.name,
-        args.command,
-        work_dir=args.work_dir,
-        fid=args.fid_real_dir is not None,
-        fid_real_dir=args.fid_real_dir,
-        fid_real_stats=args.fid_real_stats,
-        machine=args.machine,
-        progress=not args.no_progress,
+        o.checkpoint,
+        o.name,
+        o.train_command,
+        work_dir=o.work_dir,
+        fid=o.fid_real_dir is not None,
+        fid_real_dir=o.fid_real_dir,
+        fid_real_stats=o.fid_real_stats,
+        machine=o.machine,
+        progress=progress.progress,
         **kw,
     )
     print(f"wrote {folder}")
-    if args.hub_folder is not None:
-        print(f"wrote {write_hub_folder(folder, args.hub_folder, args.hub_repo)}")
+    if o.hub_folder is not None:
+        print(f"wrote {write_hub_folder(folder, o.hub_folder, o.hub_repo)}")
     return 0

@@ -22,7 +22,7 @@ import pickle
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -324,6 +324,87 @@ def exclusive_lock(path: str | Path, wait: bool = True) -> Iterator[Path]:
         f.write(f"{os.getpid()}\n")
         f.flush()
         yield path
+
+
+def check_output(
+    out: str | Path,
+    inputs: Mapping[str, str | Path | None] | None = None,
+    arg: str = "out",
+) -> Path:
+    """Refuse, before anything is written, an output path that would destroy or mix with input.
+
+    Refused (InputError naming ``arg``): an output below a regular file (``a.png/out``); an
+    output that is one of ``inputs``, contains one (clearing or filling it would touch the
+    input), or lies inside an input folder (the command reads that folder). Paths are compared
+    resolved, so ``./x``, ``x/`` and a symbolic link to ``x`` are the same path.
+
+    Args:
+        out: the file or folder the command writes.
+        inputs: argument name -> path of each input the command reads (None entries skipped).
+        arg: the argument naming ``out``, for the message.
+
+    Returns:
+        ``out`` as a Path.
+    """
+    out = Path(out)
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise InputError(f"{arg}={str(out)!r}: {parent} is a file, not a folder", arg=arg)
+            break
+    target = out.resolve()
+    for name, given in (inputs or {}).items():
+        if given is None:
+            continue
+        source = Path(given).resolve()
+        if target == source:
+            why = "is the input"
+        elif target in source.parents:
+            why = "contains the input"
+        elif source.is_dir() and source in target.parents:
+            why = "lies inside the input folder"
+        else:
+            continue
+        raise InputError(
+            f"{arg}={str(out)!r}: {why} {name}={str(given)!r}; write the output elsewhere "
+            "(an output never replaces what the command reads)",
+            arg=arg,
+        )
+    return out
+
+
+OUTPUT_MARKER = ".posetransfer-output"
+"""A file in every output folder this package may clear again: only such folders are cleared."""
+
+
+def reusable_folder(out: str | Path, what: str, arg: str = "out") -> bool:
+    """Whether ``out`` may be cleared and written again: missing, empty, or marked as ours.
+
+    Returns False for a missing or empty folder (nothing to clear), True for one holding
+    `OUTPUT_MARKER` (a folder this package wrote: the caller may clear it).
+
+    Raises:
+        InputError: naming ``arg``: ``out`` is a file, or a folder of files this package did
+            not write (it is never cleared).
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{arg}={str(out)!r}: is a file, not a folder", arg=arg)
+    if not out.is_dir() or not any(out.iterdir()):
+        return False
+    if (out / OUTPUT_MARKER).is_file():
+        return True
+    names = ", ".join(sorted(p.name for p in out.iterdir())[:4])
+    raise InputError(
+        f"{arg}={str(out)!r}: holds files that are not {what} ({names}); choose a new or empty "
+        "folder (only folders this package wrote are replaced)",
+        arg=arg,
+    )
+
+
+def mark_output(out: str | Path) -> Path:
+    """Mark folder ``out`` as an output of this package (see `reusable_folder`)."""
+    return atomic_write(Path(out) / OUTPUT_MARKER, "written by posetransfer; safe to replace\n")
 
 
 def claim_folder(
