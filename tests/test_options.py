@@ -218,8 +218,18 @@ def test_commands_call_the_library_with_their_options(tmp_path, monkeypatch, cap
     assert capsys.readouterr().out == "done\n"
 
     report = posetransfer.metrics.runner.EvaluationReport(
-        "paper", "none", ["l1"], "g", "r", "p.csv", 2, 0, {}, {"l1": {"unavailable": "x"}},
-        "cpu", 0.5,
+        "paper",
+        "none",
+        ["l1"],
+        "g",
+        "r",
+        "p.csv",
+        2,
+        0,
+        {},
+        {"l1": {"unavailable": "x"}},
+        "cpu",
+        0.5,
     )
 
     def evaluate(*args, **kw):
