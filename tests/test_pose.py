@@ -275,9 +275,9 @@ def test_heatmaps_still_draw_the_tail_of_a_joint_outside_the_image():
 
 
 def test_joints_off_the_image_warn_once_per_file_with_count_and_first_rows(tmp_path):
-    ann = {f"{i}.jpg": kps_example() for i in range(6)}
+    ann = {f"{i}.jpg": kps_example() for i in range(100)}
     for i in (1, 2, 3, 5):
-        ann[f"{i}.jpg"][[3, 4]] = (200, 70)  # two joints off a 128x64 image in each of 4 rows
+        ann[f"{i}.jpg"][[3, 4]] = (130, 66)  # two joints just off a 128x64 image in 4 rows
     path = write_annotations(tmp_path / "ann.csv", ann)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -287,6 +287,17 @@ def test_joints_off_the_image_warn_once_per_file_with_count_and_first_rows(tmp_p
     assert message.startswith(f"{path}: 4 row(s) place joints outside the 128x64 image: ")
     assert "row 3 (1.jpg: right_elbow, right_wrist)" in message
     assert "row 5 (3.jpg" in message and "5.jpg" not in message and message.endswith(", ...")
+
+
+@pytest.mark.parametrize("stray", [(200, 70), (100, 170)])
+def test_annotations_of_another_resolution_are_refused_with_the_sizes(tmp_path, stray):
+    ann = {f"{i}.jpg": kps_example() for i in range(6)}
+    ann["1.jpg"][[3, 4]] = stray  # far beyond a 128x64 image: written for larger images
+    path = write_annotations(tmp_path / "ann.csv", ann)
+    with pytest.raises(InputError) as e:
+        read_annotations(path, image_size=(128, 64))
+    assert str(e.value).startswith(f"{path}: the keypoints do not fit the 128x64 images")
+    assert ("y=200," if stray[0] == 200 else "x=170;") in str(e.value)
 
 
 def test_joints_inside_the_image_do_not_warn(tmp_path):

@@ -76,14 +76,15 @@ def read_annotations(
     Args:
         path: the annotation file.
         image_dir: if given, every annotated name must exist in this folder.
-        image_size: if given, the (height, width) of the images: rows placing a joint off the
-            image are reported in one `KeypointWarning` (the file, the count and the first
-            rows). The keypoints are returned as written; see `drop_outside`.
+        image_size: if given, the (height, width) of the images: annotations of another
+            resolution (a coordinate 25% or more beyond the image) are refused; rows placing a
+            joint just off the image are reported in one `KeypointWarning` (the file, the count and the first rows) and
+            returned as written; see `drop_outside`.
 
     Raises:
         InputError: naming the file and row, for a missing header, a row without three fields,
             an empty name, a coordinate list that is not 18 integers, a repeated name, or an
-            unknown image.
+            unknown image; naming the file, for keypoints of another resolution.
     """
     path = require_file(path, "annotation file")
     out: dict[str, np.ndarray] = {}
@@ -122,14 +123,35 @@ def read_annotations(
     return out
 
 
+OTHER_RESOLUTION_FACTOR = 1.25
+"""A coordinate beyond this multiple of the image side means another resolution."""
+
+
 def _warn_outside(
     path: Path, annotations: Mapping[str, np.ndarray], rows: Mapping[str, int], h: int, w: int
 ) -> None:
-    """One KeypointWarning for the rows of ``path`` that place a joint off an h x w image."""
+    """Refuse annotations of another resolution; one KeypointWarning for a few stray joints.
+
+    Annotations written for larger images (another resolution) place joints far beyond the
+    h x w image (a quarter of its side or more): generated images would be smeared silently, so
+    they are refused with the image's size and the largest coordinate found. Joints just off
+    the image (an annotator's or a detector's slip) are reported in one warning and kept as
+    written.
+    """
     off = {name: visible(k) & ~in_image(k, h, w) for name, k in annotations.items()}
     bad = [name for name, mask in off.items() if mask.any()]
     if not bad:
         return
+    seen = [k[visible(k)] for k in annotations.values()]
+    seen = np.concatenate(seen) if seen else np.zeros((0, 2), np.int64)
+    top_y, top_x = (int(v) for v in seen.max(axis=0))
+    if top_y >= OTHER_RESOLUTION_FACTOR * h or top_x >= OTHER_RESOLUTION_FACTOR * w:
+        raise InputError(
+            f"{path}: the keypoints do not fit the {h}x{w} images (height x width): "
+            f"{len(bad)} of {len(annotations)} rows place joints outside them, the largest "
+            f"coordinates are y={top_y}, x={top_x}; were they written for images of another "
+            "size?"
+        )
     shown = []
     for name in bad[:WARN_EXAMPLES]:
         joints = ", ".join(JOINT_NAMES[j] for j in np.flatnonzero(off[name]))
