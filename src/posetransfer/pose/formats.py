@@ -78,8 +78,8 @@ def read_annotations(
         image_dir: if given, every annotated name must exist in this folder.
         image_size: if given, the (height, width) of the images: annotations of another
             resolution (a coordinate 25% or more beyond the image) are refused; rows placing a
-            joint just off the image are reported in one `KeypointWarning` (the file, the count and the first rows) and
-            returned as written; see `drop_outside`.
+            joint just off the image are reported in one `KeypointWarning` (the file, the count
+            and the first rows) and returned as written; see `drop_outside`.
 
     Raises:
         InputError: naming the file and row, for a missing header, a row without three fields,
