@@ -202,10 +202,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _augment(inputs: SetInputs, o: AugmentOptions, device: Device, progress: Progress) -> int:
+    from posetransfer.core.files import check_output
     from posetransfer.reid import augment
-    from posetransfer.reid.augmentation import REPORT, report_counts, write_samples
+    from posetransfer.reid.augmentation import REPORT, report_counts, set_inputs, write_samples
 
     checkpoint = checkpoint_or_bundled(o) if o.generator else None
+    if o.sheet:  # refused before the set is written
+        check_output(o.sheet, set_inputs(inputs.market, inputs.annotations, checkpoint), "sheet")
     out = augment(
         inputs.market,
         inputs.annotations,
@@ -251,9 +254,13 @@ def _train(inputs: TrainInputs, config: ReidConfig, device: Device, progress: Pr
 
 
 def _evaluate(o: EvaluateOptions, device: Device) -> int:
-    from posetransfer.core.files import atomic_write
+    from posetransfer.core.files import atomic_write, check_output
     from posetransfer.reid import evaluate_reid
+    from posetransfer.reid.train import CONFIG, RESULTS, WEIGHTS
 
+    if o.json:  # beside the run's files (or anywhere else), never over them or into the data
+        for name in (CONFIG, WEIGHTS, RESULTS):
+            check_output(o.json, {"data": o.data, "run": o.run / name}, "json")
     r = evaluate_reid(o.run, o.data, device.device)
     _print_metrics(r)
     if o.json:

@@ -20,7 +20,7 @@ _HOMES = {
     "augment": "augmentation",
     "evaluate_reid": "train",
     "keep_portion": "augmentation",
-    "parse_name": "market",
+    "parse_name": "posetransfer.data.market",
     "plan_augmentation": "augmentation",
     "rank_metrics": "engine",
     "read_manifest": "augmentation",
@@ -33,5 +33,7 @@ __all__ = sorted(_HOMES)
 def __getattr__(name: str):
     # Lazy, so that `posetransfer.data.market` (file names only) imports without torch.
     if name in _HOMES:
-        return getattr(importlib.import_module(f"posetransfer.reid.{_HOMES[name]}"), name)
+        home = _HOMES[name]
+        module = home if "." in home else f"posetransfer.reid.{home}"
+        return getattr(importlib.import_module(module), name)
     raise AttributeError(f"module 'posetransfer.reid' has no attribute {name!r}")

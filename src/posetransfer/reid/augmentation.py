@@ -10,6 +10,11 @@ Market-1501 folder that re-ID engines read like the original:
     OUT/manifest.csv          name,pid,camid,kind,source,target for every training image
     OUT/augment.json          what was asked for; "complete" once everything is written
     OUT/augment-report.json   counts, and every image left out with the reason
+
+``augment.json`` is written first, saying "complete": false, and is the last file rewritten:
+the report and the manifest exist only in a finished set (or for a moment before
+"complete": true), so after any interruption the folder says it is unfinished, and consumers
+(`check_complete_set`) refuse it with the command that finishes it.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import csv
 import io
 import json
 import os
+import shlex
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +35,7 @@ from tqdm import tqdm
 
 from posetransfer.core.files import (
     atomic_write,
+    check_output,
     claim_folder,
     disk_error,
     image_size,
@@ -239,8 +246,8 @@ def augment(
     check_options(portion, target_poses, ratio)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise InputError(f"batch_size={batch_size!r}: must be at least 1", arg="batch_size")
-    out = Path(out)
-    source, train, groups, covered = open_inputs(market_root, annotations)
+    out = check_output(out, set_inputs(market_root, annotations, checkpoint))
+    source, train, groups, covered, size = open_inputs(market_root, annotations)
     try:
         meta = {
             "market_root": str(Path(market_root).resolve()),
@@ -256,7 +263,6 @@ def augment(
         plan = plan_augmentation(groups, covered, portion, seed, target_poses, ratio)
         if checkpoint is None:
             plan.generated = []  # the lower bound: the kept real images only
-        size = train_size(source, train)
         generator = _sized_generator(checkpoint, size, device) if plan.generated else None
         _claim(out, meta)
         folder = out / TRAIN_DIR
@@ -271,17 +277,31 @@ def augment(
     return out
 
 
-def open_inputs(market_root: str | Path, annotations: str | Path):
-    """(source, {name: member}, names by person, {name: keypoints}) of the training images.
+def set_inputs(
+    market_root: str | Path, annotations: str | Path, checkpoint: str | Path | None = None
+) -> dict[str, str | Path | None]:
+    """The paths a set is made from, by argument name, for `check_output` (a bundled
+    generator's name is not a path)."""
+    given = checkpoint if checkpoint is not None and Path(checkpoint).exists() else None
+    return {"market_root": market_root, "annotations": annotations, "checkpoint": given}
 
-    The caller closes the source.
+
+def open_inputs(market_root: str | Path, annotations: str | Path):
+    """(source, {name: member}, names by person, {name: keypoints}, (height, width) or None) of
+    the training images.
+
+    The caller closes the source. The annotations are read with the training images' size, so
+    that keypoints written for another resolution are refused.
 
     Raises:
         InputError: naming ``market_root`` (not Market-1501, a re-ID folder missing, no
-            identity) or ``annotations`` (unreadable, or covering none of the training images).
+            identity, an unfinished augmented set) or ``annotations`` (unreadable, of
+            another resolution, or covering none of the training images).
     """
     source = open_reid_source(market_root)
     try:
+        if not source.is_zip:  # an augmented set made into another one: only a finished set
+            check_complete_set(source.path / source.base, arg="market_root")
         train = image_names(source, TRAIN_DIR)
         groups = by_identity(list(train))
         if not groups:
@@ -290,7 +310,8 @@ def open_inputs(market_root: str | Path, annotations: str | Path):
                 "or distractor images)",
                 arg="market_root",
             )
-        poses = read_annotations(annotations)
+        size = train_size(source, train)
+        poses = read_annotations(annotations, image_size=size)
         covered = {n: poses[n] for n in train if n in poses}
         if not covered:
             raise InputError(
@@ -301,7 +322,7 @@ def open_inputs(market_root: str | Path, annotations: str | Path):
     except BaseException:
         source.close()
         raise
-    return source, train, groups, covered
+    return source, train, groups, covered, size
 
 
 def train_size(source, train: dict[str, str]) -> tuple[int, int] | None:
@@ -314,11 +335,8 @@ def check_inputs(
 ) -> None:
     """Everything `augment` refuses, checked before any work: the data, the annotations and
     each generator's image size (`run_study` calls it before its first cell)."""
-    source, train, _, _ = open_inputs(market_root, annotations)
-    try:
-        size = train_size(source, train)
-    finally:
-        source.close()
+    source, *_, size = open_inputs(market_root, annotations)
+    source.close()
     for checkpoint in checkpoints:
         _sized_generator(checkpoint, size, device)
 
@@ -363,9 +381,12 @@ def _finished(out: Path, meta: dict) -> bool:
 def _claim(out: Path, meta: dict) -> None:
     """Make ``out`` ours: new or empty, or an unfinished (or finished) run of the same request."""
     claim_folder(out, META, meta, "an augmented set", key="request")
-    (out / TRAIN_DIR).mkdir(parents=True, exist_ok=True)
-    (out / MANIFEST).unlink(missing_ok=True)  # only a finished set has a manifest
+    # "complete": false before anything else changes (a kill before it leaves an empty folder,
+    # which the next run claims); then only a finished set has a report and a manifest.
     atomic_write(out / META, json.dumps({"request": meta, "complete": False}, indent=2) + "\n")
+    (out / MANIFEST).unlink(missing_ok=True)
+    (out / REPORT).unlink(missing_ok=True)
+    (out / TRAIN_DIR).mkdir(parents=True, exist_ok=True)
 
 
 def _copy_real(source, members: dict[str, str], kept: list[str], folder: Path) -> None:
@@ -500,6 +521,56 @@ def _finish(out: Path, meta: dict, plan: Plan, n_train: int) -> None:
     )
 
 
+def finish_command(out: str | Path, request: dict) -> str:
+    """The `posetransfer reid augment` command that writes (or finishes) the set of ``request``
+    (an ``augment.json``'s request) in ``out``."""
+    q = shlex.quote
+    if not isinstance(request, dict):
+        raise TypeError("the request is not a mapping")
+    words = ["posetransfer reid augment", "--market", q(str(request["market_root"]))]
+    words += ["--annotations", q(str(request["annotations"]))]
+    ckpt = request.get("checkpoint")
+    words += ["--no-generator"] if ckpt is None else ["--checkpoint", q(str(ckpt))]
+    for key, default in (("portion", 1.0), ("seed", 0), ("target_poses", "removed"), ("ratio", 1)):
+        if request.get(key, default) != default:
+            words += [f"--{key.replace('_', '-')}", q(str(request[key]))]
+    return " ".join([*words, "--out", q(str(out))])
+
+
+def check_complete_set(folder: str | Path, arg: str = "data") -> Path:
+    """Refuse an augmented set that `augment` has not finished; ``folder`` as a Path.
+
+    Only folders holding ``augment.json`` are checked (Market-1501 itself, or a ``synthetic
+    --reid`` folder, has none and is a whole training set).
+
+    Raises:
+        InputError: naming ``arg``: the set's ``augment.json`` says "complete": false (an
+            interrupted ``reid augment``: the message gives the command that finishes it) or
+            cannot be read.
+    """
+    folder = Path(folder)
+    path = folder / META
+    if not path.exists():
+        return folder
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))
+        complete = found["complete"] is True and (folder / MANIFEST).is_file()
+        command = finish_command(folder, found["request"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise InputError(
+            f"{arg}={str(folder)!r}: {path} is unreadable or damaged, so the set cannot be "
+            "told finished; write the set again with `posetransfer reid augment`",
+            arg=arg,
+        ) from None
+    if not complete:
+        raise InputError(
+            f'{arg}={str(folder)!r}: an unfinished augmented set ({META} says "complete": '
+            f"false: `reid augment` was interrupted); finish it with: {command}",
+            arg=arg,
+        )
+    return folder
+
+
 def report_counts(report: dict) -> dict:
     """The report without its image lists: what a summary line shows."""
     return {
@@ -558,6 +629,8 @@ __all__ = [
     "TARGET_POSES",
     "Plan",
     "augment",
+    "check_complete_set",
+    "finish_command",
     "keep_portion",
     "plan_augmentation",
     "read_manifest",

@@ -19,7 +19,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from posetransfer.core.files import atomic_write, claim_folder
+from posetransfer.core.files import atomic_write, check_output, claim_folder
 from posetransfer.errors import InputError
 from posetransfer.reid.augmentation import (
     augment,
@@ -27,6 +27,7 @@ from posetransfer.reid.augmentation import (
     check_options,
     checkpoint_id,
     extract_market,
+    set_inputs,
     write_samples,
 )
 from posetransfer.reid.config import ReidConfig
@@ -156,7 +157,9 @@ def run_study(
     """
     config = config or ReidConfig()
     cells = plan_cells(list(portions), list(generators), list(target_poses), list(ratios))
-    out = Path(out)
+    out = check_output(out, set_inputs(market_root, annotations))
+    for g in generators:
+        check_output(out, {"generators": set_inputs(market_root, annotations, g)["checkpoint"]})
     request = {
         "market_root": str(Path(market_root).resolve()),
         "annotations": str(Path(annotations).resolve()),

@@ -22,9 +22,16 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from posetransfer.core.files import atomic_save, atomic_write, claim_folder
+from posetransfer.core.files import (
+    atomic_save,
+    atomic_write,
+    check_output,
+    claim_folder,
+    load_torch_file,
+)
 from posetransfer.core.report import Report
 from posetransfer.errors import InputError
+from posetransfer.reid.augmentation import check_complete_set
 from posetransfer.reid.config import ReidConfig
 from posetransfer.reid.engine import (
     build_engine,
@@ -102,7 +109,8 @@ def reid_folder(data: str | Path) -> Path:
 
     Raises:
         InputError: naming ``data``: a zip (make a folder of it with ``reid augment
-            --no-generator``), or no such folders.
+            --no-generator``), no such folders, or an augmented set `augment` has not finished
+            (`check_complete_set`).
     """
     from posetransfer.data.market import open_reid_source
 
@@ -115,6 +123,7 @@ def reid_folder(data: str | Path) -> Path:
         )
     source = open_reid_source(data, arg="data")
     source.close()
+    check_complete_set(data, arg="data")
     return data / source.base
 
 
@@ -173,15 +182,17 @@ def train_reid(
         and the config, data, identities, images, weights, steps, seconds and device.
 
     Raises:
-        InputError: a bad folder, backbone, weights file, or an ``out`` of another run.
+        InputError: a bad folder (or an unfinished augmented set), backbone, weights file, an
+            ``out`` that is, holds or lies in ``data``, or an ``out`` of another run.
     """
     config = config or ReidConfig()
+    out = check_output(out, {"data": data})
     check_backbone(config.backbone)
-    data, out = reid_folder(data), Path(out)
+    data = reid_folder(data)
     record = {"config": asdict(config), "data": str(data.resolve())}
     claim_folder(out, CONFIG, record, "a run")
     if (out / RESULTS).is_file():
-        return ReidRun.from_dict(json.loads((out / RESULTS).read_text()))
+        return _finished_run(out / RESULTS)
     dev = _device(device)
     use_gpu = dev.type == "cuda"
     _seed(config.seed)
@@ -205,13 +216,7 @@ def train_reid(
 
     step, seconds, saved = 0, 0.0, {"step": None}
     if (out / STATE).is_file():
-        state = torch.load(out / STATE, map_location=dev, weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        step, seconds = int(state["step"]), float(state["seconds"])
-        torch.set_rng_state(state["torch_rng"])
-        _set_rng_state(state["rng"])
+        step, seconds = _resume(out / STATE, model, optimizer, scheduler)
         saved["step"] = step
 
     def save() -> None:
@@ -261,6 +266,46 @@ def train_reid(
     return results
 
 
+def _finished_run(path: Path) -> ReidRun:
+    """The results of a finished run; InputError naming the file if it is damaged."""
+    try:
+        return ReidRun.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise InputError(
+            f"{path}: unreadable or damaged results ({type(e).__name__}); delete it to train "
+            "the run again"
+        ) from None
+
+
+def _resume(path: Path, model, optimizer, scheduler) -> tuple[int, float]:
+    """Load a training state into the model, optimiser, scheduler and random generators.
+
+    Raises:
+        InputError: naming the file: damaged or cut short, or of another model.
+
+    Returns:
+        (step, training seconds so far).
+    """
+    try:
+        state = load_torch_file(path, "re-ID training state")
+    except InputError as e:
+        raise InputError(f"{e}; delete it to train from the start") from None
+    try:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        step, seconds = int(state["step"]), float(state["seconds"])
+        torch.set_rng_state(state["torch_rng"])
+        _set_rng_state(state["rng"])
+    except (KeyError, TypeError, ValueError, RuntimeError, EOFError, pickle.UnpicklingError) as e:
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        raise InputError(
+            f"{path}: a training state this run cannot continue from ({type(e).__name__}: "
+            f"{first}); delete it to train from the start"
+        ) from None
+    return step, seconds
+
+
 def _check_batches(dm, config: ReidConfig, data: Path) -> None:
     """InputError when the training folder cannot fill one batch (training would never step)."""
     n_images, n_ids = len(dm.train_loader.dataset), dm.num_train_pids
@@ -277,6 +322,28 @@ def _check_batches(dm, config: ReidConfig, data: Path) -> None:
             f"batch and {data} has {n_ids}; use a smaller batch",
             arg="batch_size",
         )
+
+
+def _load_weights(model, path: Path) -> None:
+    """Load a run's ``model.safetensors``; InputError naming it if damaged or of another model."""
+    from safetensors.torch import load_file
+
+    try:
+        tensors = load_file(path)
+    except Exception as e:  # safetensors raises its own error type for a cut-short file
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        raise InputError(
+            f"{path}: unreadable re-ID weights, damaged or cut short ({type(e).__name__}: "
+            f"{first}); to train it again, delete {RESULTS} and {WEIGHTS} from "
+            f"{path.parent} and rerun `posetransfer reid train`"
+        ) from None
+    try:
+        model.load_state_dict(tensors)
+    except RuntimeError as e:
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        raise InputError(
+            f"{path}: weights of another model than the run's {CONFIG} describes ({first})"
+        ) from None
 
 
 def _save_weights(model, path: Path) -> None:
@@ -300,24 +367,28 @@ def evaluate_reid(
     Returns:
         `ReidEvaluation`: rank1, rank5, rank10, rank20, mAP, queries, and the run and data
         folders.
-    """
-    from safetensors.torch import load_file
 
+    Raises:
+        InputError: naming the run or the file at fault: no ``config.json`` or a damaged one,
+            no ``model.safetensors``, or one that is cut short or of another model.
+    """
     run = Path(run)
     try:
         record = json.loads((run / CONFIG).read_text())
-    except (OSError, ValueError):
+        config = ReidConfig.from_dict(record["config"])
+        identities = int(record["identities"])
+        trained_on = record["data"]
+    except (OSError, ValueError, KeyError, TypeError):
         raise InputError(
-            f"run={str(run)!r}: no {CONFIG}; not a re-ID run folder", arg="run"
+            f"run={str(run)!r}: no readable {CONFIG}; not a re-ID run folder", arg="run"
         ) from None
     if not (run / WEIGHTS).is_file():
         raise InputError(f"run={str(run)!r}: no {WEIGHTS}; training did not finish", arg="run")
-    config = ReidConfig.from_dict(record["config"])
-    data = reid_folder(data if data is not None else record["data"])
+    data = reid_folder(data if data is not None else trained_on)
     dev = _device(device)
     dm = data_manager(data, config, dev.type == "cuda")
-    model = build_model(config, record["identities"])
-    model.load_state_dict(load_file(run / WEIGHTS))
+    model = build_model(config, identities)
+    _load_weights(model, run / WEIGHTS)
     model = model.to(dev)
     unused = torch.optim.SGD(model.parameters(), lr=0.0)  # the engine wants one; ranking only
     engine = build_engine(config, dm, model, unused, dev.type == "cuda")
