@@ -128,7 +128,12 @@ def test_export_calls_the_library_with_its_options(tmp_path, monkeypatch, capsys
     assert cli.main([*argv, "--batch-size", "8", "--calibration", "data/market"]) == 0
     args, kw = calls["export"]
     assert args == ("c", "onnx", str(out), 8)
-    assert kw == {"int8": True, "calibration": "data/market", "calibration_pairs": 256}
+    assert kw == {
+        "int8": True,
+        "calibration": "data/market",
+        "calibration_pairs": 256,
+        "progress": True,
+    }
     assert calls["parity"] == ("c", out, "data/market")
     assert capsys.readouterr().out == (
         f"wrote {out} (2.0 MB)\nint8 against torch fp32 on 64 test pairs: PSNR 33.8 dB\n"

@@ -21,10 +21,12 @@ theme's fonts ship inside the gradio package.
 from __future__ import annotations
 
 import atexit
+import errno
 import html
 import math
 import os
 import shutil
+import socket
 import tempfile
 import warnings
 from collections.abc import Sequence
@@ -50,6 +52,7 @@ from posetransfer.pose import (
     require_joints,
     visible,
 )
+from posetransfer.runtime.scratch import new_scratch_dir
 
 # Before gradio is imported: no telemetry, no version check, no Hugging Face calls.
 for _key, _value in (
@@ -64,6 +67,10 @@ import gradio as gr  # noqa: E402
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
 DEFAULT_POSE = "walking"
+DOWNLOADS_PREFIX = "posetransfer-app-"
+"""The page's downloads folder in the temporary directory: ``posetransfer-app-<pid>-*``, removed
+when the app stops (Ctrl-C, SIGTERM, a normal exit); those of killed apps are swept at the next
+start."""
 DISPLAY_HEIGHT = 384  # previews are drawn at least this high (nearest-neighbour enlargement)
 TABLE_HEADERS = ["joint", "y", "x"]
 
@@ -279,7 +286,7 @@ def build_app(pose_transfer_or_checkpoint: PoseTransfer | str | Path) -> gr.Bloc
     h, w = pt.height, pt.width
     initial_kps = pt.target_keypoints(DEFAULT_POSE)
     # Results at their true size for download; Gradio copies them into its own cache.
-    downloads = tempfile.mkdtemp(prefix="posetransfer-app-")
+    downloads = str(new_scratch_dir(tempfile.gettempdir(), DOWNLOADS_PREFIX))
     atexit.register(shutil.rmtree, downloads, ignore_errors=True)
     pose_choices = [(f"{n}: {POSE_DESCRIPTIONS[n]}", n) for n in POSE_NAMES]
 
@@ -465,6 +472,7 @@ def launch(
     Returns:
         The running ``gr.Blocks``.
     """
+    check_address(host, port)  # before the page is built: a wrong host or port fails fast
     demo = pose_transfer_or_checkpoint
     if not isinstance(demo, gr.Blocks):
         demo = build_app(demo)
@@ -486,3 +494,52 @@ def launch(
             f"port={port}: cannot serve on {host}:{port} ({why}); choose another port", arg="port"
         )
     return demo
+
+
+def check_address(host: str, port: int) -> None:
+    """Refuse a host that does not resolve or is not this machine's, or a port in use.
+
+    Binds a socket to (host, port) and closes it, which is what the server will do: the error
+    says which of the two failed instead of Gradio's "cannot find an empty port".
+
+    Raises:
+        InputError: naming ``host`` or ``port``.
+    """
+    try:
+        if host.rstrip(".").lower().endswith(".invalid"):  # RFC 6761: never resolves; no query
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as e:
+        raise InputError(
+            f"host={host!r}: not a name or address this machine can resolve "
+            f"({getattr(e, 'strerror', None) or e}); use 127.0.0.1 (this machine) or 0.0.0.0 "
+            "(the local network)",
+            arg="host",
+        ) from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does
+        try:
+            sock.bind(address)
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise InputError(
+                    f"port={port}: {host}:{port} is in use (another server?); choose another "
+                    "port",
+                    arg="port",
+                ) from None
+            if e.errno == errno.EADDRNOTAVAIL:
+                raise InputError(
+                    f"host={host!r}: {address[0]} is not an address of this machine; use "
+                    "127.0.0.1 or 0.0.0.0",
+                    arg="host",
+                ) from None
+            if e.errno == errno.EACCES:
+                raise InputError(
+                    f"port={port}: not allowed to serve on it (ports under 1024 need "
+                    "privileges); choose a port of 1024 or more",
+                    arg="port",
+                ) from None
+            raise InputError(
+                f"host={host!r}: cannot serve on {host}:{port} ({e.strerror or e})", arg="host"
+            ) from None

@@ -67,23 +67,30 @@ def run(args: argparse.Namespace) -> int:
     dev = resolve_device(device.device)  # a wrong --device stops before gradio loads
     t0 = time.perf_counter()
     try:
-        from posetransfer.app import build_app, launch
+        from posetransfer.app import build_app, check_address, launch
     except ModuleNotFoundError as e:
         if e.name == "gradio":
             raise InputError("the web demo needs gradio: pip install 'posetransfer[app]'")
         raise
     from posetransfer.photos.transfer import PoseTransfer
+    from posetransfer.runtime.scratch import Terminated, terminate_as_interrupt
 
-    # Load the checkpoint first: a wrong path stops here with one line, before any server starts.
-    pt = PoseTransfer.from_checkpoint(checkpoint_or_bundled(ckpt), device=dev, **inference.kwargs())
-    report_inference(pt.model)
-    demo = build_app(pt)
-    launch(demo, host=serve.host, port=serve.port, block=False, quiet=True)
-    url = f"http://{serve.host}:{serve.port}"
-    print(f"serving on {url} (ready in {time.perf_counter() - t0:.1f} s)")
-    print("Ctrl-C stops the server")
-    try:
-        demo.block_thread()
-    finally:
-        pt.close()
-    return 0
+    # A host that does not resolve or a port in use stops here, before the model loads.
+    check_address(serve.host, serve.port)
+    # SIGTERM stops the server as Ctrl-C does, so that the page's downloads folder is removed.
+    with terminate_as_interrupt() as stop:
+        # Load the checkpoint first: a wrong path stops with one line, before any server starts.
+        pt = PoseTransfer.from_checkpoint(
+            checkpoint_or_bundled(ckpt), device=dev, **inference.kwargs()
+        )
+        report_inference(pt.model)
+        demo = build_app(pt)
+        launch(demo, host=serve.host, port=serve.port, block=False, quiet=True)
+        url = f"http://{serve.host}:{serve.port}"
+        print(f"serving on {url} (ready in {time.perf_counter() - t0:.1f} s)")
+        print("Ctrl-C stops the server", flush=True)
+        try:
+            demo.block_thread()  # returns on Ctrl-C or SIGTERM, having closed the server
+        finally:
+            pt.close()
+    return Terminated.exit_code if stop.terminated else 0

