@@ -27,7 +27,9 @@ frame. One output frame per driving frame used, at the driving frame rate (divid
 
 Driving input: a video PyAV reads (.mp4, .avi, .mov, ...), a folder of frames, an annotation
 CSV (rows in order) or a folder of OpenPose *_keypoints.json files. Output by its suffix: .mp4
-(H.264), .gif, or a folder of PNG frames; a JSON report is written beside it (OUT.json)."""
+(H.264), .gif, or a folder of PNG frames; a JSON report is written beside it (OUT.json). The
+output is written under a temporary name and renamed in with its report when done: an earlier
+OUT is replaced only then. An output that is, contains or lies in an input is refused."""
 
 EPILOG = """\
 examples:
@@ -74,13 +76,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from posetransfer.errors import InputError
-    from posetransfer.motion.animate import animate
+    from posetransfer.motion.animate import animate, check_paths
     from posetransfer.photos.transfer import PoseTransfer
 
     try:
         cmd, ckpt, inference, options, device, progress = options_from_args(args, *OPTIONS)
         if not Path(cmd.driving).exists():  # before loading the model
             raise InputError(f"driving={cmd.driving!r}: not found", arg="driving")
+        check_paths(cmd.source, cmd.driving, cmd.out)
         with PoseTransfer.from_checkpoint(
             checkpoint_or_bundled(ckpt), device=device.device, **inference.kwargs()
         ) as pt:

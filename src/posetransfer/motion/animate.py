@@ -11,8 +11,13 @@ into the photo) or driving | skeleton | result side by side.
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import re
+import shutil
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,10 +27,16 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from posetransfer.core.files import atomic_write
+from posetransfer.core.files import (
+    PART_SUFFIX,
+    atomic_write,
+    check_output,
+    reusable_folder,
+    swap_into_place,
+)
 from posetransfer.core.options import option
 from posetransfer.core.report import Report
-from posetransfer.errors import InputError
+from posetransfer.errors import InputError, InputWarning
 from posetransfer.motion.retarget import DEFAULT_MODE, MODES, frame_clip, present, retarget
 from posetransfer.motion.smooth import (
     DEFAULT_BETA,
@@ -332,6 +343,116 @@ def _round(x: float) -> float | None:
     return None if not np.isfinite(x) else round(float(x), 3)
 
 
+def report_path(out: str | Path) -> Path:
+    """Where the report of an animation written to ``out`` goes: ``OUT.json`` beside a video,
+    ``OUT/report.json`` inside a folder of PNGs."""
+    out = Path(out)
+    if Writer.kind_of(out) == "png":
+        return out / "report.json"
+    return out.with_name(out.name + ".json")
+
+
+def check_paths(source: ImageInput, driving: str | Path, out: str | Path) -> Path:
+    """Refuse, before anything is read or written, an output that would destroy or mix with an
+    input (it is one, contains one or lies in an input folder), lies below a file, has no
+    known suffix, or is a folder of files this package did not write.
+
+    Returns:
+        ``out`` as a Path.
+    """
+    inputs = {"source": source if isinstance(source, str | Path) else None, "driving": driving}
+    out = check_output(out, inputs, arg="out")
+    kind = Writer.kind_of(out)
+    if kind is None:
+        raise InputError(f"out={str(out)!r}: write .mp4, .gif or a folder of PNG frames", arg="out")
+    if kind == "png":
+        reusable_folder(out, "animation frames", arg="out")
+    elif out.is_dir():
+        raise InputError(f"out={str(out)!r}: is a folder; give a file name", arg="out")
+    return out
+
+
+def _temporary(path: Path) -> Path:
+    """The name a run writes ``path`` under until it is done: ``.NAME.PID.posetransfer-part``."""
+    return path.with_name(f".{path.name}.{os.getpid()}{PART_SUFFIX}")
+
+
+def _sweep(path: Path) -> None:
+    """Remove what killed runs left for ``path`` (temporaries of processes that are gone)."""
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.(\d+){re.escape(PART_SUFFIX)}")
+    if not path.parent.is_dir():
+        return
+    for p in path.parent.iterdir():
+        m = pattern.fullmatch(p.name)
+        if m is None or _alive(int(m.group(1))):
+            continue
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # an earlier run of this process, which is over
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # someone else's process
+    return True
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _publish(tmp: Path, out: Path, kind: str, report: AnimationReport) -> None:
+    """Put the written frames and their report in place, so that the report beside ``out``
+    always describes ``out``, whenever the process is killed.
+
+    A folder holds its report and is swapped in whole. A file's report is written to a
+    temporary name first; the earlier report is removed before the earlier video is replaced,
+    and the new report renamed in last (renames take no space on a full disk).
+    """
+    text = json.dumps(report.to_dict(), indent=2) + "\n"
+    if kind == "png":
+        atomic_write(tmp / "report.json", text)
+        swap_into_place(tmp, out)
+        return
+    final = report_path(out)
+    tmp_report = _temporary(final)
+    try:
+        atomic_write(tmp_report, text)
+        final.unlink(missing_ok=True)
+        os.replace(tmp, out)
+        os.replace(tmp_report, final)
+    finally:
+        tmp_report.unlink(missing_ok=True)
+
+
+def _failure(error: BaseException, out: Path, written: int, n: int, outcome: str) -> BaseException:
+    """The error to raise for a run that stopped while writing: the disk-full or write error
+    reworded to say what is on disk (``outcome``), an InputError with ``outcome`` added."""
+    cause = error if isinstance(error, OSError) else error.__context__
+    if isinstance(error, InputError | OSError) and isinstance(cause, OSError):
+        why = (
+            "no space left on the device (disk full)"
+            if cause.errno in (errno.ENOSPC, errno.EDQUOT)
+            else f"cannot write ({cause.strerror or cause})"
+        )
+        return InputError(
+            f"out={str(out)!r}: {why} after {written} of {n} frames; {outcome}", arg="out"
+        )
+    if isinstance(error, InputError):
+        return InputError(f"{error}; {outcome}", arg=error.arg, names=error.names)
+    return error
+
+
 def animate(
     pt: PoseTransfer,
     source: ImageInput,
@@ -342,38 +463,79 @@ def animate(
 ) -> AnimationReport:
     """Write the animation to ``out`` (``.mp4``, ``.gif`` or a PNG folder) and its report.
 
-    The report (``<out>.json``) counts the frames read and with a person, the gaps bridged and
-    held, the keypoint jitter before and after smoothing (mean joint acceleration, pixels of the
-    model's frame) and the time per frame. A run stopped midway leaves the frames it wrote
-    readable (fragmented MP4, PNGs; a GIF is written with the frames done) and a report saying
-    how many.
+    The report (``<out>.json``, or ``report.json`` in a PNG folder) counts the frames read and
+    with a person, the gaps bridged and held, the keypoint jitter before and after smoothing
+    (mean joint acceleration, pixels of the model's frame) and the time per frame.
+
+    The output is refused before anything is read when it is, contains or lies in an input
+    (`check_paths`). Frames are written under a temporary name beside ``out`` and renamed in
+    with their report at the end, so the report beside ``out`` always describes it: a killed
+    run (even by SIGKILL) leaves an earlier ``out`` and its report as they were (its partial
+    file, ``.OUT.PID.posetransfer-part``, is removed by the next run to ``out``). A run stopped
+    by Ctrl-C or an error keeps the frames written, as ``out`` with a report saying
+    ``"complete": false``, only when there was no earlier ``out`` to replace.
 
     Returns:
-        The report (`AnimationReport`), as written to ``<out>.json``.
+        The report (`AnimationReport`), as written beside ``out``.
+
+    Raises:
+        InputError: naming the argument (see `check_paths`, `prepare_animation`); a full disk
+            or a failed write, saying what was left on disk.
     """
-    out = Path(out)
+    out = check_paths(source, driving, out)
     t0 = time.monotonic()
     anim = prepare_animation(
         pt, source, driving, options, progress, check=lambda size, n: Writer.check(out, size, n)
     )
-    report_path = (
-        out / "report.json" if Writer.kind_of(out) == "png" else out.with_name(out.name + ".json")
+    kind, n = Writer.kind_of(out), len(anim.poses)
+    _sweep(out)
+    _sweep(report_path(out))
+    earlier = report_path(out).exists() or (
+        out.exists() and not (out.is_dir() and not any(out.iterdir()))
     )
-    n = len(anim.poses)
-    writer = Writer(out, anim.clip.fps, anim.output_size(), n)
-    anim.report = replace(anim.report, out=str(out))
+    outcome = f"{out} was left as it was" if earlier else "nothing was written"
+    tmp = _temporary(out)
     try:
-        with writer:
-            for frame in anim.frames(progress):
-                writer.write(frame)
-    finally:
-        anim.report = replace(
-            anim.report,
-            frames_written=writer.count,
-            complete=writer.count == n,
-            seconds_per_frame=round((time.monotonic() - t0) / max(1, writer.count), 4),
-            size=tuple(anim.output_size()),
-            encoded_size=tuple(writer.encoded_size),
+        writer = Writer(out, anim.clip.fps, anim.output_size(), n, path=tmp)
+    except (OSError, InputError) as e:
+        _remove(tmp)
+        raise _failure(e, out, 0, n, outcome) from None
+    anim.report = replace(anim.report, out=str(out))
+    stopped: BaseException | None = None
+    try:
+        for frame in anim.frames(progress):
+            writer.write(frame)
+    except BaseException as e:  # Ctrl-C too: the frames written may still be kept
+        stopped = e
+    closed = True
+    try:
+        writer.close()
+    except (OSError, InputError) as e:
+        closed = False
+        stopped = stopped or e
+    anim.report = replace(
+        anim.report,
+        frames_written=writer.count,
+        complete=stopped is None and writer.count == n,
+        seconds_per_frame=round((time.monotonic() - t0) / max(1, writer.count), 4),
+        size=tuple(anim.output_size()),
+        encoded_size=tuple(writer.encoded_size),
+    )
+    keep = stopped is None or (closed and writer.count > 0 and not earlier)
+    if keep:
+        try:
+            _publish(tmp, out, kind, anim.report)
+            outcome = f"{out} holds the {writer.count} frames written (report: not complete)"
+        except (OSError, InputError) as e:
+            _remove(tmp)
+            raise _failure(e, out, writer.count, n, outcome) from None
+    else:
+        _remove(tmp)
+    if stopped is None:
+        return anim.report
+    if isinstance(stopped, KeyboardInterrupt):
+        warnings.warn(
+            InputWarning(f"stopped after {writer.count} of {n} frames: {outcome}"), stacklevel=2
         )
-        atomic_write(report_path, json.dumps(anim.report.to_dict(), indent=2) + "\n")
-    return anim.report
+        raise stopped
+    raise _failure(stopped, out, writer.count, n, outcome) from None

@@ -4,11 +4,16 @@ Driving input is a video PyAV can decode, a folder of frames (images, sorted by 
 annotation CSV (poses only, rows in file order) or a folder of OpenPose ``*_keypoints.json``
 files (poses only). Output is chosen by the path: ``.mp4`` (H.264 in fragmented MP4, so a run
 stopped midway leaves a playable file of the frames written), ``.gif``, or a folder of PNGs.
+
+Refused with a one-line message: a still image given as the video, a folder of frames of
+different sizes. A video that decodes fewer frames than it declares (a truncated download) is
+used with a warning giving both counts.
 """
 
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +21,18 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from posetransfer.core.files import IMAGE_SUFFIXES, atomic_save, list_images, read_image, save_image
-from posetransfer.errors import InputError
+from posetransfer.core.files import (
+    IMAGE_ERRORS,
+    IMAGE_SUFFIXES,
+    atomic_save,
+    image_size,
+    list_images,
+    mark_output,
+    read_image,
+    reusable_folder,
+    save_image,
+)
+from posetransfer.errors import InputError, InputWarning
 from posetransfer.pose import MISSING, N_JOINTS
 
 DEFAULT_FPS = 25.0
@@ -110,8 +125,9 @@ def open_clip(
             )
         rate = fps or DEFAULT_FPS
         idx = _pick((len(names), rate), start, duration, every)
-        size = read_image(p / names[idx[0]]).shape[:2] if kind == "frames" and idx else None
-        clip = Clip(p, kind, rate / every, idx, size, [names[i] for i in idx])
+        used = [names[i] for i in idx]
+        size = _frames_size(p, used) if kind == "frames" and idx else None
+        clip = Clip(p, kind, rate / every, idx, size, used)
     elif p.suffix.lower() == ".csv":
         from posetransfer.pose import read_annotations
 
@@ -120,22 +136,8 @@ def open_clip(
         idx = _pick((len(rows), rate), start, duration, every)
         clip = Clip(p, "annotations", rate / every, idx, None, [rows[i] for i in idx])
     else:
-        av = _av()
-        try:
-            with av.open(str(p)) as container:
-                if not container.streams.video:
-                    raise InputError(f"driving={str(p)!r}: no video stream", arg="driving")
-                stream = container.streams.video[0]
-                stream.thread_type = "AUTO"
-                rate = float(stream.average_rate or stream.guessed_rate or fps or DEFAULT_FPS)
-                n = sum(1 for _ in container.decode(stream))  # exact, whatever the header says
-                size = (stream.codec_context.height, stream.codec_context.width)
-        except av.error.FFmpegError as e:
-            raise InputError(
-                f"driving={str(p)!r}: not a video PyAV can read ({e})", arg="driving"
-            ) from None
-        if n == 0:
-            raise InputError(f"driving={str(p)!r}: the video has no frames", arg="driving")
+        _refuse_still_image(p)
+        n, rate, size = _probe_video(p, fps)
         clip = Clip(p, "video", rate / every, _pick((n, rate), start, duration, every), size)
     if not clip.indices:
         raise InputError(
@@ -146,14 +148,105 @@ def open_clip(
     return clip
 
 
+def _frames_size(folder: Path, names: list[str]) -> tuple[int, int]:
+    """The size shared by a folder's used frames (headers only), or InputError naming one that
+    differs: stretching it to the others would distort the person."""
+    first = None
+    for name in names:
+        size = image_size(folder / name)
+        if size is None:
+            read_image(folder / name)  # raises, naming the file and why
+        if first is None:
+            first = (name, size)
+        elif size != first[1]:
+            raise InputError(
+                f"driving={str(folder)!r}: frame {name} is {size[0]}x{size[1]} (HxW) while "
+                f"{first[0]} is {first[1][0]}x{first[1][1]}; the frames of a clip must share one "
+                "size (resize or crop them alike first)",
+                arg="driving",
+            )
+    return first[1]
+
+
+# PyAV's demuxers that read a single picture as a one-frame "video".
+_PICTURE_FORMATS = ("image2", "image2pipe")
+
+
+def _still_image(p: Path, what: str) -> InputError:
+    return InputError(
+        f"driving={str(p)!r}: a still image ({what}), not a video; give a video, or a folder of "
+        "frames",
+        arg="driving",
+    )
+
+
+def _refuse_still_image(p: Path) -> None:
+    """Refuse a photo given as the driving video, whatever its name says (an animated GIF or
+    WebP is a video)."""
+    try:
+        with Image.open(p) as im:
+            fmt, frames = im.format, getattr(im, "n_frames", 1)
+    except IMAGE_ERRORS:
+        return
+    if frames <= 1:
+        raise _still_image(p, f"{fmt} picture")
+
+
+def _probe_video(p: Path, fps: float | None) -> tuple[int, float, tuple[int, int]]:
+    """(frames that decode, frame rate, (height, width)) of a video; warns when it declares more
+    frames than decode (a truncated file), refuses one that decodes none."""
+    av = _av()
+    n, error = 0, None
+    try:
+        with av.open(str(p)) as container:
+            if not container.streams.video:
+                raise InputError(f"driving={str(p)!r}: no video stream", arg="driving")
+            fmt = container.format.name
+            if fmt in _PICTURE_FORMATS or fmt.endswith("_pipe"):
+                raise _still_image(p, fmt)
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            rate = float(stream.average_rate or stream.guessed_rate or fps or DEFAULT_FPS)
+            # Frames declared: the header's count, or (fragmented MP4 has none) the packets
+            # stored; a truncated file's last packet is cut short and does not decode.
+            packets = 0
+            for packet in container.demux(stream):  # decoded: exact, whatever the header says
+                packets += packet.size > 0
+                try:
+                    n += len(packet.decode())
+                except av.error.FFmpegError as e:
+                    error = e  # a damaged packet: the frames around it are used
+            declared = max(stream.frames, packets)
+            size = (stream.codec_context.height, stream.codec_context.width)
+    except av.error.FFmpegError as e:
+        raise InputError(
+            f"driving={str(p)!r}: not a video PyAV can read ({e}); damaged or cut short?",
+            arg="driving",
+        ) from None
+    if n == 0 and error is not None:
+        raise InputError(
+            f"driving={str(p)!r}: not a video PyAV can read ({error}); damaged or cut short?",
+            arg="driving",
+        )
+    if n == 0:
+        raise InputError(f"driving={str(p)!r}: the video has no frames", arg="driving")
+    if error is not None or declared > n:
+        count = f"{n} of {declared}" if declared > n else f"{n}"
+        warnings.warn(
+            InputWarning(
+                f"driving={str(p)!r}: {count} frames decodable; the file looks truncated "
+                f"(using the {n} frames that decode)"
+            ),
+            stacklevel=3,
+        )
+    return n, rate, size
+
+
 def iter_frames(clip: Clip) -> Iterator[np.ndarray]:
     """The used frames of a clip with frames, uint8 (H, W, 3), in order."""
     if clip.kind == "frames":
-        for name in clip.names:
-            img = read_image(clip.path / name)
-            if img.shape[:2] != clip.size:  # frames of one clip share the first frame's size
-                img = np.asarray(Image.fromarray(img).resize(clip.size[::-1], Image.BICUBIC))
-            yield img
+        for name in clip.names:  # `open_clip` checked that they share one size
+            yield read_image(clip.path / name, *clip.size)
         return
     if clip.kind != "video":
         raise ValueError(f"{clip.kind} input has no frames")
@@ -163,12 +256,19 @@ def iter_frames(clip: Clip) -> Iterator[np.ndarray]:
     with av.open(str(clip.path)) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        for i, frame in enumerate(container.decode(stream)):
-            if nxt is None:
-                break
-            if i == nxt:
-                yield frame.to_ndarray(format="rgb24")
-                nxt = next(wanted, None)
+        i = 0  # frames numbered as `open_clip` counted them: damaged packets skipped
+        for packet in container.demux(stream):
+            try:
+                frames = packet.decode()
+            except av.error.FFmpegError:
+                continue
+            for frame in frames:
+                if i == nxt:
+                    yield frame.to_ndarray(format="rgb24")
+                    nxt = next(wanted, None)
+                    if nxt is None:
+                        return
+                i += 1
 
 
 def read_poses(clip: Clip) -> np.ndarray:
@@ -200,11 +300,22 @@ def _natural(name: str) -> list:
 class Writer:
     """Frames to ``out``: ``.mp4`` (H.264), ``.gif`` or a folder of PNGs (no suffix or ``.png``).
 
-    Use as a context manager; frames written before an exception stay readable.
+    Use as a context manager; frames written before an exception stay readable. ``path``, when
+    given, is where the frames go instead (a temporary name that the caller renames to ``out``,
+    which decides the kind). A PNG folder is marked as this package's (`mark_output`); an
+    existing one is cleared of its frames only when it carries that mark, and refused otherwise.
     """
 
-    def __init__(self, out: str | Path, fps: float, size: tuple[int, int], n_frames: int) -> None:
+    def __init__(
+        self,
+        out: str | Path,
+        fps: float,
+        size: tuple[int, int],
+        n_frames: int,
+        path: str | Path | None = None,
+    ) -> None:
         self.out, self.fps, self.size = Path(out), float(fps), size
+        self.path = Path(path) if path is not None else self.out
         self.kind = self.check(out, size, n_frames)
         h, w = size
         self.encoded_size = (h + h % 2, w + w % 2) if self.kind == "mp4" else size
@@ -214,9 +325,12 @@ class Writer:
         if self.kind == "mp4":
             self._open_mp4()
         elif self.kind == "png":
-            self.out.mkdir(parents=True, exist_ok=True)
-            for old in self.out.glob("frame_*.png"):  # a previous run's frames
-                old.unlink()
+            ours = reusable_folder(self.path, "animation frames", arg="out")
+            self.path.mkdir(parents=True, exist_ok=True)
+            mark_output(self.path)
+            if ours:
+                for old in self.path.glob("frame_*.png"):  # a previous run's frames
+                    old.unlink()
 
     @staticmethod
     def kind_of(out: str | Path) -> str | None:
@@ -253,11 +367,11 @@ class Writer:
         av = _av()
         from fractions import Fraction
 
-        self.out.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         # Fragmented MP4 flushed as it goes, and an encoder without lookahead (zerolatency): a
         # process killed midway leaves a file that plays up to the frame before last.
         options = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"}
-        self._container = av.open(str(self.out), "w", options=options)
+        self._container = av.open(str(self.path), "w", format="mp4", options=options)
         rate = Fraction(self.fps).limit_denominator(1001)
         self._stream = self._container.add_stream("libx264", rate=rate)
         h, w = self.size
@@ -281,20 +395,22 @@ class Writer:
         elif self.kind == "gif":
             self._gif.append(Image.fromarray(frame))
         else:
-            save_image(frame, self.out / f"frame_{self.count:06d}.png")
+            save_image(frame, self.path / f"frame_{self.count:06d}.png")
         self.count += 1
 
     def close(self) -> None:
         if self.kind == "mp4" and self._container is not None:
-            for packet in self._stream.encode():
-                self._container.mux(packet)
-            self._container.close()
-            self._container = None
+            container, self._container = self._container, None
+            try:
+                for packet in self._stream.encode():
+                    container.mux(packet)
+            finally:
+                container.close()
         elif self.kind == "gif" and self._gif:
             frames, self._gif = self._gif, []
             ms = max(20, round(1000 / self.fps))
             atomic_save(
-                self.out,
+                self.path,
                 lambda f: frames[0].save(
                     f, format="GIF", save_all=True, append_images=frames[1:], duration=ms, loop=0
                 ),
