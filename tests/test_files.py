@@ -206,3 +206,20 @@ def test_only_folders_this_package_marked_are_reused(tmp_path):
         files.reusable_folder(tmp_path / "theirs", "generated images")
     files.mark_output(tmp_path / "ours")
     assert files.reusable_folder(tmp_path / "ours", "generated images")
+
+
+@pytest.mark.parametrize("dest_left", [True, False])
+def test_swap_into_place_recovers_from_a_process_killed_between_its_renames(tmp_path, dest_left):
+    dead = 2**22 + 1  # above the default pid_max: no such process
+    stale = tmp_path / f".model.old-{dead}"
+    stale.mkdir()
+    (stale / "weights").write_text("earlier")
+    if dest_left:  # killed after the new folder was in place, before the old one was removed
+        (tmp_path / "model").mkdir()
+        (tmp_path / "model" / "weights").write_text("earlier")
+    new = tmp_path / ".tmp-new"
+    new.mkdir()
+    (new / "weights").write_text("new")
+    files.swap_into_place(new, tmp_path / "model")
+    assert (tmp_path / "model" / "weights").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]

@@ -52,7 +52,7 @@ from posetransfer.pose import (
     require_joints,
     visible,
 )
-from posetransfer.runtime.scratch import new_scratch_dir
+from posetransfer.core.scratch import new_scratch_dir
 
 # Before gradio is imported: no telemetry, no version check, no Hugging Face calls.
 for _key, _value in (

@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
             raise InputError("the web demo needs gradio: pip install 'posetransfer[app]'")
         raise
     from posetransfer.photos.transfer import PoseTransfer
-    from posetransfer.runtime.scratch import Terminated, terminate_as_interrupt
+    from posetransfer.core.scratch import Terminated, terminate_as_interrupt
 
     # A host that does not resolve or a port in use stops here, before the model loads.
     check_address(serve.host, serve.port)

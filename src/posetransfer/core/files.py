@@ -29,6 +29,7 @@ from typing import IO, Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from posetransfer.core.scratch import pid_alive
 from posetransfer.errors import InputError
 
 # The image formats the project reads from folders (a photo folder, a folder of generated images).
@@ -508,6 +509,16 @@ def swap_into_place(tmp: str | Path, dest: str | Path) -> Path:
     if that fails), so ``dest`` always holds one whole folder. Returns ``dest``.
     """
     tmp, dest = Path(tmp), Path(dest)
+    # A process killed between the two renames left its earlier copy aside: put it back (it
+    # is the whole folder that was there), and remove copies already replaced.
+    for stale in dest.parent.glob(f".{dest.name}.old-*"):
+        pid = stale.name.rpartition("-")[2]
+        if not pid.isdigit() or int(pid) == os.getpid() or pid_alive(int(pid)):
+            continue
+        if dest.exists():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.rename(dest)
     if not dest.exists():
         tmp.rename(dest)
         return dest

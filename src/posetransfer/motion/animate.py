@@ -36,6 +36,7 @@ from posetransfer.core.files import (
 )
 from posetransfer.core.options import option
 from posetransfer.core.report import Report
+from posetransfer.core.scratch import pid_alive
 from posetransfer.errors import InputError, InputWarning
 from posetransfer.motion.retarget import DEFAULT_MODE, MODES, frame_clip, present, retarget
 from posetransfer.motion.smooth import (
@@ -384,24 +385,13 @@ def _sweep(path: Path) -> None:
         return
     for p in path.parent.iterdir():
         m = pattern.fullmatch(p.name)
-        if m is None or _alive(int(m.group(1))):
+        pid = None if m is None else int(m.group(1))
+        if pid is None or (pid != os.getpid() and pid_alive(pid)):  # this process: an earlier run
             continue
         if p.is_dir() and not p.is_symlink():
             shutil.rmtree(p, ignore_errors=True)
         else:
             p.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return False  # an earlier run of this process, which is over
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # someone else's process
-    return True
 
 
 def _remove(path: Path) -> None:

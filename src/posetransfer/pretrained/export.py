@@ -60,7 +60,7 @@ from posetransfer.metrics.scores import (
     score_pairs,
 )
 from posetransfer.runtime.load import HUB_PREFIX, HUB_REPO
-from posetransfer.runtime.scratch import new_scratch_dir, scratch_dir
+from posetransfer.core.scratch import new_scratch_dir, scratch_dir
 
 DEFAULT_OUT_ROOT = Path("pretrained")
 """Where `export_pretrained` writes model folders unless told: ``./pretrained/<name>/``."""

@@ -9,7 +9,7 @@ a pix2pix-style network in training mode is the usual cause of mismatches).
 What the generator expects (name, image size, heatmap sigma and style) travels inside the file:
 as the ONNX metadata entry ``posetransfer.generator`` and as the OpenVINO runtime-info entry of
 the same name, JSON in both. Files are written in a scratch folder beside the output
-(``.export-<pid>-*``, `posetransfer.runtime.scratch`) and renamed into place: a failed or killed
+(``.export-<pid>-*``, `posetransfer.core.scratch`) and renamed into place: a failed or killed
 export leaves nothing under the final name, and the next export sweeps a killed one's folder.
 Written files get the user's usual mode (0644 under umask 022).
 """
@@ -30,7 +30,7 @@ from torch import nn
 
 from posetransfer.core.files import disk_error
 from posetransfer.errors import InputError
-from posetransfer.runtime.scratch import new_scratch_dir
+from posetransfer.core.scratch import new_scratch_dir
 
 META_KEY = "posetransfer.generator"
 OV_META_KEY = "posetransfer_generator"
