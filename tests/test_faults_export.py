@@ -21,8 +21,8 @@ from posetransfer import cli
 from posetransfer.checkpoint import GENERATOR_FILE, MANIFEST_FILE
 from posetransfer.checkpoint.bundled import PRETRAINED_DIR
 from posetransfer.core.files import atomic_write, mark_output, save_image
-from posetransfer.errors import InputError
 from posetransfer.core.scratch import new_scratch_dir, pid_alive, sweep_stale
+from posetransfer.errors import InputError
 from test_transfer import write_untrained_checkpoint
 
 

@@ -11,6 +11,7 @@ from posetransfer.config import load_config
 from posetransfer.core import files
 from posetransfer.core.files import PART_SUFFIX
 from posetransfer.core.files import generated_name as output_name
+from posetransfer.data.generated import MANIFEST, read_manifest
 from posetransfer.errors import InputError
 from posetransfer.generate import generate
 from posetransfer.pose import read_pairs
@@ -45,8 +46,9 @@ def test_generate_writes_one_png_per_pair(tiny_root, tiny_run, tmp_path):
         ]
     )
     assert rc == 0
-    names = sorted(p.name for p in (tmp_path / "gen").iterdir())
+    names = sorted(p.name for p in (tmp_path / "gen").glob("*.png"))
     assert names == sorted(output_name(a, b) for a, b in pairs)
+    assert read_manifest(tmp_path / "gen")["complete"] is True
     img = Image.open(tmp_path / "gen" / names[0])
     assert img.size == (64, 128) and img.mode == "RGB"
     strip = Image.open(tmp_path / "strips" / names[0])
@@ -232,7 +234,9 @@ def test_full_disk_raises_one_error_naming_the_file_and_keeps_the_written_images
     assert str(e.value) == (
         f"{tmp_path / names[2]}: no space left on the device (disk full); nothing was replaced"
     )
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names[:2])  # no partial files
+    # No partial files; the manifest says the folder is incomplete.
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*names[:2], MANIFEST])
+    assert read_manifest(tmp_path)["complete"] is False
     assert all(files.is_intact_image(tmp_path / n) for n in names[:2])
 
 

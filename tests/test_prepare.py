@@ -329,7 +329,7 @@ def test_make_pairs_file_drops_missing_images(tmp_path: Path) -> None:
     ann = _pairs_annotations(tmp_path / "ann.csv")
     images = tmp_path / "images"
     for name in ("0002_c1s1_000001_00.jpg", "0002_c2s1_000001_00.jpg"):
-        _jpeg(images / name, 8, 8)
+        _jpeg(images / name, 128, 64)  # the size the annotations fit (others are refused)
     summary = make_pairs_file(ann, tmp_path / "pairs.csv", images_dir=images)
     assert summary.missing_images == 4 and summary.pairs == 2
 

@@ -38,6 +38,7 @@ from PIL import Image
 
 from posetransfer.checkpoint.bundled import SYNTHETIC_ONLY
 from posetransfer.core.files import save_image
+from posetransfer.core.scratch import new_scratch_dir
 from posetransfer.errors import InputError
 from posetransfer.keypoints.framing import check_keypoints
 from posetransfer.keypoints.named_poses import POSE_DESCRIPTIONS, POSE_NAMES
@@ -52,7 +53,6 @@ from posetransfer.pose import (
     require_joints,
     visible,
 )
-from posetransfer.core.scratch import new_scratch_dir
 
 # Before gradio is imported: no telemetry, no version check, no Hugging Face calls.
 for _key, _value in (
@@ -524,8 +524,7 @@ def check_address(host: str, port: int) -> None:
         except OSError as e:
             if e.errno == errno.EADDRINUSE:
                 raise InputError(
-                    f"port={port}: {host}:{port} is in use (another server?); choose another "
-                    "port",
+                    f"port={port}: {host}:{port} is in use (another server?); choose another port",
                     arg="port",
                 ) from None
             if e.errno == errno.EADDRNOTAVAIL:

@@ -72,8 +72,8 @@ def run(args: argparse.Namespace) -> int:
         if e.name == "gradio":
             raise InputError("the web demo needs gradio: pip install 'posetransfer[app]'")
         raise
-    from posetransfer.photos.transfer import PoseTransfer
     from posetransfer.core.scratch import Terminated, terminate_as_interrupt
+    from posetransfer.photos.transfer import PoseTransfer
 
     # A host that does not resolve or a port in use stops here, before the model loads.
     check_address(serve.host, serve.port)

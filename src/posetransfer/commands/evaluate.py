@@ -109,12 +109,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from posetransfer.errors import InputError
     from posetransfer.metrics.report import check_report_path, format_table, write_report
-    from posetransfer.metrics.runner import evaluate
 
     o, progress = options_from_args(args, *OPTIONS)
     check_report_path(o.out)  # fail before hours of metrics, not after
-    report = evaluate(
+    try:
+        report = _evaluate(o, progress.progress)
+    except InputError as e:  # name the flags, not the library's arguments
+        raise InputError(e.flag_message(_FLAGS)) from None
+    saved = report.to_dict()
+    json_path, md_path = write_report(saved, o.out)
+    print(format_table(saved))
+    print(f"wrote {json_path} and {md_path}")
+    return 0 if report.evaluated else 1
+
+
+# The library's argument names, as this command's flags.
+_FLAGS = {"generated_dir": "--generated", "dataset_root": "--dataset"}
+
+
+def _evaluate(o: EvaluateOptions, progress: bool):
+    """`metrics.runner.evaluate` with the command's options."""
+    from posetransfer.metrics.runner import evaluate
+
+    return evaluate(
         o.generated,
         o.dataset,
         o.annotations,
@@ -129,13 +148,8 @@ def run(args: argparse.Namespace) -> int:
         device=o.device,
         batch_size=o.batch_size,
         download=o.download,
-        progress=progress.progress,
+        progress=progress,
     )
-    saved = report.to_dict()
-    json_path, md_path = write_report(saved, o.out)
-    print(format_table(saved))
-    print(f"wrote {json_path} and {md_path}")
-    return 0 if report.evaluated else 1
 
 
 def parse_weights(items: Sequence[str] | None) -> dict[str, Path]:

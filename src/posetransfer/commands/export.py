@@ -83,9 +83,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from posetransfer.core.scratch import terminate_as_interrupt
     from posetransfer.export import export_generator
     from posetransfer.export.check import parity
-    from posetransfer.core.scratch import terminate_as_interrupt
 
     o, progress = options_from_args(args, *OPTIONS)
     with terminate_as_interrupt():  # SIGTERM removes the scratch folder, as Ctrl-C does

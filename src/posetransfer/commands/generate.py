@@ -30,9 +30,19 @@ examples:
       --out generated
 
 Writes <from stem>___<to stem>.png per pair at the dataset resolution, each one whole or not
-at all; after an interruption (Ctrl-C, a full disk) the same command with --skip-existing
-finishes the job and remakes any damaged file or one of the wrong size.
+at all, and OUT/generate.json, which says "complete": false until the last image is on disk
+(`posetransfer evaluate` refuses an incomplete folder); after an interruption (Ctrl-C, kill,
+a full disk) the same command with --skip-existing finishes the job and remakes any damaged
+file or one of the wrong size. --out and --strips must not be, hold or lie inside an input.
 """
+
+# The library's argument names, as this command's flags.
+_FLAGS = {
+    "out_dir": "--out",
+    "strips_dir": "--strips",
+    "image_dir": "--dataset",
+    "checkpoint": "--checkpoint",
+}
 
 
 @dataclass(frozen=True)
@@ -77,26 +87,29 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from posetransfer.data.datasets import split_file
-    from posetransfer.errors import require_dir
+    from posetransfer.errors import InputError, require_dir
     from posetransfer.generate import generate
 
     ckpt, o, device, inference, progress = options_from_args(args, *OPTIONS)
     root = require_dir(o.dataset, "dataset root")
-    result = generate(
-        checkpoint_or_bundled(ckpt),
-        image_dir=root / o.split,
-        annotations=o.annotations or split_file(root, "annotation", o.split),
-        pairs=o.pairs or split_file(root, "pairs", o.split),
-        out_dir=o.out,
-        strips_dir=o.strips,
-        batch_size=o.batch_size,
-        device=device.device,
-        limit=o.limit,
-        skip_existing=o.skip_existing,
-        legacy_heatmaps=o.legacy_heatmaps,
-        progress=progress.progress,
-        **inference.kwargs(),
-    )
+    try:
+        result = generate(
+            checkpoint_or_bundled(ckpt),
+            image_dir=root / o.split,
+            annotations=o.annotations or split_file(root, "annotation", o.split),
+            pairs=o.pairs or split_file(root, "pairs", o.split),
+            out_dir=o.out,
+            strips_dir=o.strips,
+            batch_size=o.batch_size,
+            device=device.device,
+            limit=o.limit,
+            skip_existing=o.skip_existing,
+            legacy_heatmaps=o.legacy_heatmaps,
+            progress=progress.progress,
+            **inference.kwargs(),
+        )
+    except InputError as e:  # name the flags, not the library's arguments
+        raise InputError(e.flag_message(_FLAGS)) from None
     print(result.runtime)
     summary = f"{len(result)} images in {o.out}"
     if o.skip_existing:

@@ -11,11 +11,18 @@ from posetransfer.core.options import option
 EXAMPLE = """\
 examples:
   posetransfer pairs --annotations data/market/market-annotation-test.csv \\
-      --out data/market/my-pairs-test.csv --images data/market/test --max-pairs 12000 --seed 0
+      --out my-pairs-test.csv --images data/market/test --max-pairs 12000 --seed 0
+  # ... then use them (a pairs file outside the root is always picked explicitly)
+  posetransfer generate --checkpoint runs/00003-patn_market-market --dataset data/market \\
+      --pairs my-pairs-test.csv --out generated
   posetransfer pairs --annotations data/synthetic/synthetic-annotation-train.csv --out pairs.csv
 
 Images of distractors (Market ids -1 and 0000) and, unless --no-torso-filter, images missing a
 shoulder or a hip are dropped; then every ordered pair of two images of one person is written.
+Write a new pairs file outside the dataset root (or under a name not ending -pairs-<split>.csv)
+and pass it as --pairs: a second *-pairs-test.csv in the root leaves `generate` unable to
+pick the default one. With --images, annotations of another resolution than the
+images are refused. --out must not be an input or lie inside --images.
 """
 
 

@@ -26,9 +26,9 @@ one's card: generator, iterations, training time, the command that trained it, a
 held-out metrics beside copying the condition image. `export --checkpoint RUN` writes the
 model folder under --out-root (./pretrained by default; the installed package's folder only
 with --into-package); its --name must match the run's generator (synthetic-apatn for an APATN
-run). `export --hub-folder DIR` writes the
-model's files and a README.md model card (the Hub's metadata: library, licence, tags, the
-held-out metrics); once uploaded, `--checkpoint hf://OWNER/NAME` loads it in every command.
+run). `export --hub-folder DIR` writes the model's files and a README.md model card (the Hub's
+metadata: library, licence, tags, the held-out metrics); once uploaded,
+`--checkpoint hf://OWNER/NAME` loads it in every command.
 """
 
 

@@ -22,8 +22,8 @@ Writes OUT/train/*.jpg, OUT/test/*.jpg (held-out identities), synthetic-annotati
 synthetic-pairs-{train,test}.csv and synthetic.json; with --reid also bounding_box_train/,
 query/ and bounding_box_test/ (Market-1501's re-ID layout, for `posetransfer reid`).
 Running it again with the same options reuses the finished dataset; other options replace it.
-OUT must be new, empty or a synthetic
-dataset folder.
+OUT must be new, empty or a synthetic dataset folder: a folder of other files is never cleared.
+--sheet must lie outside OUT.
 """
 
 
@@ -88,6 +88,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from posetransfer.core.files import check_output
     from posetransfer.data.synthetic import (
         PAIRS_FILES,
         SyntheticConfig,
@@ -112,7 +113,17 @@ def run(args: argparse.Namespace) -> int:
     except InputError as e:  # name the option, not the config field
         raise InputError(e.flag_message(_FLAGS)) from None
     t0 = time.monotonic()
-    root = make_synthetic_dataset(o.out, config, progress=progress.progress)
+    if o.sheet is not None:  # the sheet never lands in the dataset it shows (a foreign file)
+        check_output(o.sheet, arg="sheet")
+        if o.out.resolve() in (sheet := o.sheet.resolve(), *sheet.parents):
+            raise InputError(
+                f"--sheet {str(o.sheet)!r}: lies inside --out {str(o.out)!r}; save the sheet "
+                "elsewhere (a dataset folder holds only the dataset)"
+            )
+    try:
+        root = make_synthetic_dataset(o.out, config, progress=progress.progress)
+    except InputError as e:
+        raise InputError(e.flag_message({"root": "--out"})) from None
     n_pairs = {split: len(read_pairs(root / name)) for split, name in PAIRS_FILES.items()}
     n_ids = config.n_train_ids + config.n_test_ids
     print(

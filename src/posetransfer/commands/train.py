@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import time
 from dataclasses import dataclass
 
 from posetransfer.commands.options import add_options, options_from_args
@@ -30,6 +32,9 @@ train.keep_checkpoints, train.max_minutes, train.progress, train.device, train.p
 train.channels_last, data.num_workers.
 Changing any other field (model, data, losses, batch size, seed, ...) is refused: start a new
 run instead. One process at a time may train a run.
+
+Under torchrun a configuration error is printed once, by rank 0 (torchrun then adds its own
+summary of the failed processes).
 
 Ctrl-C (or SIGTERM) finishes the current step, writes a checkpoint and exits with status 130
 (143 for SIGTERM); a second Ctrl-C stops at once.
@@ -74,6 +79,25 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from posetransfer.errors import InputError
+
+    try:
+        return _run(args)
+    except InputError:
+        rank = int(os.environ.get("RANK", "0"))
+        if rank != 0 and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            # Every process meets the same configuration error: rank 0 prints it, and torchrun
+            # stops the others once it exits. A process still running after a few seconds
+            # met an error of its own (rank 0 did not), which it prints then.
+            time.sleep(RANK_ERROR_DELAY_S)
+        raise
+
+
+RANK_ERROR_DELAY_S = 5.0
+"""Under torchrun, how long a process other than rank 0 waits before printing its error."""
+
+
+def _run(args: argparse.Namespace) -> int:
     from posetransfer.config import load_config, resume_override
     from posetransfer.train import TrainingInterrupted, resume_config, train
 

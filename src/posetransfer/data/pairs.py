@@ -12,12 +12,13 @@ import os
 import random
 import re
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from posetransfer.core.files import check_output, image_size
 from posetransfer.errors import InputError, require_dir
 from posetransfer.pose import has_torso, read_annotations, write_pairs
 
@@ -89,6 +90,18 @@ def build_pairs(
     return pairs
 
 
+def _first_image_size(
+    names: Iterable[str], images_dir: str | Path, present: set[str]
+) -> tuple[int, int] | None:
+    """(height, width) of the first of ``names`` found in ``images_dir``, from its header."""
+    for name in names:
+        if name in present:
+            size = image_size(Path(images_dir) / name)
+            if size is not None:
+                return size
+    return None
+
+
 @dataclass
 class PairsSummary:
     """What `make_pairs_file` kept, dropped and wrote."""
@@ -134,19 +147,26 @@ def make_pairs_file(
     Args:
         annotations: an annotation CSV (``name:keypoints_y:keypoints_x``).
         out: the pairs CSV to write (header ``from,to``).
-        images_dir: if given, annotated images absent from this folder are dropped (counted).
+        images_dir: if given, annotated images absent from this folder are dropped (counted),
+            and annotations of another resolution than its images are refused.
         max_pairs: sample this many pairs (deterministic for a seed); all pairs when None.
         seed: the sampling seed.
         require_torso: drop images missing any of both shoulders and both hips.
 
     Raises:
-        InputError: for a malformed annotation file, a missing images_dir, or max_pairs < 1.
+        InputError: for a malformed annotation file, a missing images_dir, max_pairs < 1,
+            annotations written for another image size, or an ``out`` that is an input (or
+            lies inside ``images_dir``).
     """
     _check_max_pairs(max_pairs)  # before reading anything
+    check_output(out, {"annotations": annotations, "images_dir": images_dir}, arg="out")
     kps = read_annotations(annotations)
     present = None
     if images_dir is not None:
         present = set(os.listdir(require_dir(images_dir, "image folder")))
+        size = _first_image_size(kps, images_dir, present)
+        if size is not None:  # read again, checked against the images' size
+            kps = read_annotations(annotations, image_size=size)
     kept, dropped = {}, Counter()
     for name, k in kps.items():
         reason = unpaired_reason(name, k, require_torso)

@@ -26,13 +26,13 @@ from tqdm import tqdm
 
 from posetransfer.checkpoint.bundled import pretrained_dir
 from posetransfer.core.files import check_output, disk_error
+from posetransfer.core.scratch import new_scratch_dir
 from posetransfer.data.datasets import split_file
 from posetransfer.errors import InputError
 from posetransfer.export.check import pair_batches
 from posetransfer.export.quantize import quantize_int8
 from posetransfer.runtime.load import HUB_PREFIX, GeneratorInfo, describe, load_generator
 from posetransfer.runtime.onnx import export_onnx_model, export_openvino_model
-from posetransfer.core.scratch import new_scratch_dir
 
 FORMATS: tuple[str, ...] = ("onnx", "openvino")
 _SUFFIX = {"onnx": ".onnx", "openvino": ".xml"}

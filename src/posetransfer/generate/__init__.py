@@ -6,6 +6,12 @@ made, so an interrupted run (a crash, Ctrl-C, a full disk) keeps every image it 
 never leaves a half-written one under its final name; ``skip_existing`` continues it. Outputs
 found on disk are decoded and their size checked before they are trusted: a damaged one, or one
 of another size (left by a run of another checkpoint, say), is made again.
+
+The folder's ``generate.json`` (`posetransfer.data.generated`) says ``complete: false`` from
+before the first image is written until the last one is on disk, so a run killed at any point
+leaves a folder that says it is incomplete (and how to finish it); `posetransfer evaluate`
+refuses such a folder. An output that is, contains or lies inside an input is refused before
+anything is written (`posetransfer.core.files.check_output`).
 """
 
 from __future__ import annotations
@@ -18,9 +24,17 @@ import torch
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
+from posetransfer.checkpoint.format import CHECKPOINTS_DIR
 from posetransfer.core.device import resolve_device
-from posetransfer.core.files import disk_error, generated_name, remove_partial, try_read_image
+from posetransfer.core.files import (
+    check_output,
+    disk_error,
+    generated_name,
+    remove_partial,
+    try_read_image,
+)
 from posetransfer.data.datasets import PairDataset, tensor_to_image
+from posetransfer.data.generated import write_manifest
 from posetransfer.errors import InputError
 from posetransfer.pose.draw import pair_strip, pair_strip_size, save_png
 from posetransfer.runtime.load import GeneratorInfo, describe, load_generator
@@ -82,9 +96,10 @@ def generate(
         image_dir: folder of the condition (and target) images, e.g. ``ROOT/test``.
         annotations: annotation CSV covering every image named in the pairs.
         pairs: pairs CSV (``from,to``).
-        out_dir: where the ``<from>___<to>.png`` files go.
+        out_dir: where the ``<from>___<to>.png`` files go, with ``generate.json`` saying
+            whether the folder is complete. It must not be, contain or lie inside an input.
         strips_dir: if given, also write condition | condition pose | target | target pose |
-            generated strips there, for viewing.
+            generated strips there, for viewing (not ``out_dir``, nor inside it).
         batch_size: pairs per forward pass.
         device: "auto", "cpu", "cuda", ...
         limit: only the first N pairs.
@@ -107,6 +122,19 @@ def generate(
         raise InputError(f"batch_size={batch_size}: must be at least 1", arg="batch_size")
     if limit is not None and limit < 1:
         raise InputError(f"limit={limit}: must be at least 1", arg="limit")
+    # Nothing the user gave is ever overwritten: checked before anything is loaded or written.
+    read = Path(checkpoint)
+    if read.is_dir() and (read / CHECKPOINTS_DIR).is_dir():
+        read = read / CHECKPOINTS_DIR  # of a run folder only its checkpoints are read
+    inputs = {
+        "image_dir": image_dir,
+        "annotations": annotations,
+        "pairs": pairs,
+        "checkpoint": read if read.exists() else None,  # not a bundled name
+    }
+    check_output(out_dir, inputs, arg="out_dir")
+    if strips_dir is not None:
+        check_output(strips_dir, {**inputs, "out_dir": out_dir}, arg="strips_dir")
     dev = resolve_device(device)
     model, info = load_generator(
         checkpoint, device=dev, precision=precision, backend=backend, compile=compile
@@ -133,6 +161,15 @@ def generate(
             result.kept.append(out_dir / name)
             continue
         todo.append(i)
+    # The folder says it is incomplete before its first image changes, complete once all are.
+    request = {
+        "checkpoint": str(checkpoint),
+        "image_dir": str(image_dir),
+        "annotations": str(annotations),
+        "pairs": str(pairs),
+        "limit": limit,
+    }
+    write_manifest(out_dir, request, False, len(result.kept), len(indices))
     loader = DataLoader(Subset(dataset, todo), batch_size=batch_size, num_workers=0)
     with tqdm(total=len(todo), desc="generate", unit="img", disable=not progress) as bar:
         for batch in loader:
@@ -154,6 +191,7 @@ def generate(
                     )
                     save_png(strip, strips / name)
             bar.update(fake.shape[0])
+    write_manifest(out_dir, request, True, len(indices), len(indices))
     return result
 
 

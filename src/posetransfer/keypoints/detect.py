@@ -41,6 +41,7 @@ from PIL import Image
 from posetransfer.core.files import (
     IMAGE_SUFFIXES,
     atomic_open,
+    check_output,
     disk_error,
     list_images,
     read_image,
@@ -358,7 +359,11 @@ def skipped_path_for(out: str | Path) -> Path:
     return out.with_name(f"{out.stem}.skipped.csv")
 
 
-def check_outputs(out: str | Path, overlays: str | Path | None = None) -> tuple[Path, Path | None]:
+def check_outputs(
+    out: str | Path,
+    overlays: str | Path | None = None,
+    inputs: Sequence[str | Path] = (),
+) -> tuple[Path, Path | None]:
     """Check, before any work, that `annotate_images` can write its files.
 
     Args:
@@ -366,6 +371,8 @@ def check_outputs(out: str | Path, overlays: str | Path | None = None) -> tuple[
             that suffix, e.g. in a ``FILE.csv:NAME`` target pose), not a folder, in a folder
             that exists or can be made.
         overlays: the overlay folder, if any: not a file, nor the path of the CSVs.
+        inputs: the images and folders read: neither output may be, contain or lie inside one
+            (overlays written into the photo folder would replace photos named ``<stem>.png``).
 
     Returns:
         ``(out, overlays)`` as Paths.
@@ -386,6 +393,8 @@ def check_outputs(out: str | Path, overlays: str | Path | None = None) -> tuple[
     if skipped.is_dir():
         raise InputError(f"out={out}: {skipped} (the skipped-images list) is a folder", arg="out")
     _check_parent(out, "out")
+    for given in inputs:
+        check_output(out, {"inputs": given}, arg="out")
     if overlays is None:
         return out, None
     overlay_dir = Path(overlays)
@@ -394,6 +403,8 @@ def check_outputs(out: str | Path, overlays: str | Path | None = None) -> tuple[
     if overlay_dir.resolve() in (out.resolve(), skipped.resolve()):
         raise InputError(f"overlays={overlay_dir}: is the annotation CSV's path", arg="overlays")
     _check_parent(overlay_dir, "overlays")
+    for given in inputs:
+        check_output(overlay_dir, {"inputs": given}, arg="overlays")
     return out, overlay_dir
 
 
@@ -472,7 +483,7 @@ def annotate_images(
     """
     from tqdm import tqdm
 
-    out, overlay_dir = check_outputs(out, overlays)
+    out, overlay_dir = check_outputs(out, overlays, inputs)
     paths = collect_images(inputs)
     problems = name_problems(paths)
     kept = [i for i in range(len(paths)) if i not in problems]

@@ -21,7 +21,7 @@ from posetransfer.errors import InputError
 from posetransfer.metrics import image as image_metrics
 from posetransfer.metrics.pckh import pckh_counts
 from posetransfer.metrics.weights import MetricUnavailable
-from posetransfer.pose import drop_outside
+from posetransfer.pose import drop_outside, visible
 
 
 @dataclass
@@ -329,7 +329,7 @@ class PCKhMetric(Metric):
     ) -> None:
         self.predict, self.source, self.alpha, self._close = predict, source, alpha, close
         self.correct = self.total = self.pairs = self.skipped = 0
-        self.no_annotation = self.no_keypoints = 0
+        self.no_annotation = self.no_keypoints = self.no_person = 0
 
     def update(self, batch: list[Sample]) -> None:
         for s in batch:
@@ -347,6 +347,7 @@ class PCKhMetric(Metric):
                 self.skipped += 1
                 continue
             self.pairs += 1
+            self.no_person += int(not visible(pred).any())
             self.correct += int(correct[0])
             self.total += int(total[0])
 
@@ -368,6 +369,19 @@ class PCKhMetric(Metric):
         }
         if self.no_keypoints:
             out["no_keypoints"] = self.no_keypoints
+        if self.no_person:
+            out["no_person_detected"] = self.no_person
+        if self.no_person == self.pairs:
+            # 0.000 then says nothing about the poses: the estimator saw no one at all.
+            out["warning"] = (
+                f"no person was detected in any of the {self.pairs} generated images "
+                f"({self.source}): the PCKh of 0 measures the detection, not the poses"
+            )
+        elif self.no_person:
+            out["warning"] = (
+                f"no person was detected in {self.no_person} of the {self.pairs} generated "
+                f"images ({self.source}); their joints count as missed"
+            )
         if self.no_annotation:
             out["skipped_no_annotation"] = self.no_annotation
         return out

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from posetransfer.core.files import atomic_write
+from posetransfer.core.files import atomic_write, check_output
 from posetransfer.errors import InputError
 from posetransfer.metrics.registry import METRICS
 
@@ -137,7 +137,7 @@ def format_markdown(report: Any) -> str:
 
 def check_report_path(out: str | Path) -> tuple[Path, Path]:
     """(JSON path, Markdown path) for ``out``; InputError before any work if unusable."""
-    out = Path(out)
+    out = check_output(out, arg="out")  # below a file: refused now, not after the metrics
     md = out.with_suffix(".md")
     if md == out or out.is_dir():
         raise InputError(

@@ -9,6 +9,9 @@ out; the rest is still evaluated. A metric whose network weights are missing is 
 ``unavailable: <how to get them>`` while the others run; a weights file the user gave that is
 missing or wrong is an `InputError`, raised before any image is evaluated.
 
+A folder written by `posetransfer generate` whose ``generate.json`` says it is incomplete (the
+run was interrupted) is refused, naming the command that finishes it.
+
 Annotation rows placing joints outside the images (the size of the first ground-truth image)
 get one `posetransfer.pose.KeypointWarning`; PCKh leaves such target joints out.
 
@@ -28,6 +31,7 @@ import numpy as np
 from posetransfer.core.device import resolve_device
 from posetransfer.core.files import IMAGE_SUFFIXES, generated_name, image_size
 from posetransfer.core.report import Report
+from posetransfer.data.generated import check_generated
 from posetransfer.errors import InputError, require_dir, require_file
 from posetransfer.metrics.collect import Metric, Sample, read_rgb
 from posetransfer.metrics.registry import METRICS, PROTOCOLS, MetricContext, setup_metric
@@ -259,8 +263,9 @@ def evaluate(
         lists the images left out.
 
     Raises:
-        InputError: for a missing folder or file, a malformed CSV, an unknown metric, or a
-            ``weights`` or ``keypoints`` file that is not what its metric needs.
+        InputError: for a missing folder or file, a malformed CSV, an unknown metric, a
+            ``weights`` or ``keypoints`` file that is not what its metric needs, or a generated
+            folder whose ``generate.json`` says it is incomplete.
     """
     t0 = time.perf_counter()
     names = parse_metrics(metrics, protocol)
@@ -268,6 +273,7 @@ def evaluate(
         raise InputError(f"batch_size={batch_size}: must be at least 1", arg="batch_size")
     device = resolve_device(device)  # the device really used is what the report records
     generated_dir = require_dir(generated_dir, "generated image folder")
+    check_generated(generated_dir)  # a folder whose generate run was cut short is refused
     root = require_dir(dataset_root, "dataset root")
     from posetransfer.pose import read_annotations, read_pairs
 

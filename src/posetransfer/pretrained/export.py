@@ -51,6 +51,7 @@ from posetransfer.checkpoint.bundled import (
 )
 from posetransfer.checkpoint.format import checkpoint_problem, write_manifest
 from posetransfer.core.files import atomic_write, check_output, disk_error, swap_into_place
+from posetransfer.core.scratch import new_scratch_dir, scratch_dir
 from posetransfer.data.synthetic import SyntheticConfig, make_synthetic_dataset
 from posetransfer.errors import InputError
 from posetransfer.metrics.scores import (
@@ -60,7 +61,6 @@ from posetransfer.metrics.scores import (
     score_pairs,
 )
 from posetransfer.runtime.load import HUB_PREFIX, HUB_REPO
-from posetransfer.core.scratch import new_scratch_dir, scratch_dir
 
 DEFAULT_OUT_ROOT = Path("pretrained")
 """Where `export_pretrained` writes model folders unless told: ``./pretrained/<name>/``."""
@@ -237,8 +237,18 @@ def export_pretrained(
         raise disk_error(final, e) from None
     try:
         _write_model(
-            ckpt, tmp, name, command, meta, cfg, work_dir, fid, fid_real_dir, fid_real_stats,
-            machine, progress,
+            ckpt,
+            tmp,
+            name,
+            command,
+            meta,
+            cfg,
+            work_dir,
+            fid,
+            fid_real_dir,
+            fid_real_stats,
+            machine,
+            progress,
         )
         swap_into_place(tmp, final)
     except OSError as e:

@@ -29,8 +29,8 @@ import torch
 from torch import nn
 
 from posetransfer.core.files import disk_error
-from posetransfer.errors import InputError
 from posetransfer.core.scratch import new_scratch_dir
+from posetransfer.errors import InputError
 
 META_KEY = "posetransfer.generator"
 OV_META_KEY = "posetransfer_generator"

@@ -41,6 +41,7 @@ from posetransfer.config import Config
 from posetransfer.errors import InputError
 from posetransfer.runtime.load import load_generator
 from posetransfer.train.build import (
+    Training,
     batches,
     build,
     check_generator_name,
@@ -111,6 +112,7 @@ def train(cfg: Config, checkpoint: Path | None = None) -> Path:
             run.state = None  # the optimiser states now live in the optimisers
         if rank == 0:
             begin_run(run, cfg, t.step)
+            tqdm.write(describe_training(t))
         distribute(t)
         resumed_step = run.step if run.checkpoint is not None else None
         stats = Stats(run.dir if rank == 0 else None, resumed_step)
@@ -159,6 +161,16 @@ def train(cfg: Config, checkpoint: Path | None = None) -> Path:
     if stop.signalled and not finished:
         raise TrainingInterrupted(run.dir, t.step, stop.signum)
     return run.dir
+
+
+def describe_training(t: Training) -> str:
+    """One line saying how training runs, as `posetransfer.runtime.load.describe` for inference.
+
+    E.g. ``training: torch on cpu, fp32 (auto)``: the precision ``auto`` resolved to is shown.
+    """
+    picked = f"{t.precision} (auto)" if t.cfg.train.precision == "auto" else t.precision
+    processes = f", {t.world} processes" if t.world > 1 else ""
+    return f"training: torch on {t.device}, {picked}{processes}"
 
 
 def init_generator(generator: torch.nn.Module, source: str) -> None:

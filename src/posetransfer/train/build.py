@@ -155,9 +155,12 @@ def _ensure_dataset(cfg: Config, rank: int) -> None:
     if cfg.data.dataset == "synthetic" and not Path(cfg.data.root).exists() and rank == 0:
         from posetransfer.data.synthetic import SyntheticConfig, make_synthetic_dataset
 
-        make_synthetic_dataset(
-            cfg.data.root, SyntheticConfig(height=cfg.data.height, width=cfg.data.width)
-        )
+        try:
+            make_synthetic_dataset(
+                cfg.data.root, SyntheticConfig(height=cfg.data.height, width=cfg.data.width)
+            )
+        except InputError as e:  # its root is this config's data.root
+            raise InputError(e.flag_message({"root": "--data.root"})) from None
     if dist.is_initialized():
         dist.barrier()
 

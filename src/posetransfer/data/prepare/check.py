@@ -6,7 +6,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from posetransfer.core.files import atomic_write, image_size
+from posetransfer.core.files import atomic_write, check_output, image_size
 from posetransfer.data.pairs import is_distractor
 from posetransfer.data.prepare.layout import (
     DATASET_FILES,
@@ -19,6 +19,25 @@ from posetransfer.data.prepare.report import PrepareReport, SplitReport
 from posetransfer.data.prepare.sources import Job, run_jobs, tally
 from posetransfer.errors import InputError, require_dir
 from posetransfer.pose import KeypointWarning, read_annotations, read_pairs
+
+
+def check_root(out: str | Path, source: str | Path, **lists: str | Path | None) -> Path:
+    """Refuse, before anything is written, a root whose writing would touch what is read.
+
+    The root must not be the source nor lie inside a source folder, and neither ROOT/train nor
+    ROOT/test (the folders filled with images) may be, hold or lie inside the source or a list.
+    The source may lie elsewhere in the root (``data/market/Market-1501-v15.09.15.zip``), and
+    so may the annotation CSVs, which are read from the root by default.
+
+    Raises:
+        InputError: naming ``out`` (`posetransfer.core.files.check_output`).
+    """
+    out, source_path = Path(out), Path(source).resolve()
+    if out.resolve() not in source_path.parents:  # a source inside the root is fine
+        check_output(out, {"source": source}, arg="out")
+    for split in SPLITS:
+        check_output(out / split, {"source": source, **lists}, arg="out")
+    return out
 
 
 def check_layout(

@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 from PIL import Image
 
 from posetransfer.core.files import atomic_write, read_image, remove_partial
-from posetransfer.data.prepare.check import find_file, finish, search_dirs
+from posetransfer.data.prepare.check import check_root, find_file, finish, search_dirs
 from posetransfer.data.prepare.layout import DATASET_FILES, IMAGE_SIZE, SPLITS
 from posetransfer.data.prepare.report import PrepareReport, SplitReport
 from posetransfer.data.prepare.sources import (
@@ -173,11 +173,13 @@ def prepare_fashion(
 
     Raises:
         InputError: for a source that is not an In-shop tree, no way to decide the split, an
-            unreadable list, or an unwritable out.
+            unreadable list, or an unwritable out, one that is the source or lies inside it,
+            or whose train/test folders hold the source or a list.
     """
     if not 1 <= jpeg_quality <= 100:
         raise InputError(f"jpeg_quality={jpeg_quality}: must be in 1..100", arg="jpeg_quality")
     source, out = Path(source), Path(out)
+    check_root(out, source, train_list=train_list, test_list=test_list)
     src = open_fashion_source(source)
     dirs = search_dirs(out, source, annotations_dir)
     lists = _split_lists(out, dirs, train_list, test_list, split_from_annotations)

@@ -6,7 +6,7 @@ import io
 from pathlib import Path, PurePosixPath
 
 from posetransfer.core.files import atomic_write, image_size, remove_partial
-from posetransfer.data.prepare.check import finish
+from posetransfer.data.prepare.check import check_root, finish
 from posetransfer.data.prepare.layout import IMAGE_SIZE, SPLITS
 from posetransfer.data.prepare.report import PrepareReport, SplitReport
 from posetransfer.data.prepare.sources import (
@@ -59,9 +59,11 @@ def prepare_market(
         progress: show progress bars.
 
     Raises:
-        InputError: if source is neither a Market-1501 archive nor folder, or out is unwritable.
+        InputError: if source is neither a Market-1501 archive nor folder, or out is unwritable,
+            is the source or lies inside it, or its train/test folders hold the source.
     """
     source, out = Path(source), Path(out)
+    check_root(out, source)
     src = open_market_source(source)
     report = PrepareReport("market", str(out), IMAGE_SIZE["market"], source=str(source))
     jobs = []

@@ -12,7 +12,17 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from posetransfer.core.files import atomic_write, disk_error, exclusive_lock, read_image, save_image
+from posetransfer.core.files import (
+    OUTPUT_MARKER,
+    PART_SUFFIX,
+    atomic_write,
+    check_output,
+    disk_error,
+    exclusive_lock,
+    mark_output,
+    read_image,
+    save_image,
+)
 from posetransfer.data.pairs import build_pairs
 from posetransfer.data.synthetic.appearance import Appearance, sample_appearance
 from posetransfer.data.synthetic.background import render_background
@@ -134,7 +144,12 @@ def _metadata(config: SyntheticConfig) -> dict:
 
 def _own_names() -> set[str]:
     files = {*ANNOTATION_FILES.values(), *PAIRS_FILES.values(), META_FILE, META_FILE + ".tmp"}
-    return files | {"train", "test", _STAGING, _LOCK, *_REID_NAMES}
+    return files | {"train", "test", _STAGING, _LOCK, OUTPUT_MARKER, *_REID_NAMES}
+
+
+# Any of these says a folder was written here (a dataset, or a run that was interrupted); a
+# folder holding only names such as train/ and test/ without one is the user's, never cleared.
+_OURS = (OUTPUT_MARKER, META_FILE, _STAGING, _LOCK)
 
 
 def is_complete(root: str | Path, config: SyntheticConfig) -> bool:
@@ -173,7 +188,8 @@ def make_synthetic_dataset(
 
     Args:
         root: output folder; created if needed. It may hold a previous synthetic dataset
-            (which is replaced unless it was made with the same config) but nothing else.
+            (which is replaced unless it was made with the same config) but nothing else: a
+            folder of other files, even ones named ``train/`` and ``test/``, is refused.
         config: sizes, seed and image format.
         progress: show a tqdm progress bar.
 
@@ -183,12 +199,16 @@ def make_synthetic_dataset(
     Raises:
         InputError: ``root`` is a file or holds files that are not from this generator.
     """
-    root = Path(root)
+    root = check_output(root, arg="root")  # not below a file
     if is_complete(root, config):
         return root
     if root.exists():
         require_dir(root, "output folder")
-        foreign = sorted(p.name for p in root.iterdir() if p.name not in _own_names())
+        # A temporary file is one of ours being written (by another process building it too).
+        names = sorted(p.name for p in root.iterdir() if not p.name.endswith(PART_SUFFIX))
+        foreign = [n for n in names if n not in _own_names()]
+        if names and not any(n in _OURS for n in names):
+            foreign = names  # train/, test/... of the user's: not ours to replace
         if foreign:
             shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
             raise InputError(
@@ -196,6 +216,7 @@ def make_synthetic_dataset(
                 "choose a new or empty folder"
             )
     root.mkdir(parents=True, exist_ok=True)
+    mark_output(root)  # before anything else is written: the folder is ours to replace
     # Two processes asked for the same folder (e.g. two training runs on a fresh clone): the
     # second waits for the first, then finds the dataset finished.
     with exclusive_lock(root / _LOCK):
