@@ -71,3 +71,62 @@ def tiny_overrides(root: Path, runs: Path, **extra) -> list[str]:
     }
     base.update(extra)
     return [f"{k}={v}" for k, v in base.items()]
+
+
+def run_torchrun(argv: list[str], timeout: float, nproc: int = 2) -> tuple[int, str]:
+    """Run ``posetransfer ARGV`` under torchrun with ``nproc`` CPU processes, one thread each.
+
+    Returns (exit status, stdout and stderr together). Every process of the run is killed if it
+    outlives ``timeout``, so no worker is ever left behind.
+    """
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node"]
+    cmd += [str(nproc), "-m", "posetransfer.cli", *argv]
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        start_new_session=True,
+    )
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    finally:  # never leave worker processes behind
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return proc.returncode, out
+
+
+@pytest.fixture(scope="module")
+def reid_root(tmp_path_factory) -> Path:
+    """Synthetic people in Market-1501's re-ID layout: 6 train ids x 6 images, 4 test ids."""
+    from posetransfer.data.synthetic import (
+        SyntheticConfig,
+        make_synthetic_dataset,
+        write_reid_layout,
+    )
+
+    root = tmp_path_factory.mktemp("reid")
+    cfg = SyntheticConfig(n_train_ids=6, n_test_ids=4, images_per_id=6, max_test_pairs=8)
+    make_synthetic_dataset(root, cfg, progress=False)
+    write_reid_layout(root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny_generator(tmp_path_factory) -> Path:
+    from posetransfer.checkpoint import save_checkpoint
+    from posetransfer.config import load_config
+    from posetransfer.models.registry import create_generator
+
+    ckpt = tmp_path_factory.mktemp("gen") / "ckpt"
+    save_checkpoint(
+        ckpt, create_generator("patn_tiny"), "patn_tiny", {}, load_config("synthetic"), 1
+    )
+    return ckpt

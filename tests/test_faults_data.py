@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REPO, tiny_overrides
+from conftest import REPO, run_torchrun, tiny_overrides
 from posetransfer.cli import main
 from posetransfer.core.files import generated_name
 from posetransfer.data.generated import MANIFEST, read_manifest, write_manifest
@@ -362,34 +362,8 @@ def test_train_prints_the_precision_it_resolved(tiny_root, tmp_path, capsys):
 @pytest.mark.slow
 def test_torchrun_configuration_error_is_printed_once(tiny_root, tmp_path):
     args = _flags(tiny_overrides(tiny_root, tmp_path, **{"train.batch_size": 3}))
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
-        "-m",
-        "posetransfer.cli",
-        "train",
-        *args,
-    ]
-    proc = subprocess.Popen(
-        cmd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-        start_new_session=True,
-    )
-    try:
-        out, _ = proc.communicate(timeout=120)
-    finally:  # never leave worker processes behind
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    assert proc.returncode != 0
+    returncode, out = run_torchrun(["train", *args], timeout=120)
+    assert returncode != 0
     assert out.count("posetransfer train: error: --train.batch_size 3: not divisible") == 1, out
     assert "posetransfer/" not in out.split("posetransfer train: error:")[1].split("\n", 1)[0]
     assert not list(tmp_path.glob("0*"))  # no run directory

@@ -38,35 +38,6 @@ def _names(n_ids: int, per_id: int) -> list[str]:
     ]
 
 
-@pytest.fixture(scope="module")
-def reid_root(tmp_path_factory) -> Path:
-    """Synthetic people in Market-1501's re-ID layout: 6 train ids x 6 images, 4 test ids."""
-    from posetransfer.data.synthetic import (
-        SyntheticConfig,
-        make_synthetic_dataset,
-        write_reid_layout,
-    )
-
-    root = tmp_path_factory.mktemp("reid")
-    cfg = SyntheticConfig(n_train_ids=6, n_test_ids=4, images_per_id=6, max_test_pairs=8)
-    make_synthetic_dataset(root, cfg, progress=False)
-    write_reid_layout(root)
-    return root
-
-
-@pytest.fixture(scope="module")
-def tiny_generator(tmp_path_factory) -> Path:
-    from posetransfer.checkpoint import save_checkpoint
-    from posetransfer.config import load_config
-    from posetransfer.models.registry import create_generator
-
-    ckpt = tmp_path_factory.mktemp("gen") / "ckpt"
-    save_checkpoint(
-        ckpt, create_generator("patn_tiny"), "patn_tiny", {}, load_config("synthetic"), 1
-    )
-    return ckpt
-
-
 def _annotations(root: Path) -> Path:
     return root / "synthetic-annotation-train.csv"
 

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from conftest import tiny_overrides
+from conftest import run_torchrun, tiny_overrides
 from posetransfer import checkpoint as ckpt_mod
 from posetransfer.checkpoint import resolve_checkpoint
 from posetransfer.checkpoint.format import write_manifest
@@ -233,34 +233,8 @@ def test_torchrun_two_cpu_processes(tiny_root, tmp_path):
         tiny_root, tmp_path, **{"train.iterations": 2, "data.num_workers": 0, **GAN}
     )
     args = [a for o in over for a in ("--" + o.split("=")[0], o.split("=", 1)[1])]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
-        "-m",
-        "posetransfer.cli",
-        "train",
-        *args,
-    ]
-    proc = subprocess.Popen(
-        cmd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-        start_new_session=True,
-    )
-    try:
-        out, _ = proc.communicate(timeout=300)
-    finally:  # never leave worker processes behind
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    assert proc.returncode == 0, out
+    returncode, out = run_torchrun(["train", *args], timeout=300)
+    assert returncode == 0, out
     runs = list(tmp_path.glob("0*-patn_tiny-synthetic"))
     assert len(runs) == 1  # only rank 0 makes the run directory
     ckpt = resolve_checkpoint(runs[0])
