@@ -106,7 +106,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "and/or write it as a Hugging Face Hub folder",
     }
     for action, classes in OPTIONS.items():
-        add_options(actions.add_parser(action, help=helps[action]), *classes)
+        a = actions.add_parser(
+            action,
+            help=helps[action],
+            epilog=EXAMPLE,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        add_options(a, *classes)
     p.set_defaults(func=run)
 
 

@@ -15,7 +15,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from posetransfer.core.files import atomic_write
+from posetransfer.core.files import atomic_write, list_images
 from posetransfer.errors import InputError
 
 MANIFEST = "generate.json"
@@ -95,8 +95,8 @@ def check_generated(folder: str | Path, arg: str = "generated_dir") -> dict[str,
         finish = found.get("finish") or "posetransfer generate ... --skip-existing"
         raise InputError(
             f"{arg}={str(folder)!r}: incomplete: its generate run was interrupted "
-            f"({found.get('images', '?')} of {found.get('pairs', '?')} images, per "
-            f"{MANIFEST}); finish it with: {finish}",
+            f"({len(list_images(Path(folder)))} of {found.get('pairs', '?')} images on disk); "
+            f"finish it with: {finish}",
             arg=arg,
         )
     return found
