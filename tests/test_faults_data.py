@@ -19,7 +19,7 @@ import pytest
 
 from conftest import REPO, run_torchrun, tiny_overrides
 from posetransfer.cli import main
-from posetransfer.core.files import generated_name
+from posetransfer.core.files import generated_name, save_image
 from posetransfer.data.generated import MANIFEST, read_manifest, write_manifest
 from posetransfer.pose import read_annotations, read_pairs, write_annotations
 
@@ -209,6 +209,8 @@ def test_evaluate_refuses_an_incomplete_generate_folder(tiny_root, tmp_path, cap
         "pairs": str(tiny_root / "synthetic-pairs-test.csv"),
         "limit": None,
     }
+    for i in range(3):  # what the interrupted run wrote: the message counts what is on disk
+        save_image(gen / f"{i}.png", np.zeros((128, 64, 3), np.uint8))
     write_manifest(gen, request, complete=False, images=3, pairs=8)
     report = tmp_path / "report.json"
     assert main(_evaluate_args(tiny_root, gen, report)) == 2
