@@ -210,7 +210,7 @@ def test_evaluate_refuses_an_incomplete_generate_folder(tiny_root, tmp_path, cap
         "limit": None,
     }
     for i in range(3):  # what the interrupted run wrote: the message counts what is on disk
-        save_image(gen / f"{i}.png", np.zeros((128, 64, 3), np.uint8))
+        save_image(np.zeros((128, 64, 3), np.uint8), gen / f"{i}.png")
     write_manifest(gen, request, complete=False, images=3, pairs=8)
     report = tmp_path / "report.json"
     assert main(_evaluate_args(tiny_root, gen, report)) == 2
