@@ -229,7 +229,6 @@ class KeypointDetector:
         self.upscale_to = int(upscale_to or 0)
         mp_pose = _import_mediapipe_pose()
         # Only complexity 1 ships inside the mediapipe 0.10.21 wheel; 0 and 2 try to download.
-        self._noisy = True  # MediaPipe's C++ log lines are held back until then
         with filtered_stderr():  # MediaPipe's C++ log lines (see core/logs.py)
             self._graph: Any = mp_pose.Pose(
                 static_image_mode=not video,
@@ -274,11 +273,8 @@ class KeypointDetector:
             factor = self.upscale_to / height
             size = (max(1, round(width * factor)), self.upscale_to)
             rgb = np.asarray(Image.fromarray(rgb).resize(size, Image.BICUBIC))
-        if self._noisy:  # until the graph has run and found a person, it logs (core/logs.py)
-            with filtered_stderr():
-                result = self._graph.process(rgb)
-            self._noisy = getattr(result, "pose_landmarks", None) is None
-        else:  # nothing more to hold back: no per-frame cost
+        # The graph logs when it first runs and when it first finds a person.
+        with filtered_stderr():
             result = self._graph.process(rgb)
         landmarks = landmarks_from_result(result)
         if landmarks is None:
