@@ -4,11 +4,15 @@ MediaPipe 0.10 logs through absl before anything calls ``absl::InitializeLog``, 
 state absl writes every warning to file descriptor 2 and reads no setting: GLOG_minloglevel,
 TF_CPP_MIN_LOG_LEVEL and absl's Python flags change nothing. Its lines (``W0000 ...
 inference_feedback_manager.cc:114] ... Disabling support for feedback tensors``) come when a
-graph first runs and when it first finds a person, so `filtered_stderr` holds back file
-descriptor 2 around the calls into the library and writes back all but those lines.
+graph is built, when it first runs and when it first finds a person, and a tracking graph logs
+from its own threads at any time. So `filtered_stderr` points file descriptor 2 at a pipe for
+as long as the library is in use, and a thread passes on everything that comes through it,
+straight away, except those lines.
 
-Python's own warnings go through ``sys.stderr`` as usual: outside the block they are untouched,
-and inside it they are held back with the rest and written back afterwards.
+Progress bars and Python's warnings go through the same pipe and reach the terminal as they are
+written: a piece of a line is passed on at once unless it could be the start of a log line,
+which is held until its line ends (absl writes a whole line in one call, so in practice only
+the reading splits one).
 """
 
 from __future__ import annotations
@@ -17,10 +21,9 @@ import contextlib
 import os
 import re
 import sys
-import tempfile
 import threading
+import time
 from collections.abc import Iterator
-from typing import IO
 
 # absl / glog lines at INFO or WARNING level (errors pass), TF Lite's "INFO: Created TensorFlow
 # Lite XNNPACK delegate for CPU." and absl's notice that it has not been initialised.
@@ -29,49 +32,112 @@ CPP_LOG_NOISE = re.compile(
     r"|INFO: "
     r"|WARNING: All log messages before absl::InitializeLog\(\) is called"
 )
+# A piece of a line that may still grow into one of the above: held until its line ends.
+_NOISE_START = re.compile(
+    r"[IW]\d|[IW]$|I(N(F(O(:)?)?)?)?$|W(A(R(N(I(N(G(:)?)?)?)?)?)?)?$|INFO: |WARNING: "
+)
+_HOLD_SECONDS = 0.5  # a held piece that stays unfinished this long is passed on
+
+
+class _Forwarder:
+    """File descriptor 2 pointed at a pipe, and the thread that filters what comes through."""
+
+    def __init__(self, noise: re.Pattern[str]) -> None:
+        self.noise = noise
+        self.saved = os.dup(2)
+        read, write = os.pipe()
+        os.dup2(write, 2)
+        os.close(write)
+        self.read = read
+        self.thread = threading.Thread(target=self._run, name="posetransfer-stderr", daemon=True)
+        self.thread.start()
+
+    def _pass(self, data: str) -> None:
+        try:
+            os.write(self.saved, data.encode(errors="replace"))
+        except OSError:  # the terminal went away: nothing to pass on to
+            pass
+
+    def _run(self) -> None:
+        import select
+
+        pending = ""
+        held_since = 0.0
+        while True:
+            ready, _, _ = select.select([self.read], [], [], _HOLD_SECONDS)
+            chunk = os.read(self.read, 65536) if ready else None
+            if chunk == b"":  # every writer closed: the block ended
+                break
+            if chunk is not None:
+                pending += chunk.decode(errors="replace")
+            out: list[str] = []
+            # Whole lines ("\n") and progress-bar frames ("\r") go on unless they are noise.
+            while True:
+                cut = min(
+                    (i for i in (pending.find("\n"), pending.find("\r")) if i >= 0), default=-1
+                )
+                if cut < 0:
+                    break
+                line, pending = pending[: cut + 1], pending[cut + 1 :]
+                if not self.noise.match(line):
+                    out.append(line)
+            if pending and not _NOISE_START.match(pending):
+                out.append(pending)
+                pending = ""
+            elif pending and chunk is not None:
+                held_since = held_since or time.monotonic()
+            if pending and held_since and time.monotonic() - held_since >= _HOLD_SECONDS:
+                if not self.noise.match(pending):
+                    out.append(pending)
+                pending, held_since = "", 0.0
+            if not pending:
+                held_since = 0.0
+            if out:
+                self._pass("".join(out))
+        if pending and not self.noise.match(pending):
+            self._pass(pending)
+        os.close(self.read)
+
+    def close(self) -> None:
+        if sys.stderr is not None:
+            with contextlib.suppress(Exception):
+                sys.stderr.flush()
+        os.dup2(self.saved, 2)  # closes the pipe's last writer (children may hold others)
+        self.thread.join(timeout=2.0)
+        if not self.thread.is_alive():  # else a child still writes: the thread keeps the fd
+            os.close(self.saved)
+
 
 _lock = threading.Lock()
 _depth = 0  # blocks open now, in any thread: the first redirects, the last restores
-_saved: int | None = None
-_capture: IO[bytes] | None = None
+_forwarder: _Forwarder | None = None
 
 
 @contextlib.contextmanager
 def filtered_stderr(noise: re.Pattern[str] = CPP_LOG_NOISE) -> Iterator[None]:
-    """Hold back what is written to file descriptor 2 in the block; write back all but noise.
+    """Drop the C++ log lines written to file descriptor 2 in the block; pass on the rest.
 
     Catches output of C++ code, which Python's ``sys.stderr`` never sees. Lines that ``noise``
-    matches at their start are dropped; the others (errors, Python warnings) are written to
-    stderr when the block ends, so they are delayed, not lost. Blocks may nest and may run in
-    several threads at once: stderr is restored when the last one ends.
+    matches at their start are dropped; everything else (errors, Python warnings, progress
+    bars) is passed on as it comes. Blocks may nest and may run in several threads at once:
+    stderr is restored when the last one ends. Without a file descriptor 2 nothing is done.
     """
-    global _depth, _saved, _capture
+    global _depth, _forwarder
     with _lock:
         if _depth == 0:
             if sys.stderr is not None:
-                sys.stderr.flush()
+                with contextlib.suppress(Exception):
+                    sys.stderr.flush()
             try:
-                _saved = os.dup(2)
+                _forwarder = _Forwarder(noise)
             except OSError:  # no stderr at all: nothing to filter
-                _saved = None
-            if _saved is not None:
-                _capture = tempfile.TemporaryFile()
-                os.dup2(_capture.fileno(), 2)
+                _forwarder = None
         _depth += 1
     try:
         yield
     finally:
         with _lock:
             _depth -= 1
-            if _depth == 0 and _saved is not None and _capture is not None:
-                if sys.stderr is not None:
-                    sys.stderr.flush()
-                os.dup2(_saved, 2)
-                os.close(_saved)
-                _capture.seek(0)
-                text = _capture.read().decode(errors="replace")
-                _capture.close()
-                _saved, _capture = None, None
-                kept = [line for line in text.splitlines(True) if not noise.match(line)]
-                if kept:
-                    os.write(2, "".join(kept).encode())
+            if _depth == 0 and _forwarder is not None:
+                _forwarder.close()
+                _forwarder = None

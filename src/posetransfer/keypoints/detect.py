@@ -26,9 +26,11 @@ back to the original pixels exactly.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import time
+import weakref
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -180,6 +182,14 @@ class Detection:
         return has_torso(self.kps)
 
 
+def _release(graph: Any, quiet: contextlib.ExitStack) -> None:
+    """Close a detector's graph, then let its log lines through again (also at exit)."""
+    try:
+        graph.close()
+    finally:
+        quiet.close()
+
+
 def _import_mediapipe_pose() -> Any:
     try:
         import mediapipe as mp
@@ -228,14 +238,22 @@ class KeypointDetector:
         self.min_confidence = float(min_confidence)
         self.upscale_to = int(upscale_to or 0)
         mp_pose = _import_mediapipe_pose()
+        # MediaPipe's C++ log lines (see core/logs.py) are dropped for as long as the graph
+        # lives: a tracking graph logs from its own threads, between and after our calls.
+        self._quiet = contextlib.ExitStack()
+        self._quiet.enter_context(filtered_stderr())
         # Only complexity 1 ships inside the mediapipe 0.10.21 wheel; 0 and 2 try to download.
-        with filtered_stderr():  # MediaPipe's C++ log lines (see core/logs.py)
+        try:
             self._graph: Any = mp_pose.Pose(
                 static_image_mode=not video,
                 model_complexity=1,
                 enable_segmentation=False,
                 min_detection_confidence=min_detection_confidence,
             )
+        except BaseException:
+            self._quiet.close()
+            raise
+        self._finalizer = weakref.finalize(self, _release, self._graph, self._quiet)
 
     def __enter__(self) -> KeypointDetector:
         return self
@@ -246,8 +264,8 @@ class KeypointDetector:
     def close(self) -> None:
         """Release MediaPipe's graph; the detector cannot be used afterwards."""
         if self._graph is not None:
-            self._graph.close()
             self._graph = None
+            self._finalizer()
 
     def __call__(self, image: np.ndarray | Image.Image) -> np.ndarray:
         """Keypoints of the most prominent person: (18, 2) int64 (y, x), all -1 if none."""
@@ -273,9 +291,7 @@ class KeypointDetector:
             factor = self.upscale_to / height
             size = (max(1, round(width * factor)), self.upscale_to)
             rgb = np.asarray(Image.fromarray(rgb).resize(size, Image.BICUBIC))
-        # The graph logs when it first runs and when it first finds a person.
-        with filtered_stderr():
-            result = self._graph.process(rgb)
+        result = self._graph.process(rgb)
         landmarks = landmarks_from_result(result)
         if landmarks is None:
             return None
