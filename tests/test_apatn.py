@@ -138,3 +138,33 @@ def test_heatmaps_of_the_wrong_size_are_rejected():
     image, src, tgt = _inputs()
     with pytest.raises(ValueError, match="target_heatmaps"):
         create_generator("apatn_tiny")(image, src, tgt[:, :17])
+
+
+@pytest.mark.parametrize("grad", [False, True])
+def test_chunked_attention_matches_the_reference_and_its_gradients(grad):
+    from posetransfer.models.apatn import chunked_attention
+
+    g = torch.Generator().manual_seed(3)
+    q, k = (torch.randn(2, 40, 8, generator=g) for _ in range(2))
+    v = torch.randn(2, 40, 16, generator=g)
+    for t in (q, k, v):
+        t.requires_grad_(grad)
+    reference = torch.softmax(q @ k.transpose(1, 2), dim=-1) @ v
+    out = chunked_attention(q, k, v, chunk=16)  # 16 + 16 + 8 rows
+    torch.testing.assert_close(out, reference, rtol=1e-5, atol=1e-5)
+    if grad:
+        upstream = torch.randn(2, 40, 16, generator=g)
+        got = torch.autograd.grad(out, (q, k, v), upstream)
+        want = torch.autograd.grad(reference, (q, k, v), upstream)
+        for a, b in zip(got, want, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_bf16_attention_on_the_cpu_runs_in_chunks_close_to_float32():
+    g = torch.Generator().manual_seed(4)
+    q, k = (0.3 * torch.randn(1, 1024, 64, generator=g) for _ in range(2))
+    v = torch.randn(1, 1024, 128, generator=g)
+    reference = pose_attention(q, k, v)
+    low = pose_attention(q.bfloat16(), k.bfloat16(), v.bfloat16())
+    assert low.dtype == torch.bfloat16 and low.shape == reference.shape
+    assert (low.float() - reference).abs().max() < 0.02

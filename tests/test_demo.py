@@ -48,7 +48,7 @@ def test_demo_report_dict_keeps_the_metrics_json_keys_in_order():
 
     keys = (
         "ssim l1 ssim_copy_source l1_copy_source table bundled pairs l1_scale ssim_protocol "
-        "iterations train_seconds total_seconds run_dir beats_copy_source"
+        "iterations train_seconds total_seconds run_dir machine beats_copy_source"
     ).split()
     assert [f.name for f in dataclasses.fields(DemoReport)] == keys
     table = {"demo model": {"ssim": 0.5, "mask_ssim": 0.6, "l1": 9.0, "mask_l1": 8.0}}

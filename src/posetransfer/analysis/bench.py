@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -32,7 +31,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from posetransfer.core.device import resolve_device
+from posetransfer.core.device import device_description, resolve_device
 from posetransfer.core.files import atomic_write
 from posetransfer.errors import InputError
 from posetransfer.models.apatn import APATB
@@ -254,25 +253,6 @@ def block_timings(
                 }
             )
     return out
-
-
-def device_description(device: torch.device) -> dict[str, Any]:
-    """The device of a benchmark for its report: type, model name, torch threads, load."""
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-    else:
-        name = platform.processor() or platform.machine()
-        cpuinfo = Path("/proc/cpuinfo")
-        if cpuinfo.is_file():
-            for line in cpuinfo.read_text().splitlines():
-                if line.startswith("model name"):
-                    name = line.split(":", 1)[1].strip()
-                    break
-    desc = {"type": device.type, "name": name, "threads": torch.get_num_threads()}
-    if hasattr(os, "getloadavg"):
-        # Other processes on the machine slow CPU timings down; the load says how much.
-        desc["load_average_1min"] = round(os.getloadavg()[0], 2)
-    return desc
 
 
 def run_bench(

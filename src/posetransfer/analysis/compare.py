@@ -37,8 +37,8 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from posetransfer.analysis.bench import block_setup, device_description, summarize, time_calls
-from posetransfer.core.device import resolve_device
+from posetransfer.analysis.bench import block_setup, summarize, time_calls
+from posetransfer.core.device import device_description, resolve_device
 from posetransfer.core.files import atomic_write
 from posetransfer.core.precision import native_bf16
 from posetransfer.export.check import psnr

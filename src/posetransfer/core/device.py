@@ -7,7 +7,10 @@ torch does not know) raises `InputError` naming the argument, never a traceback 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import os
+import platform
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from posetransfer.errors import InputError
 
@@ -56,3 +59,25 @@ def resolve_device(device: str | torch.device | None = AUTO, arg: str = "device"
     elif dev.type != "cpu" and not getattr(torch, dev.type).is_available():
         raise InputError(f"{arg}={str(device)!r}: no {dev.type} device is available here", arg=arg)
     return dev
+
+
+def device_description(device: str | torch.device) -> dict[str, Any]:
+    """The device of a measurement for its report: type, model name, torch threads, load."""
+    import torch
+
+    device = torch.device(device)
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:
+        name = platform.processor() or platform.machine()
+        cpuinfo = Path("/proc/cpuinfo")
+        if cpuinfo.is_file():
+            for line in cpuinfo.read_text().splitlines():
+                if line.startswith("model name"):
+                    name = line.split(":", 1)[1].strip()
+                    break
+    desc = {"type": device.type, "name": name, "threads": torch.get_num_threads()}
+    if hasattr(os, "getloadavg"):
+        # Other processes on the machine slow CPU timings down; the load says how much.
+        desc["load_average_1min"] = round(os.getloadavg()[0], 2)
+    return desc

@@ -27,6 +27,7 @@ import numpy as np
 from posetransfer.checkpoint import read_checkpoint_config, resolve_checkpoint
 from posetransfer.checkpoint.bundled import installed_pretrained
 from posetransfer.config import DataConfig, load_config
+from posetransfer.core.device import device_description, resolve_device
 from posetransfer.core.files import atomic_write, read_image
 from posetransfer.core.report import Report
 from posetransfer.data.synthetic import SyntheticConfig, make_synthetic_dataset
@@ -68,6 +69,8 @@ class DemoReport(Report):
     train_seconds: float
     total_seconds: float
     run_dir: str
+    machine: dict[str, object]
+    """Where it ran: the CPU or GPU model, torch's threads, the 1-minute load average."""
     beats_copy_source: bool
     """Better SSIM and lower L1 than copying the condition image."""
 
@@ -149,6 +152,7 @@ def run_demo(
         train_seconds=round(train_seconds, 1),
         total_seconds=round(time.monotonic() - t0, 1),
         run_dir=str(run_dir),
+        machine=device_description(resolve_device(cfg.train.device, "train.device")),
         beats_copy_source=bool(ours["ssim"] > copy["ssim"] and ours["l1"] < copy["l1"]),
     )
     atomic_write(out / "table.md", score_table(table))

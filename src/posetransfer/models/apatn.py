@@ -57,6 +57,7 @@ from typing import ClassVar, Literal
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from posetransfer.models.blocks import (
     Norm,
@@ -98,6 +99,8 @@ def pose_attention(
         scores = query.float() @ key.float().transpose(1, 2)  # [B, L, L]
         weights = torch.softmax(scores, dim=-1)
         return (weights @ value.float()).to(value.dtype), weights
+    if query.device.type == "cpu" and value.dtype in (torch.bfloat16, torch.float16):
+        return chunked_attention(query, key, value)
     dq, dv = query.shape[-1], value.shape[-1]
     d = max(dq, dv)
     # Zero columns add nothing to any dot product q . k, so padding leaves the scores unchanged.
@@ -108,6 +111,45 @@ def pose_attention(
     v = F.pad(value, (0, d - dv)).contiguous().unsqueeze(1)
     out = F.scaled_dot_product_attention(q, k, v, scale=1.0)
     return out.squeeze(1)[..., :dv]
+
+
+ATTENTION_SCORES = 2**21
+"""Scores per chunk of `chunked_attention`: 8 MB in float32 (512 query rows at 64 x 64)."""
+
+
+def chunked_attention(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, chunk: int | None = None
+) -> torch.Tensor:
+    """`pose_attention` a block of query rows at a time: low-precision products, float32 softmax.
+
+    The CPU's fused attention pads queries and keys to the value's width and gains nothing from
+    bf16; here the two products run as plain batched matrix products in the inputs' precision
+    (the CPU's bf16 units), at the query's own width, and only ``chunk`` rows of scores exist at
+    a time. Under autograd each chunk is recomputed in the backward pass (activation
+    checkpointing) instead of keeping its scores, so training never holds the (HW) x (HW)
+    matrix either.
+
+    Args:
+        query, key: [B, L, Dq]; value: [B, L, Dv], all of one dtype.
+        chunk: query rows per step (default: `ATTENTION_SCORES` scores, at least 64 rows).
+    """
+    chunk = chunk or max(64, ATTENTION_SCORES // key.shape[1])
+    key_t = key.transpose(1, 2).contiguous()  # [B, Dq, L]
+    grad = torch.is_grad_enabled() and any(t.requires_grad for t in (query, key, value))
+    rows = []
+    for start in range(0, query.shape[1], chunk):
+        q = query[:, start : start + chunk]
+        if grad:
+            rows.append(checkpoint(_attend, q, key_t, value, use_reentrant=False))
+        else:
+            rows.append(_attend(q, key_t, value))
+    return torch.cat(rows, dim=1)
+
+
+def _attend(query: torch.Tensor, key_t: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """One chunk: softmax in float32 over scores computed in the inputs' precision."""
+    scores = torch.bmm(query, key_t).float()
+    return torch.bmm(torch.softmax(scores, dim=-1).to(value.dtype), value)
 
 
 class APATB(nn.Module):

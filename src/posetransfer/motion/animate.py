@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from posetransfer.core.device import device_description
 from posetransfer.core.files import (
     PART_SUFFIX,
     atomic_write,
@@ -52,6 +53,8 @@ from posetransfer.pose import draw_skeleton
 from posetransfer.pose.draw import hstack
 
 if TYPE_CHECKING:
+    import torch
+
     from posetransfer.keypoints.framing import Source
     from posetransfer.keypoints.targets import ImageInput
 
@@ -63,6 +66,7 @@ class PoseTransfer(Protocol):
     width: int
     fill: float
     min_confidence: float
+    device: torch.device
 
     def prepare_source(self, image: ImageInput) -> Source: ...
 
@@ -165,6 +169,8 @@ class AnimationReport(Report):
     seconds_per_frame: float | None = None
     size: tuple[int, int] | None = None
     encoded_size: tuple[int, int] | None = None
+    machine: dict | None = None
+    """Where it ran: the CPU or GPU model, torch's threads, the 1-minute load average."""
 
     def to_dict(self) -> dict:
         """The report as the JSON file holds it (the written frames' fields once set)."""
@@ -172,7 +178,14 @@ class AnimationReport(Report):
         return {k: v for k, v in d.items() if not (k in _WRITTEN and v is None)}
 
 
-_WRITTEN = ("out", "generate_seconds_per_frame", "seconds_per_frame", "size", "encoded_size")
+_WRITTEN = (
+    "out",
+    "generate_seconds_per_frame",
+    "seconds_per_frame",
+    "size",
+    "encoded_size",
+    "machine",
+)
 
 
 @dataclass
@@ -510,6 +523,7 @@ def animate(
         seconds_per_frame=round((time.monotonic() - t0) / max(1, writer.count), 4),
         size=tuple(anim.output_size()),
         encoded_size=tuple(writer.encoded_size),
+        machine=device_description(getattr(anim.pt, "device", "cpu")),
     )
     keep = stopped is None or (closed and writer.count > 0 and not earlier)
     if keep:
