@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # torch and torchvision are pinned here (pyproject declares ranges); these install from disk.
 TORCH  := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install demo test test-fast lint system-deps bench reid-study clean
+.PHONY: install demo test test-fast lint system-deps bench reid-study gpu-session clean
 
 install: $(STAMP)
 
@@ -65,6 +65,14 @@ reid-study: $(STAMP)
 		--annotations $(REID)/data/synthetic-annotation-train.csv --out $(REID)/study \
 		--portions 0.1 0.3 1.0 --generators $$(ls -d $(REID)/runs/*-generator | head -n 1) \
 		--backbone resnet18 --pretrained none --steps 300 --height 128 --width 64
+
+# One unattended session on a rented CUDA machine, under 9 minutes: environment, the gpu tests,
+# bench --compare, a DDP run and both bundled recipes retrained, packed into at most 4 files
+# in OUT. Needs no venv (the GPU machine has python3 with torch); GPU_SESSION_SMOKE=1 runs it
+# at tiny sizes on a CPU. See the head of scripts/gpu-session.sh.
+OUT ?= gpu_session_out
+gpu-session:
+	bash scripts/gpu-session.sh $(OUT)
 
 clean:
 	rm -rf $(VENV) demo_out bench_out runs $(REID)

@@ -21,10 +21,16 @@
 #   GPU_SESSION_PYTHON    the interpreter (default python3, or .venv/bin/python without torch)
 #   GPU_SESSION_BENCH_COMPILE=1        also time the torch.compile path (minutes of compiling)
 #   GPU_SESSION_BENCH_GENERATORS=LIST  generators for bench --compare (default patn_fashion)
+#   GPU_SESSION_LIMIT_BYTES            size limit of each packed file (default 16 MiB)
+#
+# On a machine whose output folder must hold only what comes back, put the scratch elsewhere:
+#   GPU_SESSION_WORK=/tmp/gpu-session-work bash scripts/gpu-session.sh "$OUT"
 #
 # Every step has its own time limit, shrunk to the deadline; a step that fails is logged and
 # the next one runs. The last lines printed are the summary: one line per step.
 
+# The step functions run indirectly, through `step` and this script's `__step` entry.
+# shellcheck disable=SC2317
 set -u -o pipefail
 
 SELF=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")
@@ -33,7 +39,8 @@ mkdir -p "${1:-gpu_session_out}"
 OUT=$(cd "${1:-gpu_session_out}" && pwd)
 WORK=${GPU_SESSION_WORK:-$OUT/work}
 SMOKE=${GPU_SESSION_SMOKE:-0}
-if [ "$SMOKE" = 1 ]; then MINUTES=${GPU_SESSION_MINUTES:-2.5}; else MINUTES=${GPU_SESSION_MINUTES:-8.5}; fi
+MINUTES=${GPU_SESSION_MINUTES:-8.5}
+[ "$SMOKE" = 1 ] && MINUTES=${GPU_SESSION_MINUTES:-2.5}
 
 # Each step runs as this script again (`SELF OUT __step FUNCTION`), in its own process group
 # under `timeout`; the session's start travels in the environment so that all share one clock.
@@ -41,7 +48,7 @@ export _GPU_SESSION_START=${_GPU_SESSION_START:-$(date +%s)}
 START=$_GPU_SESSION_START
 DEADLINE=$((START + $(awk -v m="$MINUTES" 'BEGIN { printf "%d", m * 60 }')))
 RESERVE=40            # seconds kept back for packing (and a killed step's last checkpoint)
-LIMIT_BYTES=16777216  # each packed file stays under 16 MiB
+LIMIT_BYTES=${GPU_SESSION_LIMIT_BYTES:-16777216} # each packed file stays under 16 MiB
 SUMMARY_ORDER="env tests bench data ddp train-patn train-apatn pack"
 
 if [ -z "${GPU_SESSION_PYTHON:-}" ]; then
@@ -76,9 +83,9 @@ if [ "$SMOKE" = 1 ]; then
 else
     # patn_fashion is the paper's DeepFashion PATN: the doc's GPU command; compile is left out
     # by default because compiling three batch sizes takes minutes of the session.
-    BENCH_ARGS=(--cases 256x176x1,256x176x16,256x176x64 --repeats 10 --warmup 2 --train-steps 10
+    BENCH_ARGS=(--cases '256x176x1,256x176x16,256x176x64' --repeats 10 --warmup 2 --train-steps 10
         --generators "${GPU_SESSION_BENCH_GENERATORS:-patn_fashion}"
-        --train-configs fashion_patn,market_patn)
+        --train-configs 'fashion_patn,market_patn')
     [ "${GPU_SESSION_BENCH_COMPILE:-0}" = 1 ] || BENCH_ARGS+=(--no-compile)
     DDP_DATA_ARGS=(--height 256 --width 176 --train-ids 40 --test-ids 4 --max-test-pairs 16)
     DDP_ARGS=(--data.num_workers 4 --train.iterations 300 --train.log_every 25)
@@ -111,10 +118,12 @@ def rows(run):
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def speed(run):
-    """Median iterations/s over the log intervals, the first (warm-up) left out."""
-    s = [r["time/it_per_s"] for r in rows(run) if "time/it_per_s" in r]
-    return statistics.median(s[1:] or s) if s else None
+def speed(run, after=-1, last=None):
+    """Median iterations/s over the log intervals past step ``after``, the first of them (a
+    process's warm-up) left out; only the ``last`` few when given (the speed now)."""
+    s = [r["time/it_per_s"] for r in rows(run) if "time/it_per_s" in r and r["step"] > after]
+    s = s[1:] or s
+    return statistics.median(s[-last:] if last else s) if s else None
 
 
 def latest_step(run):
@@ -195,28 +204,44 @@ elif verb == "ddp":
     print(f"{result['images_per_s'] or 0:.1f} images/s ({nproc} x {backend}, batch {batch})")
 
 elif verb == "plan":
-    # After the probe: iterations that finish by END at the measured speed, the recipe's decay
-    # fraction, and max_minutes as the hard stop. Prints "N D MAX_MINUTES" or "none".
-    run, end, frac, started, out = args
-    now = time.time()
-    step, rate = latest_step(run), speed(run)
-    if not rate:
-        print("none")
-        sys.exit()
-    # The probe's wall time beyond its steps: start-up, checkpoint, exit; the resume pays it again.
-    overhead = max(5.0, now - float(started) - step / rate)
-    left = float(end) - now - overhead
-    n = step + int(0.9 * rate * left)  # 10% spare for logging, samples and the other run
-    plan = {"probe_steps": step, "probe_it_per_s": rate, "probe_wall_s": now - float(started),
-            "restart_overhead_s": overhead, "train_seconds_planned": left}
-    if left <= 0 or n <= step:
-        plan["iterations"] = step
-        print("none")
-    else:
+    # After a leg of training that began at time STARTED from step FROM: iterations that end by
+    # END at the speed measured in that leg, decay from the recipe's fraction of them, and
+    # max_minutes as the hard stop. Prints "N D MAX_MINUTES", or "none" when no time is left.
+    run, end, frac, started, start_step, out = args
+    now, start_step = time.time(), int(start_step)
+    step, rate = latest_step(run), speed(run, start_step, last=5)
+    history = json.loads(Path(out).read_text())["legs"] if Path(out).is_file() else []
+    leg = {"from_step": start_step, "to_step": step, "it_per_s": rate,
+           "wall_s": now - float(started)}
+    if rate:
+        # The leg's wall time beyond its steps (start-up, checkpoint, exit): the next leg pays
+        # it again.
+        leg["overhead_s"] = max(5.0, leg["wall_s"] - (step - start_step) / rate)
+        left = float(end) - now - leg["overhead_s"]
+        n = step + int(0.9 * rate * left)  # 10% spare for logging, samples and the other run
+    if rate and left > 0 and n > step:
         d = max(step, round(n * float(frac)))
-        plan.update(iterations=n, decay_start=d, max_minutes=round(left / 60, 2))
+        leg.update(iterations=n, decay_start=d, max_minutes=round(left / 60, 2))
         print(n, d, f"{left / 60:.2f}")
+    else:
+        print("none")
+    history.append(leg)
+    plan = {**history[-1], "legs": history}
+    plan.setdefault("iterations", step)
     Path(out).write_text(json.dumps(plan, indent=2) + "\n")
+
+elif verb == "check":
+    # During a leg: "replan" when, at the speed of its last intervals, the run would end more
+    # than 10% of the leg's time away from END (cut short, or idle at the end), else "ok".
+    run, end, n, started, start_step = args
+    now, end, n = time.time(), float(end), int(n)
+    r = [x for x in rows(run) if x["step"] > int(start_step)]
+    rate = speed(run, int(start_step), last=5)
+    if not r or not rate or len(r) < 3:
+        print("ok")
+        sys.exit()
+    finish = now + (n - r[-1]["step"]) / rate
+    print("replan" if abs(finish - end) > 0.1 * (end - float(started)) else "ok")
 
 elif verb == "report":
     # NAME.json: the plan, where the run ended, and whether the LR decay was cut short.
@@ -241,7 +266,7 @@ elif verb == "report":
     elif result["finished"]:
         state = "LR decay complete"
     else:
-        state = f"time limit first: LR decay cut short at {result['lr_at_end']:.1e}"
+        state = f"time limit first: LR decay cut short at {result['lr_at_end'] or 0:.1e}"
     print(f"{Path(out).stem} {final}/{planned} it, {result['it_per_s'] or 0:.1f} it/s, {state}")
 
 elif verb == "slim":
@@ -270,6 +295,13 @@ skip() {
 # One short result of a step for the summary (e.g. images/s).
 note() { echo "$*" >"$WORK/logs/$STEP_NAME.note"; }
 gpu_count() { cat "$WORK/gpu_count" 2>/dev/null || echo 0; }
+# The one run folder a training command made under its runs_dir (empty if none).
+run_dir() {
+    local d
+    for d in "$1"/*/; do
+        [ -d "$d" ] && echo "${d%/}" && return
+    done
+}
 
 # step NAME LIMIT CMD...: run CMD (a command or one of the functions below) in its own process
 # group with a time limit of LIMIT seconds, shrunk to what the deadline leaves; its output goes
@@ -322,7 +354,7 @@ env_info() {
     local rc=$?
     cat "$WORK/env.txt"
     note "$(gpu_count | tr -d '\n') GPU(s)"
-    return $rc
+    return "$rc"
 }
 
 gpu_tests() {
@@ -384,73 +416,107 @@ ddp() {
         --train.runs_dir "$WORK/ddp" --train.run_name fashion_patn --no-progress 2>&1 |
         tee "$WORK/ddp.log" || rc=$?
     local run
-    run=$(ls -d "$WORK"/ddp/*/ 2>/dev/null | head -n 1)
-    [ -n "$run" ] && note "$(helper ddp "${run%/}" "$WORK/ddp.log" "$WORK/ddp.json" \
+    run=$(run_dir "$WORK/ddp")
+    [ -n "$run" ] && note "$(helper ddp "$run" "$WORK/ddp.log" "$WORK/ddp.json" \
         "$nproc" "$batch" "$backend" $(($(now) - t0)))"
-    return $rc
+    return "$rc"
 }
 
 # train_stage NAME END DECAY_FRACTION ARGS...: one training run, finished by the epoch second
-# END. A probe run measures this machine's iterations/s over its first log intervals and is
-# stopped with SIGTERM (which checkpoints); the run is then resumed with train.iterations sized
-# to end by END, train.decay_start at the recipe's fraction of it, and train.max_minutes as the
-# hard stop. Writes train/NAME.json and prints the run folder on its last line.
+# END, in legs. A probe leg measures this machine's iterations/s over its first log intervals
+# and is stopped with SIGTERM (which checkpoints). The run is then resumed with train.iterations
+# sized to end by END, train.decay_start at the recipe's fraction of it, and train.max_minutes as
+# the hard stop. The other run shares the machine and changes speed when it changes stage, so
+# 40% into that leg the speed is measured again; if the run would now end more than 10% away
+# from END, it is stopped and resumed once more with a new plan (before its decay has started,
+# so the LR schedule stays that of one run). Writes train/NAME.json; prints the run folder.
 train_stage() {
     local name=$1 end=$2 frac=$3
     shift 3
-    local runs=$WORK/train/$name out=$WORK/train/$name.log t0 pid
+    local runs=$WORK/train/$name out=$WORK/train/$name.log t0
     local data=()
     mapfile -t data < <(synthetic_data "$TRAIN_DATA")
     t0=$(now)
+    if ((end - t0 < 15)); then
+        echo "$name: not started, $((end - t0)) s left" | tee -a "$WORK/logs/$STEP_NAME.note" >&2
+        return 1
+    fi
     "$PY" -m posetransfer.cli train "$@" "${data[@]}" "${TRAIN_ARGS[@]}" \
         --train.runs_dir "$runs" --train.run_name "$name" \
         --train.iterations 1000000 --train.decay_start 1000000 --train.log_every "$LOG_EVERY" \
         --train.sample_every 1000000 --train.checkpoint_every 1000000 --train.keep_checkpoints 2 \
         --train.max_minutes "$(awk -v s=$((end - t0)) 'BEGIN { printf "%.2f", s / 60 }')" \
         --no-progress >"$out" 2>&1 &
-    pid=$!
+    local pid=$!
     # The probe: until PROBE_ROWS log intervals are written (a minute at most).
     local stats
     while kill -0 "$pid" 2>/dev/null && (($(now) < t0 + 60 && $(now) < end)); do
-        stats=$(ls "$runs"/*/stats.jsonl 2>/dev/null | head -n 1)
-        [ -n "$stats" ] && (($(wc -l <"$stats") >= PROBE_ROWS)) && break
+        stats=$(run_dir "$runs")/stats.jsonl
+        [ -f "$stats" ] && (($(wc -l <"$stats") >= PROBE_ROWS)) && break
         sleep 1
     done
-    kill -TERM "$pid" 2>/dev/null
-    local rc=0
-    wait "$pid" || rc=$?
-    # 143: stopped by our SIGTERM after its checkpoint; 0: it hit max_minutes.
-    if ((rc != 0 && rc != 143)); then
-        tail -n 20 "$out" >&2
+    local run rc leg_t0=$t0 leg_step=0 plan n d m replanned=0
+    stop_leg "$pid" "$out" || return 1
+    run=$(run_dir "$runs")
+    if [ ! -f "$run/checkpoints/latest" ]; then
+        echo "$name: no checkpoint after the probe" >&2
         return 1
     fi
-    local run
-    run=$(ls -d "$runs"/*/ 2>/dev/null | head -n 1)
-    run=${run%/}
-    [ -f "$run/checkpoints/latest" ] || { echo "$name: no checkpoint after the probe" >&2 && return 1; }
     rc=0
-    local plan
-    plan=$(helper plan "$run" "$end" "$frac" "$t0" "$runs.plan.json")
-    if [ "$plan" != none ]; then
-        local n d m
+    while plan=$(helper plan "$run" "$end" "$frac" "$leg_t0" "$leg_step" "$runs.plan.json") &&
+        [ "$plan" != none ]; do
         read -r n d m <<<"$plan"
         echo "$name: resuming to $n iterations, decay from $d, at most $m minutes" >>"$out"
-        pt train --train.resume "$run" --train.iterations "$n" --train.decay_start "$d" \
-            --train.max_minutes "$m" --train.sample_every $((n / 4 + 1)) \
-            --train.checkpoint_every $((n / 2 + 1)) --no-progress >>"$out" 2>&1 || rc=$?
-    fi
+        leg_t0=$(now) leg_step=$(latest_step "$run")
+        "$PY" -m posetransfer.cli train --train.resume "$run" --train.iterations "$n" \
+            --train.decay_start "$d" --train.max_minutes "$m" \
+            --train.sample_every $((n / 4 + 1)) --train.checkpoint_every $((n / 2 + 1)) \
+            --no-progress >>"$out" 2>&1 &
+        pid=$!
+        if ((replanned == 0)); then
+            replanned=1
+            # Wait until 40% of this leg has passed, then compare its speed with the plan.
+            local check_at=$((leg_t0 + (end - leg_t0) * 2 / 5))
+            while kill -0 "$pid" 2>/dev/null && (($(now) < check_at)); do sleep 1; done
+            if kill -0 "$pid" 2>/dev/null &&
+                [ "$(helper check "$run" "$end" "$n" "$leg_t0" "$leg_step")" = replan ]; then
+                echo "$name: off the plan at step $(latest_step "$run"), planning again" >>"$out"
+                stop_leg "$pid" "$out" || return 1
+                continue
+            fi
+        fi
+        wait "$pid" || rc=$?
+        break
+    done
     helper report "$run" "$runs.plan.json" "$WORK/train/$name.json" $(($(now) - t0)) "$@" |
         tee -a "$WORK/logs/$STEP_NAME.note" >&2
     echo "$run"
-    return $rc
+    return "$rc"
 }
 
-# Both models end by END, the deadline less the packing reserve, less a margin for the last
-# checkpoint and exit.
+# stop_leg PID LOG: stop a training process with SIGTERM and wait for its checkpoint; fails
+# unless it ended that way (143) or on its own time limit (0).
+stop_leg() {
+    kill -TERM "$1" 2>/dev/null
+    local rc=0
+    wait "$1" || rc=$?
+    if ((rc != 0 && rc != 143)); then
+        tail -n 20 "$2" >&2
+        return 1
+    fi
+}
+
+# The step of a run's newest checkpoint (0 without one).
+latest_step() {
+    local latest
+    latest=$(cat "$1/checkpoints/latest" 2>/dev/null) || latest=step-0
+    echo $((10#${latest#step-}))
+}
+
+# When both models stop: the deadline less the packing reserve and a margin for the last
+# checkpoint and exit (at most TRAIN_MAX_SECONDS from now).
 train_end() {
-    local end=$((DEADLINE - RESERVE - 15))
-    ((end > START + RESERVE + TRAIN_MAX_SECONDS)) && end=$((START + RESERVE + TRAIN_MAX_SECONDS))
-    local cap=$(($(now) + TRAIN_MAX_SECONDS))
+    local end=$((DEADLINE - RESERVE - 15)) cap=$(($(now) + TRAIN_MAX_SECONDS))
     ((end > cap)) && end=$cap
     echo "$end"
 }
@@ -469,7 +535,7 @@ train_apatn() {
     (($(gpu_count) > 0)) || [ "$SMOKE" = 1 ] || skip "no CUDA"
     local end mid first
     end=$(train_end)
-    mid=$(($(now) + ($end - $(now)) * 54 / 100))
+    mid=$(($(now) + (end - $(now)) * 54 / 100))
     first=$(train_stage apatn-stage1 "$mid" 0.68 --config synthetic_long \
         --model.generator apatn_small | tail -n 1) || return 1
     train_stage apatn "$end" 0.56 --config synthetic_gan --model.generator apatn_small \
@@ -508,15 +574,16 @@ pack() {
     fi
     local run
     for run in train/patn train/apatn train/apatn-stage1; do
-        pack_checkpoint "$(basename "$run")" "$(ls -d "$WORK/$run"/*/ 2>/dev/null | head -n 1 | sed 's:/$::')"
+        pack_checkpoint "$(basename "$run")" "$(run_dir "$WORK/$run")"
     done
     local f ok=0
     for f in "$OUT"/*.tar.gz; do
         printf '%s %s bytes\n' "$(basename "$f")" "$(stat -c %s "$f")"
         (($(stat -c %s "$f") < LIMIT_BYTES)) || ok=1
     done
-    note "$(cd "$OUT" && ls ./*.tar.gz | wc -l) files: $(cd "$OUT" && du -ch ./*.tar.gz | tail -n 1 | cut -f 1)"
-    return $ok
+    local files=("$OUT"/*.tar.gz)
+    note "${#files[@]} files, $(du -ch "${files[@]}" | tail -n 1 | cut -f 1)"
+    return "$ok"
 }
 
 # One line per step, in the order of the session: status, seconds, and its note if any.
@@ -524,7 +591,9 @@ summary() {
     echo "gpu-session: $(($(now) - START)) s of ${MINUTES} min, smoke=$SMOKE, out=$OUT"
     local name status seconds detail
     for name in $SUMMARY_ORDER; do
-        IFS=$'\t' read -r _ status seconds < <(grep -P "^$name\t" "$WORK/steps.tsv" | tail -n 1)
+        IFS=$'\t' read -r _ status seconds < <(
+            awk -F '\t' -v n="$name" '$1 == n' "$WORK/steps.tsv" | tail -n 1
+        )
         [ -n "${status:-}" ] || continue
         detail=$(paste -sd ';' "$WORK/logs/$name.note" 2>/dev/null | sed 's/;/; /g')
         printf '  %-12s %-40s %4ss  %s\n' "$name" "$status" "$seconds" "$detail"
@@ -542,6 +611,10 @@ fi
 # --------------------------------------------------------------------------------------------
 # The session
 
+# A rerun into the same folder starts clean, but keeps the drawn people (`synthetic` reuses
+# a finished set with the same options).
+rm -rf "$WORK"/{train,ddp,bench,logs,slim,torch-home}
+rm -f "$WORK"/{steps.tsv,env.txt,tests.log,ddp.json,ddp.log,summary.txt,gpu_count}
 mkdir -p "$WORK/logs" "$WORK/train"
 : >"$WORK/steps.tsv"
 # Interrupted: stop the steps still running (each is its own process group) and leave.
@@ -568,5 +641,5 @@ step train-apatn 100000 train_apatn &
 wait
 step pack 60 pack
 summary
-grep -qP '\tfailed' "$WORK/steps.tsv" && exit 1
+cut -f 2 "$WORK/steps.tsv" | grep -q '^failed' && exit 1
 exit 0

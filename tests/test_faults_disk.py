@@ -152,3 +152,14 @@ def test_keypoints_on_a_full_disk_leaves_no_half_written_csv(tmp_path: Path) -> 
         or (after / "keypoints.csv").read_text().count("\n") == 4
     )
     assert not [p for p in after.rglob("*") if ".part" in p.name or ".tmp" in p.name]
+
+
+@needs_tmpfs
+def test_synthetic_on_a_full_disk_removes_its_partial_files(tmp_path: Path) -> None:
+    out = tmp_path / "disk" / "people"
+    argv = ["synthetic", "--out", str(out), "--train-ids", "20", "--test-ids", "5"]
+    run, after = run_on_small_disk(tmp_path, 40, [*argv, "--no-progress"])
+    message = _one_disk_full_line(run)
+    assert "not finished" in message and "run again" in message
+    left = sorted(p.name for p in (after / "people").iterdir())
+    assert ".partial" not in left and "synthetic.json" not in left

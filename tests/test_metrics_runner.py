@@ -685,6 +685,8 @@ def test_report_path_error_names_out_in_the_library_and_the_flag_in_the_cli(tiny
     with pytest.raises(InputError, match=r"^out=.*: use a \.json file name") as e:
         metrics.write_report({}, tmp_path)
     assert e.value.arg == "out"
+    folder = tmp_path / "reports"  # a folder apart from the inputs (one holding them is refused)
+    folder.mkdir()
     code = main(
         [
             "evaluate",
@@ -695,11 +697,11 @@ def test_report_path_error_names_out_in_the_library_and_the_flag_in_the_cli(tiny
             "--pairs",
             str(pairs_csv),
             "--out",
-            str(tmp_path),
+            str(folder),
         ]
     )
     assert code == 2
-    assert f"error: --out {tmp_path}: use a .json file name" in capsys.readouterr().err
+    assert f"error: --out {folder}: use a .json file name" in capsys.readouterr().err
 
 
 def test_parse_weights(tmp_path):

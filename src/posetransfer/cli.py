@@ -10,7 +10,8 @@ from collections.abc import Callable
 
 from posetransfer.commands import COMMANDS
 from posetransfer.core import __version__
-from posetransfer.errors import InputError, InputWarning
+from posetransfer.core.scratch import terminate_as_interrupt
+from posetransfer.errors import InputError, InputWarning, os_error_message
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,14 +41,26 @@ def main(argv: list[str] | None = None) -> int:
             from posetransfer.config import cli_overrides
 
             args.overrides = cli_overrides(extra)
-        return int(args.func(args) or 0)
+        # SIGTERM stops a command as Ctrl-C does: its temporary files and folders are removed.
+        with terminate_as_interrupt():
+            return int(args.func(args) or 0)
     except InputError as e:
         print(f"posetransfer {args.command}: error: {e.flag_message()}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:
-        print(f"posetransfer {args.command}: interrupted", file=sys.stderr)
-        # 130 for Ctrl-C; an interrupted training (e.g. inside demo) knows its signal (143: SIGTERM)
-        return getattr(e, "exit_code", 130)
+        # 130 for Ctrl-C, 143 for SIGTERM (`Terminated`, or a training that knows its signal).
+        code = getattr(e, "exit_code", 130)
+        how = "stopped (SIGTERM)" if code == 143 else "interrupted"
+        print(f"posetransfer {args.command}: {how}", file=sys.stderr)
+        return code
+    except OSError as e:  # a file the checks before could not foresee (permissions, a race)
+        print(f"posetransfer {args.command}: error: {os_error_message(e)}", file=sys.stderr)
+        return 2
+    except RuntimeError as e:  # Path.resolve on a link that points to itself (Python < 3.13)
+        if "Symlink loop" not in str(e):
+            raise
+        print(f"posetransfer {args.command}: error: {e}: a symbolic link loop", file=sys.stderr)
+        return 2
     except BrokenPipeError:  # e.g. `posetransfer ... | head`
         sys.stderr.close()
         return 0

@@ -7,6 +7,7 @@ with status 2 instead of showing a traceback from deep inside a library.
 
 from __future__ import annotations
 
+import errno
 import re
 from pathlib import Path
 
@@ -82,3 +83,23 @@ def require_dir(path: str | Path, what: str = "folder") -> Path:
     if not p.is_dir():
         raise InputError(f"{what} is not a folder: {p}")
     return p
+
+
+_OS_ERRORS = {
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.ENOSPC: "no space left on the device (disk full)",
+    errno.ELOOP: "a symbolic link loop",
+    errno.ENOENT: "not found",
+    errno.ENOTDIR: "a file where a folder was expected",
+    errno.EISDIR: "a folder where a file was expected",
+}
+
+
+def os_error_message(e: OSError) -> str:
+    """One line for an operating-system error: the file it concerns and what went wrong."""
+    what = _OS_ERRORS.get(e.errno, e.strerror or str(e))  # type: ignore[arg-type]
+    where = str(e.filename) if e.filename is not None else ""
+    if e.filename2 is not None:
+        where += f" -> {e.filename2}"
+    return f"{where}: {what}" if where else what

@@ -153,10 +153,12 @@ def _compare(o: BenchOptions, generators: list[str], progress: bool) -> int:
 def run(args: argparse.Namespace) -> int:
     from posetransfer.analysis.bench import run_bench
     from posetransfer.core.device import resolve_device
+    from posetransfer.core.files import check_output
     from posetransfer.errors import InputError
     from posetransfer.models.registry import list_generators
 
     o, progress = options_from_args(args, *OPTIONS)
+    check_output(o.out, arg="out", kind="folder")  # before minutes of timing, not after
     names = o.generators
     if names is None:
         names = "patn_fashion" if o.compare else DEFAULT_GENERATORS

@@ -113,7 +113,8 @@ def run(args: argparse.Namespace) -> int:
     from posetransfer.metrics.report import check_report_path, format_table, write_report
 
     o, progress = options_from_args(args, *OPTIONS)
-    check_report_path(o.out)  # fail before hours of metrics, not after
+    reads = ("generated", "dataset", "pairs", "annotations", "real_dir", "real_stats", "keypoints")
+    check_report_path(o.out, {name: getattr(o, name) for name in reads})  # before the metrics
     try:
         report = _evaluate(o, progress.progress)
     except InputError as e:  # name the flags, not the library's arguments

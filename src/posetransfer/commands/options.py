@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +41,17 @@ def int_at_least(minimum: int) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+def finite_float(text: str) -> float:
+    """An argparse type: a finite number (nan and inf are refused in one line)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
 
 
 class _Choices(tuple):
@@ -136,7 +148,9 @@ def _add(parser, f: dataclasses.Field, o: Option, hint: Any) -> None:
         kw["type"] = o.parse
     elif o.minimum is not None:
         kw["type"] = int_at_least(o.minimum)
-    elif base in (int, float, Path):
+    elif base is float:
+        kw["type"] = finite_float
+    elif base in (int, Path):
         kw["type"] = base
     if not required:
         kw["default"] = default

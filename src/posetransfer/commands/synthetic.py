@@ -114,7 +114,9 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(e.flag_message(_FLAGS)) from None
     t0 = time.monotonic()
     if o.sheet is not None:  # the sheet never lands in the dataset it shows (a foreign file)
-        check_output(o.sheet, arg="sheet")
+        check_output(o.sheet, arg="sheet", kind="file")
+        if o.sheet.suffix.lower() != ".png":
+            raise InputError(f"--sheet {str(o.sheet)!r}: the contact sheet is a PNG; name it .png")
         if o.out.resolve() in (sheet := o.sheet.resolve(), *sheet.parents):
             raise InputError(
                 f"--sheet {str(o.sheet)!r}: lies inside --out {str(o.out)!r}; save the sheet "

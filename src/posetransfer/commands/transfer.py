@@ -140,6 +140,7 @@ def check_image_path(path: str, flag: str) -> Path:
     """``path`` as a Path if its suffix names an image format PIL writes; else InputError."""
     from PIL import Image
 
+    from posetransfer.core.files import refuse_special
     from posetransfer.errors import InputError
 
     out = Path(path)
@@ -148,6 +149,7 @@ def check_image_path(path: str, flag: str) -> Path:
         raise InputError(f"{flag} {out}: unknown image format {ext or '(no suffix)'}; use .png")
     if out.is_dir():
         raise InputError(f"{flag} {out}: is a folder")
+    refuse_special(out, flag)
     return out
 
 

@@ -9,6 +9,7 @@ saved as ``config.yaml`` in every run directory and checkpoint.
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -330,9 +331,12 @@ def _coerce(value: Any, hint: Any, field_name: str, origin: str) -> Any:
         if isinstance(value, bool):
             raise bad
         try:
-            return float(str(value).strip()) if isinstance(value, str) else float(value)
+            number = float(str(value).strip()) if isinstance(value, str) else float(value)
         except (TypeError, ValueError):
             raise bad
+        if not math.isfinite(number):  # nan or inf: training would go on to NaN weights
+            raise InputError(f"{origin}: {field_name} must be a finite number, got {value!r}")
+        return number
     return value
 
 

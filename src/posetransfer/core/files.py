@@ -22,6 +22,7 @@ import pickle
 import re
 import secrets
 import shutil
+import stat
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -30,7 +31,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from posetransfer.core.scratch import pid_alive
-from posetransfer.errors import InputError
+from posetransfer.errors import InputError, os_error_message
 
 # The image formats the project reads from folders (a photo folder, a folder of generated images).
 IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
@@ -198,6 +199,7 @@ def atomic_open(
     path = Path(path)
     if "b" not in mode:
         kwargs.setdefault("encoding", "utf-8")  # the project's text files are UTF-8 everywhere
+    refuse_special(path)  # a rename would replace a device or pipe with a file
     tmp: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -342,6 +344,7 @@ def check_output(
     out: str | Path,
     inputs: Mapping[str, str | Path | None] | None = None,
     arg: str = "out",
+    kind: str | None = None,
 ) -> Path:
     """Refuse, before anything is written, an output path that would destroy or mix with input.
 
@@ -354,21 +357,35 @@ def check_output(
         out: the file or folder the command writes.
         inputs: argument name -> path of each input the command reads (None entries skipped).
         arg: the argument naming ``out``, for the message.
+        kind: "file" or "folder": an existing ``out`` of the other kind is refused too.
+
+    Also refused: an existing ``out`` that is neither a file nor a folder (a device such as
+    /dev/full, a pipe), a symbolic link loop, a folder on the way that cannot be read.
 
     Returns:
         ``out`` as a Path.
     """
     out = Path(out)
-    for parent in out.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise InputError(f"{arg}={str(out)!r}: {parent} is a file, not a folder", arg=arg)
-            break
-    target = out.resolve()
+    try:
+        for parent in out.parents:
+            if parent.exists():
+                if not parent.is_dir():
+                    raise InputError(
+                        f"{arg}={str(out)!r}: {parent} is a file, not a folder", arg=arg
+                    )
+                break
+        refuse_special(out, arg)
+        if kind == "folder" and out.is_file():
+            raise InputError(f"{arg}={str(out)!r}: is a file, not a folder", arg=arg)
+        if kind == "file" and out.is_dir():
+            raise InputError(f"{arg}={str(out)!r}: is a folder, not a file", arg=arg)
+        target = _resolve(out, arg)
+    except OSError as e:  # a folder on the way that cannot be read
+        raise InputError(f"{arg}={str(out)!r}: {os_error_message(e)}", arg=arg) from None
     for name, given in (inputs or {}).items():
         if given is None:
             continue
-        source = Path(given).resolve()
+        source = _resolve(Path(given), name)
         if target == source:
             why = "is the input"
         elif target in source.parents:
@@ -383,6 +400,40 @@ def check_output(
             arg=arg,
         )
     return out
+
+
+def refuse_special(path: str | Path, arg: str | None = None) -> None:
+    """Refuse to write over something that is neither a file nor a folder (a device, a pipe).
+
+    Outputs are written beside their target and renamed over it, which would replace a device
+    such as /dev/full (for root) with a regular file.
+    """
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            where = f"{arg}={str(path)!r}" if arg else str(path)
+            raise InputError(f"{where}: a symbolic link loop", arg=arg) from None
+        return  # unreadable: the write itself reports it
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        where = f"{arg}={str(path)!r}" if arg else str(path)
+        raise InputError(
+            f"{where}: not a regular file (a device or pipe); write the output to a file",
+            arg=arg,
+        )
+
+
+def _resolve(path: Path, arg: str) -> Path:
+    """``path.resolve()``, with a link that points to itself refused in one line."""
+    try:
+        return path.resolve()
+    except RuntimeError:  # Python < 3.13's "Symlink loop from ..."
+        raise InputError(f"{arg}={str(path)!r}: a symbolic link loop", arg=arg) from None
+    except OSError as e:
+        raise InputError(f"{arg}={str(path)!r}: {os_error_message(e)}", arg=arg) from None
 
 
 OUTPUT_MARKER = ".posetransfer-output"

@@ -36,6 +36,8 @@ def finish_command(request: dict[str, Any], out_dir: str | Path) -> str:
     ]
     if request.get("limit") is not None:
         parts.append(f"--limit {request['limit']}")
+    if request.get("strips_dir") is not None:
+        parts.append(f"--strips {shlex.quote(str(request['strips_dir']))}")
     return " ".join(parts + ["--skip-existing"])
 
 
@@ -49,7 +51,9 @@ def write_manifest(
         request: what the run generates: ``checkpoint``, ``image_dir``, ``annotations``,
             ``pairs`` (paths as given) and ``limit``.
         complete: every image of the request is on disk.
-        images: images on disk for the request when written.
+        images: images of the request on disk when written. A run stopped by an error, Ctrl-C
+            or SIGTERM rewrites it with the count it reached; after kill -9 it is the count
+            when last written, so while ``complete`` is false it is a lower bound.
         pairs: pairs the request covers.
     """
     out_dir = Path(out_dir)

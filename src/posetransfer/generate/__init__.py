@@ -16,6 +16,7 @@ anything is written (`posetransfer.core.files.check_output`).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,9 +133,9 @@ def generate(
         "pairs": pairs,
         "checkpoint": read if read.exists() else None,  # not a bundled name
     }
-    check_output(out_dir, inputs, arg="out_dir")
+    check_output(out_dir, inputs, arg="out_dir", kind="folder")
     if strips_dir is not None:
-        check_output(strips_dir, {**inputs, "out_dir": out_dir}, arg="strips_dir")
+        check_output(strips_dir, {**inputs, "out_dir": out_dir}, arg="strips_dir", kind="folder")
     dev = resolve_device(device)
     model, info = load_generator(
         checkpoint, device=dev, precision=precision, backend=backend, compile=compile
@@ -168,8 +169,32 @@ def generate(
         "annotations": str(annotations),
         "pairs": str(pairs),
         "limit": limit,
+        "strips_dir": None if strips_dir is None else str(strips_dir),
     }
     write_manifest(out_dir, request, False, len(result.kept), len(indices))
+    try:
+        _generate_todo(model, dataset, todo, out_dir, strips, result, batch_size, dev, progress)
+    except BaseException:  # an error, Ctrl-C, SIGTERM: the manifest counts what was reached
+        with contextlib.suppress(Exception):  # a full disk may refuse this write too
+            done = sum((out_dir / name).is_file() for name in names)  # what is on disk
+            write_manifest(out_dir, request, False, done, len(indices))
+        raise
+    write_manifest(out_dir, request, True, len(indices), len(indices))
+    return result
+
+
+def _generate_todo(
+    model: torch.nn.Module,
+    dataset: PairDataset,
+    todo: list[int],
+    out_dir: Path,
+    strips: Path | None,
+    result: Generated,
+    batch_size: int,
+    dev: torch.device,
+    progress: bool,
+) -> None:
+    """Generate the pairs ``todo`` of ``dataset`` into ``out_dir`` (and their strips)."""
     loader = DataLoader(Subset(dataset, todo), batch_size=batch_size, num_workers=0)
     with tqdm(total=len(todo), desc="generate", unit="img", disable=not progress) as bar:
         for batch in loader:
@@ -191,8 +216,6 @@ def generate(
                     )
                     save_png(strip, strips / name)
             bar.update(fake.shape[0])
-    write_manifest(out_dir, request, True, len(indices), len(indices))
-    return result
 
 
 def _keep(path: Path, size: tuple[int, int], result: Generated) -> bool:

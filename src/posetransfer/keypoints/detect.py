@@ -420,7 +420,7 @@ def check_outputs(
         raise InputError(f"overlays={overlay_dir}: is the annotation CSV's path", arg="overlays")
     _check_parent(overlay_dir, "overlays")
     for given in inputs:
-        check_output(overlay_dir, {"inputs": given}, arg="overlays")
+        check_output(overlay_dir, {"inputs": given}, arg="overlays", kind="folder")
     return out, overlay_dir
 
 

@@ -135,9 +135,16 @@ def format_markdown(report: Any) -> str:
     return "\n".join(lines) + "\n"
 
 
-def check_report_path(out: str | Path) -> tuple[Path, Path]:
-    """(JSON path, Markdown path) for ``out``; InputError before any work if unusable."""
-    out = check_output(out, arg="out")  # below a file: refused now, not after the metrics
+def check_report_path(
+    out: str | Path, inputs: Mapping[str, str | Path | None] | None = None
+) -> tuple[Path, Path]:
+    """(JSON path, Markdown path) for ``out``; InputError before any work if unusable.
+
+    ``inputs`` (argument name -> path) are the files the evaluation reads; the report may be
+    none of them (nor its Markdown twin).
+    """
+    out = check_output(out, inputs, arg="out")  # refused now, not after the metrics
+    check_output(out.with_suffix(".md"), inputs, arg="out")
     md = out.with_suffix(".md")
     if md == out or out.is_dir():
         raise InputError(

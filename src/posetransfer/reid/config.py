@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from posetransfer.core.options import from_dict, option
@@ -87,8 +88,19 @@ class ReidConfig:
             )
         for name in ("lr", "weight_decay", "margin", "circle_m", "circle_gamma"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                raise InputError(f"{name}={value!r}: must be a number >= 0", arg=name)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not math.isfinite(value)
+                or value < 0
+            ):
+                raise InputError(f"{name}={value!r}: must be a finite number >= 0", arg=name)
+        if self.loss != "softmax" and self.batch_size < 2 * self.num_instances:
+            raise InputError(
+                f"batch_size={self.batch_size}: the {self.loss} loss needs at least two people "
+                f"per batch, so at least 2 x num_instances ({2 * self.num_instances})",
+                arg="batch_size",
+            )
 
     @classmethod
     def from_dict(cls, d: dict, arg: str = "config") -> ReidConfig:

@@ -7,13 +7,14 @@ writes the plan. Nothing here reads or writes a file.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from posetransfer.core.files import GENERATED_SEPARATOR
-from posetransfer.errors import InputError
+from posetransfer.errors import InputError, InputWarning
 from posetransfer.pose import has_torso
 from posetransfer.reid.config import TARGET_POSES
 
@@ -148,6 +149,14 @@ def plan_augmentation(
                     add(source, target)
     else:
         pool = sorted(usable)
+        if ratio - 1 > len(pool) - 1:
+            warnings.warn(
+                f"ratio={ratio}: each real image would need {ratio - 1} target poses of other "
+                f"images, and only {len(pool) - 1} are annotated; each gets {len(pool) - 1} "
+                f"generated images (a ratio of {len(pool)})",
+                InputWarning,
+                stacklevel=2,
+            )
         for source in (n for n in kept if n in usable):
             others = [n for n in pool if n != source]
             for i in rng.choice(len(others), min(ratio - 1, len(others)), replace=False):

@@ -17,7 +17,6 @@ from posetransfer.core.files import (
     PART_SUFFIX,
     atomic_write,
     check_output,
-    disk_error,
     exclusive_lock,
     mark_output,
     read_image,
@@ -28,7 +27,7 @@ from posetransfer.data.synthetic.appearance import Appearance, sample_appearance
 from posetransfer.data.synthetic.background import render_background
 from posetransfer.data.synthetic.body import sample_skeleton
 from posetransfer.data.synthetic.figure import render_person
-from posetransfer.errors import InputError, require_dir
+from posetransfer.errors import InputError, os_error_message, require_dir
 from posetransfer.pose import draw_skeleton, read_annotations, write_annotations, write_pairs
 
 # Bump when the drawing changes, so that `make_synthetic_dataset` regenerates old folders.
@@ -221,7 +220,11 @@ def make_synthetic_dataset(
     # second waits for the first, then finds the dataset finished.
     with exclusive_lock(root / _LOCK):
         if not is_complete(root, config):
-            _write_dataset(root, config, progress)
+            try:
+                _write_dataset(root, config, progress)
+            except BaseException:  # a full disk, Ctrl-C: the next call starts again anyway
+                shutil.rmtree(root / _STAGING, ignore_errors=True)
+                raise
     return root
 
 
@@ -251,7 +254,10 @@ def _write_dataset(root: Path, config: SyntheticConfig, progress: bool) -> None:
                     try:  # the staging folder is wiped on a re-run: no temporary names needed
                         (folder / name).write_bytes(data)
                     except OSError as e:
-                        raise disk_error(folder / name, e) from None
+                        raise InputError(
+                            f"{folder / name}: {os_error_message(e)}; the dataset in {root} was "
+                            "not finished (its partial files are removed; run again)"
+                        ) from None
                     annotations[name] = kps
                     bar.update()
             annotations = dict(sorted(annotations.items()))
