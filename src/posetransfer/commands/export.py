@@ -83,22 +83,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from posetransfer.core.scratch import terminate_as_interrupt
     from posetransfer.export import export_generator
     from posetransfer.export.check import parity
 
     o, progress = options_from_args(args, *OPTIONS)
-    with terminate_as_interrupt():  # SIGTERM removes the scratch folder, as Ctrl-C does
-        out = export_generator(
-            o.checkpoint,
-            o.format,
-            o.out,
-            o.batch_size,
-            int8=o.int8,
-            calibration=o.calibration,
-            calibration_pairs=o.calibration_pairs,
-            progress=progress.progress,
-        )
+    out = export_generator(
+        o.checkpoint,
+        o.format,
+        o.out,
+        o.batch_size,
+        int8=o.int8,
+        calibration=o.calibration,
+        calibration_pairs=o.calibration_pairs,
+        progress=progress.progress,
+    )
     size = out.stat().st_size + (
         out.with_suffix(".bin").stat().st_size if out.suffix == ".xml" else 0
     )

@@ -119,10 +119,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.action == "list":
         return _list()
-    from posetransfer.core.scratch import terminate_as_interrupt
-
-    with terminate_as_interrupt():  # SIGTERM removes the scratch folder, as Ctrl-C does
-        return _export(*options_from_args(args, *OPTIONS["export"]))
+    return _export(*options_from_args(args, *OPTIONS["export"]))
 
 
 def _list() -> int:
