@@ -262,7 +262,7 @@ elif verb == "report":
     }
     Path(out).write_text(json.dumps(result, indent=2) + "\n")
     if "decay_start" not in plan:
-        state = "probe only, no time to resume: LR never decayed"
+        state = "no time left to resume: LR never decayed"
     elif result["finished"]:
         state = "LR decay complete"
     else:
@@ -480,7 +480,7 @@ train_stage() {
             while kill -0 "$pid" 2>/dev/null && (($(now) < check_at)); do sleep 1; done
             if kill -0 "$pid" 2>/dev/null &&
                 [ "$(helper check "$run" "$end" "$n" "$leg_t0" "$leg_step")" = replan ]; then
-                echo "$name: off the plan at step $(latest_step "$run"), planning again" >>"$out"
+                echo "$name: off the plan after $(($(now) - leg_t0)) s, planning again" >>"$out"
                 stop_leg "$pid" "$out" || return 1
                 continue
             fi
