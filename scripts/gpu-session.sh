@@ -627,17 +627,24 @@ stop_steps() {
 }
 trap stop_steps INT TERM
 log "gpu-session: out=$OUT work=$WORK python=$PY deadline ${MINUTES} min smoke=$SMOKE"
+# GPU_SESSION_STEPS="env tests bench" runs only those steps (e.g. to redo two that failed);
+# the data step comes with ddp and the training steps, which need it.
+wanted() { [ -z "${GPU_SESSION_STEPS:-}" ] || [[ " $GPU_SESSION_STEPS " == *" $1 "* ]]; }
+wants_data() { wanted ddp || wanted train-patn || wanted train-apatn; }
 step env 60 env_info
 # A stand-in VGG19 file was written when the real one is absent: point torch's hub at it.
 [ -f "$VGG_STANDIN" ] && export TORCH_HOME=$WORK/torch-home
-step data 240 make_data &
-data_pid=$!
-step tests 120 gpu_tests
-step bench 180 bench
-wait "$data_pid"
-step ddp "$DDP_TIMEOUT" ddp
-step train-patn 100000 train_patn &
-step train-apatn 100000 train_apatn &
+data_pid=
+if wants_data; then
+    step data 240 make_data &
+    data_pid=$!
+fi
+wanted tests && step tests 120 gpu_tests
+wanted bench && step bench 180 bench
+[ -n "$data_pid" ] && wait "$data_pid"
+wanted ddp && step ddp "$DDP_TIMEOUT" ddp
+wanted train-patn && step train-patn 100000 train_patn &
+wanted train-apatn && step train-apatn 100000 train_apatn &
 wait
 step pack 60 pack
 summary

@@ -34,10 +34,14 @@ class GANLoss(nn.Module):
         self.mode = mode
 
     def forward(self, prediction: torch.Tensor, target_is_real: bool) -> torch.Tensor:
+        # In float32 and outside autocast: CUDA's autocast refuses BCE on probabilities (the
+        # discriminators end in a sigmoid, as the paper's do), and fp16 would round log(p).
+        prediction = prediction.float()
         target = torch.full_like(prediction, 1.0 if target_is_real else 0.0)
-        if self.mode == "bce":
-            return F.binary_cross_entropy(prediction, target)
-        return F.mse_loss(prediction, target)
+        with torch.autocast(prediction.device.type, enabled=False):
+            if self.mode == "bce":
+                return F.binary_cross_entropy(prediction, target)
+            return F.mse_loss(prediction, target)
 
 
 def vgg_weights_path(path: str | Path | None) -> Path:
