@@ -201,9 +201,14 @@ def build(cfg: Config, rank: int, world: int, device: torch.device) -> Training:
 
     # Optimisers and schedulers.
     betas = (cfg.train.beta1, cfg.train.beta2)
-    opts = {"G": torch.optim.Adam(generator.parameters(), lr=cfg.train.lr, betas=betas)}
+    # The fused kernel (CPU and CUDA) updates all parameters in one pass instead of a loop of
+    # small ops per tensor; the float32 weights and the update rule are the same.
+    fused = True if device.type in ("cpu", "cuda") else None
+    opts = {
+        "G": torch.optim.Adam(generator.parameters(), lr=cfg.train.lr, betas=betas, fused=fused)
+    }
     for name, d in discs.items():
-        opts[name] = torch.optim.Adam(d.parameters(), lr=cfg.train.lr, betas=betas)
+        opts[name] = torch.optim.Adam(d.parameters(), lr=cfg.train.lr, betas=betas, fused=fused)
     layout = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
     for net in (generator, *discs.values()):
         net.to(memory_format=layout)

@@ -148,7 +148,10 @@ def restore_state(t: Training, ckpt: Path, state: dict[str, Any] | None = None) 
         state = read_train_state(ckpt)
     try:
         for k, opt in t.opts.items():
+            fused = [g.get("fused") for g in opt.param_groups]
             opt.load_state_dict(state["optimizers"][k])
+            for group, keep in zip(opt.param_groups, fused, strict=True):
+                group["fused"] = keep  # the saved groups' flag (older runs: None) is not ours
         before = state.get("precision", "fp32")
         if before != t.precision:
             warnings.warn(
