@@ -133,3 +133,4 @@ def test_the_key_passages_are_checked() -> None:
     docs = {doc for doc, _ in checked}
     assert "README.md" in docs
     assert any(any("card.json" in source for source in s) for _, s in checked)
+    assert any("docs/measured/demo.json" in s for _, s in checked)

@@ -94,16 +94,27 @@ def test_an_existing_folder_wins_over_a_bundled_name(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_export_writes_float16_weights_and_a_card_that_scores_them(tiny_root, tmp_path):
+    import os
+    import stat
+
     run = write_untrained_checkpoint(tmp_path / "runs" / "00000-tiny", tiny_root)
-    folder = export_pretrained(
-        run,
-        "synthetic-patn",
-        "posetransfer train --config synthetic",
-        out_root=tmp_path / "models",
-        work_dir=tmp_path / "work",
-        fid=False,
-        progress=False,
-    )
+    previous = os.umask(0o022)
+    try:
+        folder = export_pretrained(
+            run,
+            "synthetic-patn",
+            "posetransfer train --config synthetic",
+            out_root=tmp_path / "models",
+            work_dir=tmp_path / "work",
+            fid=False,
+            progress=False,
+        )
+    finally:
+        os.umask(previous)
+    # Every file follows the umask (safetensors' own writer would make the weights 0600).
+    assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in folder.iterdir()} == {
+        p.name: 0o644 for p in folder.iterdir()
+    }
     assert folder == tmp_path / "models" / "synthetic-patn"
     assert not list((tmp_path / "models").glob(".*"))  # no partial folder left
     card = json.loads((folder / CARD_FILE).read_text())

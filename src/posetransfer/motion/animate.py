@@ -149,6 +149,9 @@ class AnimationReport(Report):
     first_frame: int
     every: int
     fps: float
+    """Frames per second of the output: the driving rate divided by ``every``."""
+    seconds_used: float
+    """Seconds of the driving clip the used frames span (frames used / fps)."""
     frames_with_person: int
     tracking: dict | None
     """The person tracker's counts (None for a pose-file input)."""
@@ -341,6 +344,7 @@ def prepare_animation(
         first_frame=clip.indices[0],
         every=o.every,
         fps=round(clip.fps, 4),
+        seconds_used=round(len(clip.indices) / clip.fps, 3),
         frames_with_person=with_person,
         tracking=tracking,
         **gaps,

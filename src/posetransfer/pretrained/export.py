@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from safetensors.torch import save_file
+from safetensors.torch import save as to_safetensors
 
 from posetransfer.checkpoint import (
     CONFIG_FILE,
@@ -280,7 +280,8 @@ def _write_model(
     """Write the bundled model's files into ``tmp``: weights, config, manifest, then its card."""
     weights = load_weights(ckpt / GENERATOR_FILE)
     half = {k: (v.half() if v.is_floating_point() else v) for k, v in weights.items()}
-    save_file(half, str(tmp / GENERATOR_FILE))
+    # Through atomic_write, which follows the umask: safetensors' own save_file makes 0600 files.
+    atomic_write(tmp / GENERATOR_FILE, to_safetensors(half))
     shutil.copyfile(ckpt / CONFIG_FILE, tmp / CONFIG_FILE)
     write_manifest(tmp)
 
