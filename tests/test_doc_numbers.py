@@ -12,9 +12,9 @@ Sources: a JSON file (path from the repository's root; every number in it, at an
 decimal number in the passage (``0.3125``, ``2.12x``, ``43.7``; not integers, which are mostly
 counts and sizes the reader can check, nor version strings like ``0.10.21``) must equal a
 source number rounded to the decimals shown, taken as it is, as a percentage (x100), for
-seconds in minutes (/60), or in millions (parameters). A measurement that is redone changes
-the file, and this test then names every passage whose numbers the new file no longer bears
-out.
+seconds in minutes (/60), in thousandths (microseconds in ms) or in millions (parameters). A
+measurement that is redone changes the file, and this test then names every passage whose
+numbers the new file no longer bears out.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ OPEN = re.compile(r"<!--\s*numbers from:\s*(.+?)\s*-->")
 CLOSE = re.compile(r"<!--\s*/numbers\s*-->")
 # A decimal number not part of a version string (0.10.21) or of a word (v1.5, fp16).
 DECIMAL = re.compile(r"(?<![\w.])(\d+\.\d+)(?![\w.]*\d)")
-SCALES = (1.0, 100.0, 1 / 60, 1e-6)  # as it is, a percentage, seconds in minutes, millions
+SCALES = (1.0, 100.0, 1 / 60, 1e-3, 1e-6)  # as is, %, s in min, us in ms, millions
 
 
 def _numbers(value: object) -> list[float]:
