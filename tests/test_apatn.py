@@ -168,3 +168,16 @@ def test_bf16_attention_on_the_cpu_runs_in_chunks_close_to_float32():
     low = pose_attention(q.bfloat16(), k.bfloat16(), v.bfloat16())
     assert low.dtype == torch.bfloat16 and low.shape == reference.shape
     assert (low.float() - reference).abs().max() < 0.02
+
+
+def test_bf16_attention_keeps_large_unscaled_logits_in_float32():
+    """APATN's logits are unscaled: rounded to bf16 before the softmax they would move it."""
+    g = torch.Generator().manual_seed(5)
+    q, k = (1.2 * torch.randn(1, 512, 64, generator=g) for _ in range(2))  # logits of ~10
+    v = torch.randn(1, 512, 128, generator=g)
+    reference = pose_attention(q, k, v)
+    low = pose_attention(q.bfloat16(), k.bfloat16(), v.bfloat16()).float()
+    exact_inputs = pose_attention(q.bfloat16().float(), k.bfloat16().float(), v.bfloat16().float())
+    # Only the inputs' and the weights' rounding to bf16 remain, not the scores'.
+    assert (low - exact_inputs).abs().max() < 0.05
+    assert (low - reference).abs().max() < 0.5

@@ -257,3 +257,16 @@ def test_sigterm_stops_generate_like_ctrl_c_with_nothing_left_over(tiny_root, tm
     manifest = json.loads((out / "generate.json").read_text())
     on_disk = [p for p in out.iterdir() if p.suffix in (".png", ".jpg")]
     assert manifest["complete"] is False and manifest["images"] == len(on_disk) >= 1
+
+
+def test_a_closed_pipe_on_stdout_ends_quietly(monkeypatch, tmp_path, capsys):
+    """`posetransfer ... | head`: the reader went away; that is no error (a BrokenPipeError is
+    an OSError too, and must not be reported as one)."""
+
+    def closed(*args, **kwargs):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr("posetransfer.data.synthetic.make_synthetic_dataset", closed)
+    monkeypatch.setattr("sys.stderr.close", lambda: None, raising=False)
+    assert main(["synthetic", "--out", str(tmp_path / "x"), "--no-progress"]) == 0
+    assert "error" not in capsys.readouterr().err

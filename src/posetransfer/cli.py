@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
 import sys
 import warnings
 from collections.abc import Callable
@@ -42,7 +44,9 @@ def main(argv: list[str] | None = None) -> int:
 
             args.overrides = cli_overrides(extra)
         # SIGTERM stops a command as Ctrl-C does: its temporary files and folders are removed.
-        with terminate_as_interrupt():
+        # Not under torchrun: a rank blocked in a collective must still die of the agent's SIGTERM.
+        distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+        with contextlib.nullcontext() if distributed else terminate_as_interrupt():
             return int(args.func(args) or 0)
     except InputError as e:
         print(f"posetransfer {args.command}: error: {e.flag_message()}", file=sys.stderr)
@@ -53,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
         how = "stopped (SIGTERM)" if code == 143 else "interrupted"
         print(f"posetransfer {args.command}: {how}", file=sys.stderr)
         return code
+    except BrokenPipeError:  # e.g. `posetransfer ... | head`
+        sys.stderr.close()
+        return 0
     except OSError as e:  # a file the checks before could not foresee (permissions, a race)
         print(f"posetransfer {args.command}: error: {os_error_message(e)}", file=sys.stderr)
         return 2
@@ -61,9 +68,6 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"posetransfer {args.command}: error: {e}: a symbolic link loop", file=sys.stderr)
         return 2
-    except BrokenPipeError:  # e.g. `posetransfer ... | head`
-        sys.stderr.close()
-        return 0
     finally:
         warnings.showwarning = previous
 

@@ -17,6 +17,7 @@ the reading splits one).
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import os
 import re
@@ -44,13 +45,19 @@ class _Forwarder:
 
     def __init__(self, noise: re.Pattern[str]) -> None:
         self.noise = noise
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self.saved = os.dup(2)
         read, write = os.pipe()
-        os.dup2(write, 2)
-        os.close(write)
         self.read = read
         self.thread = threading.Thread(target=self._run, name="posetransfer-stderr", daemon=True)
-        self.thread.start()
+        self.thread.start()  # reading before fd 2 points at the pipe: nothing can be stranded
+        try:
+            os.dup2(write, 2)
+        except BaseException:  # the reader ends when the last writer is closed
+            os.close(write)
+            os.close(self.saved)
+            raise
+        os.close(write)
 
     def _pass(self, data: str) -> None:
         try:
@@ -69,7 +76,7 @@ class _Forwarder:
             if chunk == b"":  # every writer closed: the block ended
                 break
             if chunk is not None:
-                pending += chunk.decode(errors="replace")
+                pending += self.decoder.decode(chunk)  # a character may span two reads
             out: list[str] = []
             # Whole lines ("\n") and progress-bar frames ("\r") go on unless they are noise.
             while True:

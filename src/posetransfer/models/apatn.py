@@ -120,12 +120,12 @@ ATTENTION_SCORES = 2**21
 def chunked_attention(
     query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, chunk: int | None = None
 ) -> torch.Tensor:
-    """`pose_attention` a block of query rows at a time: low-precision products, float32 softmax.
+    """`pose_attention` a block of query rows at a time: scores in float32, A V in low precision.
 
     The CPU's fused attention pads queries and keys to the value's width and gains nothing from
-    bf16; here the two products run as plain batched matrix products in the inputs' precision
-    (the CPU's bf16 units), at the query's own width, and only ``chunk`` rows of scores exist at
-    a time. Under autograd each chunk is recomputed in the backward pass (activation
+    bf16; here Q K^T runs in float32 at the queries' own width (the scores are unscaled logits)
+    and A V as a bf16 matrix product on the CPU's bf16 units, and only ``chunk`` rows of scores
+    exist at a time. Under autograd each chunk is recomputed in the backward pass (activation
     checkpointing) instead of keeping its scores, so training never holds the (HW) x (HW)
     matrix either.
 
@@ -134,7 +134,7 @@ def chunked_attention(
         chunk: query rows per step (default: `ATTENTION_SCORES` scores, at least 64 rows).
     """
     chunk = chunk or max(64, ATTENTION_SCORES // key.shape[1])
-    key_t = key.transpose(1, 2).contiguous()  # [B, Dq, L]
+    key_t = key.transpose(1, 2).float().contiguous()  # [B, Dq, L], float32 (see `_attend`)
     grad = torch.is_grad_enabled() and any(t.requires_grad for t in (query, key, value))
     rows = []
     for start in range(0, query.shape[1], chunk):
@@ -147,9 +147,16 @@ def chunked_attention(
 
 
 def _attend(query: torch.Tensor, key_t: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
-    """One chunk: softmax in float32 over scores computed in the inputs' precision."""
-    scores = torch.bmm(query, key_t).float()
-    return torch.bmm(torch.softmax(scores, dim=-1).to(value.dtype), value)
+    """One chunk: scores and softmax in float32, then the weighted sum in the values' precision.
+
+    The logits are unscaled (no 1/sqrt(d)): rounded to bf16 they would move the softmax, and in
+    fp16 they can overflow. Q K^T is a third of the attention's products (Dq = C/2), so keeping
+    it in float32 costs less than the bf16 A V saves.
+    """
+    with torch.autocast(query.device.type, enabled=False):
+        scores = torch.bmm(query.float(), key_t)
+        weights = torch.softmax(scores, dim=-1).to(value.dtype)
+    return torch.bmm(weights, value)
 
 
 class APATB(nn.Module):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import os
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -201,14 +201,9 @@ def build(cfg: Config, rank: int, world: int, device: torch.device) -> Training:
 
     # Optimisers and schedulers.
     betas = (cfg.train.beta1, cfg.train.beta2)
-    # The fused kernel (CPU and CUDA) updates all parameters in one pass instead of a loop of
-    # small ops per tensor; the float32 weights and the update rule are the same.
-    fused = True if device.type in ("cpu", "cuda") else None
-    opts = {
-        "G": torch.optim.Adam(generator.parameters(), lr=cfg.train.lr, betas=betas, fused=fused)
-    }
+    opts = {"G": adam(generator.parameters(), cfg.train.lr, betas, device)}
     for name, d in discs.items():
-        opts[name] = torch.optim.Adam(d.parameters(), lr=cfg.train.lr, betas=betas, fused=fused)
+        opts[name] = adam(d.parameters(), cfg.train.lr, betas, device)
     layout = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
     for net in (generator, *discs.values()):
         net.to(memory_format=layout)
@@ -303,3 +298,21 @@ def batches(t: Training, stopping: Callable[[], bool]) -> Iterator[dict[str, Any
             for k in ("src_pose", "tgt_pose"):
                 batch[k] = _to_device(batch[k], t)  # channels_last when configured
             yield batch
+
+
+def adam(
+    params: Iterable[torch.nn.Parameter],
+    lr: float,
+    betas: tuple[float, float],
+    device: torch.device,
+) -> torch.optim.Adam:
+    """Adam with torch's fused kernel where this torch has one for ``device``, else its loop.
+
+    The fused kernel (CUDA; the CPU since torch 2.4) updates all parameters in one pass instead
+    of a loop of small ops per tensor; the update rule and the float32 state are the same.
+    """
+    params = list(params)
+    try:
+        return torch.optim.Adam(params, lr=lr, betas=betas, fused=True)
+    except (RuntimeError, ValueError):  # no fused kernel for this device in this torch
+        return torch.optim.Adam(params, lr=lr, betas=betas)

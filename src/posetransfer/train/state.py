@@ -152,6 +152,11 @@ def restore_state(t: Training, ckpt: Path, state: dict[str, Any] | None = None) 
             opt.load_state_dict(state["optimizers"][k])
             for group, keep in zip(opt.param_groups, fused, strict=True):
                 group["fused"] = keep  # the saved groups' flag (older runs: None) is not ours
+                if keep:  # the fused kernel wants its step counters on the parameters' device
+                    for p in group["params"]:
+                        st = opt.state.get(p, {})
+                        if torch.is_tensor(st.get("step")):
+                            st["step"] = st["step"].to(p.device, torch.float32)
         before = state.get("precision", "fp32")
         if before != t.precision:
             warnings.warn(
