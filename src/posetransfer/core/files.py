@@ -409,17 +409,16 @@ def refuse_special(path: str | Path, arg: str | None = None) -> None:
     such as /dev/full (for root) with a regular file.
     """
     path = Path(path)
+    where = f"{arg}={str(path)!r}" if arg else str(path)
     try:
         mode = path.stat().st_mode
     except FileNotFoundError:
         return
     except OSError as e:
         if e.errno == errno.ELOOP:
-            where = f"{arg}={str(path)!r}" if arg else str(path)
             raise InputError(f"{where}: a symbolic link loop", arg=arg) from None
         return  # unreadable: the write itself reports it
     if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-        where = f"{arg}={str(path)!r}" if arg else str(path)
         raise InputError(
             f"{where}: not a regular file (a device or pipe); write the output to a file",
             arg=arg,

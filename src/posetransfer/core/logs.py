@@ -38,6 +38,7 @@ _NOISE_START = re.compile(
     r"[IW]\d|[IW]$|I(N(F(O(:)?)?)?)?$|W(A(R(N(I(N(G(:)?)?)?)?)?)?)?$|INFO: |WARNING: "
 )
 _HOLD_SECONDS = 0.5  # a held piece that stays unfinished this long is passed on
+_PIECE_END = re.compile(r"(?<=[\r\n])")  # splits after every line end, keeping it
 
 
 class _Forwarder:
@@ -77,28 +78,19 @@ class _Forwarder:
                 break
             if chunk is not None:
                 pending += self.decoder.decode(chunk)  # a character may span two reads
-            out: list[str] = []
-            # Whole lines ("\n") and progress-bar frames ("\r") go on unless they are noise.
-            while True:
-                cut = min(
-                    (i for i in (pending.find("\n"), pending.find("\r")) if i >= 0), default=-1
-                )
-                if cut < 0:
-                    break
-                line, pending = pending[: cut + 1], pending[cut + 1 :]
-                if not self.noise.match(line):
-                    out.append(line)
-            if pending and not _NOISE_START.match(pending):
-                out.append(pending)
-                pending = ""
-            elif pending and chunk is not None:
-                held_since = held_since or time.monotonic()
-            if pending and held_since and time.monotonic() - held_since >= _HOLD_SECONDS:
+            # Whole lines ("\n") and progress-bar frames ("\r") go on unless they are noise;
+            # the unfinished rest goes on too, unless it could still become a log line.
+            *pieces, pending = _PIECE_END.split(pending)
+            out = [piece for piece in pieces if not self.noise.match(piece)]
+            now = time.monotonic()
+            if pending and (
+                not _NOISE_START.match(pending)
+                or (held_since and now - held_since >= _HOLD_SECONDS)
+            ):
                 if not self.noise.match(pending):
                     out.append(pending)
-                pending, held_since = "", 0.0
-            if not pending:
-                held_since = 0.0
+                pending = ""
+            held_since = (held_since or now) if pending else 0.0
             if out:
                 self._pass("".join(out))
         if pending and not self.noise.match(pending):
