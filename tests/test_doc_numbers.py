@@ -7,11 +7,13 @@ HTML comments naming where they come from::
     ... the table or paragraph ...
     <!-- /numbers -->
 
-Sources: a JSON file (path from the repository's root; every number in it, at any depth), or
-``python:MODULE:NAME`` (a constant, a dict, or a dataclass, whose field defaults count). Every
-decimal number in the passage (``0.3125``, ``2.12x``, ``43.7``; not integers, which are mostly
-counts and sizes the reader can check, nor version strings like ``0.10.21``) must equal a
-source number rounded to the decimals shown, taken as it is, as a percentage (x100), for
+Sources: a JSON file (a measurement or a model card) or a recipe YAML
+(``src/posetransfer/configs/*.yaml``), named by its path from the repository's root, whose
+every number counts, at any depth; or ``python:MODULE:NAME`` (a constant, a dict, a dataclass,
+whose field defaults count, or a function or other class, whose parameters' defaults count).
+Every decimal number in the passage (``0.3125``, ``2.12x``, ``43.7``; not integers, which are
+mostly counts and sizes the reader can check, nor version strings like ``0.10.21``) must equal
+a source number rounded to the decimals shown, taken as it is, as a percentage (x100), for
 seconds in minutes (/60), in thousandths (microseconds in ms) or in millions (parameters). A
 measurement that is redone changes the file, and this test then names every passage whose
 numbers the new file no longer bears out.
@@ -21,12 +23,14 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import inspect
 import json
 import math
 import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 DOCUMENTS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
@@ -38,7 +42,7 @@ SCALES = (1.0, 100.0, 1 / 60, 1e-3, 1e-6)  # as is, %, s in min, us in ms, milli
 
 
 def _numbers(value: object) -> list[float]:
-    """Every number in a JSON value or a Python object, at any depth."""
+    """Every number in a JSON or YAML value or a Python object, at any depth."""
     if isinstance(value, bool):
         return []
     if isinstance(value, int | float):
@@ -52,6 +56,9 @@ def _numbers(value: object) -> list[float]:
         if isinstance(value, type):  # the class: its defaults
             return [n for f in fields for n in _numbers(_default(f))]
         return [n for f in fields for n in _numbers(getattr(value, f.name))]
+    if inspect.isfunction(value) or inspect.isclass(value):  # its parameters' defaults
+        parameters = inspect.signature(value).parameters.values()
+        return [n for p in parameters if p.default is not p.empty for n in _numbers(p.default)]
     return []
 
 
@@ -70,6 +77,8 @@ def source_numbers(spec: str) -> list[float]:
         return _numbers(getattr(importlib.import_module(module), name))
     path = REPO / spec
     assert path.is_file(), f"{spec}: no such measurement file"
+    if path.suffix in (".yaml", ".yml"):
+        return _numbers(yaml.safe_load(path.read_text()))
     return _numbers(json.loads(path.read_text()))
 
 
@@ -125,6 +134,12 @@ def test_the_checker_catches_a_number_typed_by_hand() -> None:
     assert not borne_out("0.3126", numbers)
     assert not borne_out("216.0", numbers)
     assert DECIMAL.findall("torch 2.14.1, fp16, v1.5, 0.083 s, 2.12x") == ["0.083", "2.12"]
+
+
+def test_recipes_and_signatures_are_sources() -> None:
+    assert 0.1 in source_numbers("src/posetransfer/configs/synthetic_gan.yaml")  # loss.lambda_gan
+    assert 0.5 in source_numbers("python:posetransfer.models.apatn:APATN")  # dropout=0.5
+    assert 6.0 in source_numbers("python:posetransfer.analysis.attention:load_pair")  # sigma
 
 
 def test_the_key_passages_are_checked() -> None:
