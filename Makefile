@@ -67,7 +67,7 @@ reid-study: $(STAMP)
 		--backbone resnet18 --pretrained none --steps 300 --height 128 --width 64
 
 # One unattended session on a rented CUDA machine, under 9 minutes: environment, the gpu tests,
-# bench --compare, a DDP run and both bundled recipes retrained, packed into at most 4 files
+# bench --compare, a DDP run and both bundled recipes retrained, packed into at most 5 files
 # in OUT. Needs no venv (the GPU machine has python3 with torch); GPU_SESSION_SMOKE=1 runs it
 # at tiny sizes on a CPU. See the head of scripts/gpu-session.sh.
 OUT ?= gpu_session_out

@@ -52,9 +52,15 @@ def test_smoke_session_runs_every_step_and_packs_the_results(tmp_path):
         assert summary[name].startswith("ok"), summary
     assert "images/s" in summary["ddp"] and "gloo" in summary["ddp"]
 
-    # At most 4 files come back, each under 16 MiB.
+    # Five files come back (the device machine returns at most 8), each under 16 MiB.
     packed = sorted(p.name for p in out.iterdir() if p.is_file())
-    assert packed == ["apatn-stage1.tar.gz", "apatn.tar.gz", "patn.tar.gz", "results.tar.gz"]
+    assert packed == [
+        "apatn-stage1.tar.gz",
+        "apatn.tar.gz",
+        "patn-stage1.tar.gz",
+        "patn.tar.gz",
+        "results.tar.gz",
+    ]
     assert all((out / name).stat().st_size < LIMIT for name in packed)
 
     with tarfile.open(out / "results.tar.gz") as tar:
@@ -63,6 +69,7 @@ def test_smoke_session_runs_every_step_and_packs_the_results(tmp_path):
         "./summary.txt",
         "./env.txt",
         "./ddp.json",
+        "./train/patn-stage1.json",
         "./train/patn.json",
         "./train/apatn-stage1.json",
         "./train/apatn.json",
