@@ -24,6 +24,7 @@
 #   GPU_SESSION_LIMIT_BYTES            size limit of each packed file (default 16 MiB)
 #   GPU_SESSION_TRAIN_BATCH            batch size of the bundled recipes' runs (default 32; the
 #                                      recipes' 8 leaves an H200 waiting on kernel launches)
+#   GPU_SESSION_GAN=0                  train stage 1 alone (synthetic_long) with all the time
 #
 # On a machine whose output folder must hold only what comes back, put the scratch elsewhere:
 #   GPU_SESSION_WORK=/tmp/gpu-session-work bash scripts/gpu-session.sh "$OUT"
@@ -530,6 +531,10 @@ train_patn() {
     (($(gpu_count) > 0)) || [ "$SMOKE" = 1 ] || skip "no CUDA"
     local end mid first
     end=$(train_end)
+    if [ "${GPU_SESSION_GAN:-1}" = 0 ]; then
+        train_stage patn "$end" 0.7 --config synthetic_long --model.generator patn_small >/dev/null
+        return
+    fi
     mid=$(($(now) + (end - $(now)) * 54 / 100))
     first=$(train_stage patn-stage1 "$mid" 0.7 --config synthetic_long \
         --model.generator patn_small | tail -n 1) || return 1
@@ -543,6 +548,11 @@ train_apatn() {
     (($(gpu_count) > 0)) || [ "$SMOKE" = 1 ] || skip "no CUDA"
     local end mid first
     end=$(train_end)
+    if [ "${GPU_SESSION_GAN:-1}" = 0 ]; then
+        train_stage apatn "$end" 0.68 --config synthetic_long --model.generator apatn_small \
+            >/dev/null
+        return
+    fi
     mid=$(($(now) + (end - $(now)) * 54 / 100))
     first=$(train_stage apatn-stage1 "$mid" 0.68 --config synthetic_long \
         --model.generator apatn_small | tail -n 1) || return 1

@@ -48,8 +48,16 @@ def test_every_path_is_measured_against_eager_fp32(report):
             assert r["psnr_db"] >= 35
     blocks = result["blocks"]
     assert blocks[0]["precision"] == "fp32" and blocks[0]["flop_ratio"] > 1
-    (train,) = [t for t in result["training"] if t["precision"] == "fp32"]
-    assert train["iterations_per_s"] > 0 and 0 <= train["data_wait_share"] < 1
+    # The training paths, each against the plain loop, with FLOPs and the convolution peak.
+    fp32 = {t["path"]: t for t in result["training"] if t["precision"] == "fp32"}
+    assert list(fp32) == ["plain", "before", "train"]  # compiled only with compile=True
+    for t in fp32.values():
+        assert t["iterations_per_s"] > 0 and 0 <= t["data_wait_share"] < 1
+        assert t["samples_per_s"] == pytest.approx(t["iterations_per_s"] * t["batch"])
+        assert t["gflop_per_step"] == pytest.approx(fp32["plain"]["gflop_per_step"])
+    assert fp32["plain"]["data_wait_share"] == 0 and fp32["train"]["gflop_per_step"] > 0
+    peaks = {p["precision"]: p for p in result["conv_peak"]}
+    assert peaks["fp32"]["gflop_per_s"] > 0
     loader = result["loader"][0]
     assert loader["pairs_per_s_per_core"] > 0 and not loader["body_masks"]
 
@@ -60,6 +68,8 @@ def test_markdown_has_every_section(report):
     for heading in ("## Inference", "## PATB against APATB", "## Training", "## Training data"):
         assert heading in md
     assert "| patn_tiny | 32x16 x2 | eager fp32 |" in md
+    assert "| synthetic | 128x64 x8 | fp32 | plain eager loop, one fixed batch |" in md
+    assert "Convolution peak" in md and "% of conv peak" in md
 
 
 def test_flop_count_includes_the_fused_attention():

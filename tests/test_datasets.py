@@ -97,6 +97,38 @@ def test_heatmaps_peak_at_the_keypoints(tmp_path: Path) -> None:
         assert maps[17].sum() == 0  # the missing joint has an empty channel
 
 
+def test_cached_items_equal_uncached_ones_and_files_are_read_once(tmp_path: Path) -> None:
+    cached = _dataset(tmp_path, body_masks=True, cache_mb=1)
+    plain = PairDataset(
+        tmp_path / "images", tmp_path / "ann.csv", tmp_path / "pairs.csv", H, W, body_masks=True
+    )
+    first = [cached[i] for i in range(len(cached))]
+    # Later reads come from memory: the files can go.
+    for name in NAMES:
+        (tmp_path / "images" / name).rename(tmp_path / name)
+    again = [cached[i] for i in range(len(cached))]
+    for name in NAMES:
+        (tmp_path / name).rename(tmp_path / "images" / name)
+    for a, b, c in zip(first, again, (plain[i] for i in range(len(plain))), strict=True):
+        for key in ("src_img", "tgt_img", "tgt_mask", "src_pose", "tgt_pose"):
+            assert torch.equal(a[key], b[key]) and torch.equal(a[key], c[key]), key
+    # A cached item is a copy: changing it does not change the cache.
+    again[0]["src_img"].fill_(0)
+    assert torch.equal(cached[0]["src_img"], first[0]["src_img"])
+
+
+def test_the_cache_stays_within_its_budget(tmp_path: Path) -> None:
+    image_bytes = H * W * 3
+    ds = _dataset(tmp_path, cache_mb=2.5 * image_bytes / 2**20)
+    for i in range(len(ds)):
+        ds[i]
+    assert sum(v.nbytes for v in ds._cache.values()) <= 2.5 * image_bytes
+    assert len(ds._cache) == 2  # of the three images, two fit
+    assert not _dataset(tmp_path / "none")._cache  # cache_mb=0, the default: nothing kept
+    with pytest.raises(ValueError, match="cache_mb"):
+        _dataset(tmp_path / "neg", cache_mb=-1)
+
+
 def test_legacy_heatmaps_are_one_pixel_per_joint(tmp_path: Path) -> None:
     item = _dataset(tmp_path, legacy_heatmaps=True)[0]
     assert item["src_pose"][:17].sum(dim=(1, 2)).tolist() == [1.0] * 17

