@@ -112,3 +112,16 @@ def test_an_interrupted_run_keeps_what_it_measured(tmp_path, monkeypatch):
     result = json.loads((tmp_path / "compare.json").read_text())
     assert not result["complete"] and result["inference"][0]["path"] == "eager fp32"
     assert "Unfinished run" in (tmp_path / "compare.md").read_text()
+
+
+def test_the_plain_loop_and_the_before_path_use_torch_s_own_dropout():
+    from torch import nn
+
+    from posetransfer.analysis.train_speed import stock_dropout
+    from posetransfer.models.blocks import Dropout
+
+    model = create_generator("patn_tiny")
+    assert any(isinstance(m, Dropout) for m in model.modules())
+    stock_dropout(model)
+    kinds = {type(m) for m in model.modules()}
+    assert nn.Dropout in kinds and Dropout not in kinds

@@ -3,12 +3,14 @@
 The training rows of `posetransfer bench --compare`. Each times a shipped recipe on synthetic
 people at its size, one path at a time:
 
-- ``plain``: a plain eager loop of the same network, loss terms and optimiser (torch's Adam with
-  its default for-loop, the recipe's L1 terms under the recipe's autocast) on one fixed batch:
-  no data loading, no logging; the reference a training loop is measured against. Only for
-  recipes without discriminators or a perceptual network.
-- ``before``: the project's step (`posetransfer.train.step.train_step`) fed by its loader as it
-  was before decoded images were kept in memory (``data.cache_mb=0``).
+- ``plain``: a plain eager loop of the same network in stock torch modules (`nn.Dropout`, not
+  the project's `posetransfer.models.blocks.Dropout`), the same loss terms and optimiser
+  (torch's Adam with its default for-loop, the recipe's L1 terms under the recipe's autocast)
+  on one fixed batch: no data loading, no logging; the reference a training loop is measured
+  against. Only for recipes without discriminators or a perceptual network.
+- ``before``: the project's step (`posetransfer.train.step.train_step`) and loader as they were
+  before the faster CPU dropout and before decoded images were kept in memory
+  (``data.cache_mb=0``).
 - ``train``: the project's step and loader as ``posetransfer train`` runs them by default.
 - ``compiled``: the same with ``train.compile`` (`torch.compile` of the generator's forward and
   backward); its compile time is reported apart and not counted in the speed.
@@ -176,6 +178,8 @@ def _project_step(cfg, device: torch.device):
     from posetransfer.train.step import train_step
 
     t = build(cfg, 0, 1, device)
+    if not cfg.data.cache_mb:  # the "before" path
+        stock_dropout(t.generator)
     distribute(t)  # one process: the networks themselves (compiled when configured)
     if cfg.data.cache_mb:  # as after the first few hundred steps of a run: images in memory
         for i in range(len(t.train_set)):
@@ -212,7 +216,7 @@ def _plain_step(cfg, device: torch.device):
     batch = add_heatmaps(
         {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}, cfg.data
     )
-    generator = create_generator(cfg.model.generator).to(device).train()
+    generator = stock_dropout(create_generator(cfg.model.generator)).to(device).train()
     opt = torch.optim.Adam(generator.parameters(), lr=cfg.train.lr, betas=(0.5, 0.999))
     precision = _resolved(cfg.train.precision, device)
     loss_cfg = cfg.loss
@@ -233,6 +237,17 @@ def _plain_step(cfg, device: torch.device):
         return 0.0, time.perf_counter() - t0
 
     return step, _Closer()
+
+
+def stock_dropout(module: nn.Module) -> nn.Module:
+    """``module`` with each of the project's dropouts replaced by torch's `nn.Dropout`."""
+    from posetransfer.models.blocks import Dropout
+
+    for parent in list(module.modules()):
+        for name, child in parent.named_children():
+            if isinstance(child, Dropout):
+                setattr(parent, name, nn.Dropout(child.p))
+    return module
 
 
 def _sync(device: torch.device) -> None:
