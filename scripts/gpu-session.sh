@@ -7,8 +7,8 @@
 #   4. ddp      the fashion_patn recipe under torchrun on every GPU, on synthetic people drawn at
 #               256x176, for a few hundred iterations (ddp.json: images/s)
 #   5. train-patn, train-apatn
-#               the bundled models' recipes retrained at GPU speed, both at once, in the time
-#               that is left (train/)
+#               the bundled models' recipe retrained at GPU speed at batch 32 (stage 1; both
+#               stages with GPU_SESSION_GAN=1), both models at once, in the time left (train/)
 #   6. pack     what must come back, in at most 5 files of under 16 MiB in the output folder
 #
 # Usage, from the repository root (the package runs from the working tree, nothing installed):
@@ -24,7 +24,9 @@
 #   GPU_SESSION_LIMIT_BYTES            size limit of each packed file (default 16 MiB)
 #   GPU_SESSION_TRAIN_BATCH            batch size of the bundled recipes' runs (default 32; the
 #                                      recipes' 8 leaves an H200 waiting on kernel launches)
-#   GPU_SESSION_GAN=0                  train stage 1 alone (synthetic_long) with all the time
+#   GPU_SESSION_GAN=1                  also the second, adversarial stage (synthetic_gan) after
+#                                      stage 1 (default 0: at batch 32 it drew stripes and halos
+#                                      and made FID worse for both models, docs/pretrained.md)
 #
 # On a machine whose output folder must hold only what comes back, put the scratch elsewhere:
 #   GPU_SESSION_WORK=/tmp/gpu-session-work bash scripts/gpu-session.sh "$OUT"
@@ -524,14 +526,13 @@ train_end() {
     echo "$end"
 }
 
-# synthetic-patn: synthetic_long with patn_small (decay from 70% of it), then synthetic_gan from
-# it (decay from 56%), the time split as APATN's below. L1 alone leaves the people blurred (FID
-# 237 after 10,327 iterations at batch 8 here): the adversarial stage is what sharpens them.
+# synthetic-patn: synthetic_long with patn_small (decay from 70% of it); with GPU_SESSION_GAN=1,
+# then synthetic_gan from it (decay from 56%), the time split as APATN's below.
 train_patn() {
     (($(gpu_count) > 0)) || [ "$SMOKE" = 1 ] || skip "no CUDA"
     local end mid first
     end=$(train_end)
-    if [ "${GPU_SESSION_GAN:-1}" = 0 ]; then
+    if [ "${GPU_SESSION_GAN:-0}" = 0 ]; then
         train_stage patn "$end" 0.7 --config synthetic_long --model.generator patn_small >/dev/null
         return
     fi
@@ -542,13 +543,14 @@ train_patn() {
         --train.init_from "$first" >/dev/null
 }
 
-# synthetic-apatn: synthetic_long with apatn_small (decay from 1500 of 2200), then synthetic_gan
-# from it (900 of 1600); the first stage gets 54% of the time, as on its card (2467 + 2120 s).
+# synthetic-apatn: synthetic_long with apatn_small (decay from 68% of it); with GPU_SESSION_GAN=1
+# then synthetic_gan from it (decay from 56%), the first stage getting 54% of the time (as the
+# CPU-trained model's stages had: 2467 + 2120 s).
 train_apatn() {
     (($(gpu_count) > 0)) || [ "$SMOKE" = 1 ] || skip "no CUDA"
     local end mid first
     end=$(train_end)
-    if [ "${GPU_SESSION_GAN:-1}" = 0 ]; then
+    if [ "${GPU_SESSION_GAN:-0}" = 0 ]; then
         train_stage apatn "$end" 0.68 --config synthetic_long --model.generator apatn_small \
             >/dev/null
         return

@@ -28,6 +28,7 @@ def test_smoke_session_runs_every_step_and_packs_the_results(tmp_path):
     env = {
         **os.environ,
         "GPU_SESSION_SMOKE": "1",
+        "GPU_SESSION_GAN": "1",  # the two-stage path; the default trains stage 1 alone
         "GPU_SESSION_PYTHON": sys.executable,
         "OMP_NUM_THREADS": "1",
         "CUDA_VISIBLE_DEVICES": "",  # the CPU path, whatever this machine has

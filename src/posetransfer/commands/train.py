@@ -17,6 +17,8 @@ examples:
   posetransfer train --config synthetic --train.iterations 300
   # the paper's Market-1501 recipe, overriding fields with --section.field value
   posetransfer train --config market_patn --data.root data/market --train.batch_size 16
+  # a long run: compile the generator's step first (a minute the first time, cached after)
+  posetransfer train --config synthetic_long --train.compile true
   # several GPUs (or CPU processes with the gloo backend)
   torchrun --nproc_per_node 2 -m posetransfer.cli train --config market_patn
   # continue an interrupted run exactly (from its newest intact checkpoint)
