@@ -526,41 +526,29 @@ train_end() {
     echo "$end"
 }
 
-# synthetic-patn: synthetic_long with patn_small (decay from 70% of it); with GPU_SESSION_GAN=1,
-# then synthetic_gan from it (decay from 56%), the time split as APATN's below.
-train_patn() {
+# train_bundled NAME GENERATOR DECAY_FRACTION: a bundled model's recipe, synthetic_long with
+# GENERATOR (decay from DECAY_FRACTION of it) in the time left; with GPU_SESSION_GAN=1 that is
+# stage 1 (run NAME-stage1, 54% of the time, as the CPU-trained APATN's stages had: 2467 + 2120
+# s), then synthetic_gan from it (decay from 56%).
+train_bundled() {
     (($(gpu_count) > 0)) || [ "$SMOKE" = 1 ] || skip "no CUDA"
-    local end mid first
+    local name=$1 generator=$2 frac=$3 end mid first
     end=$(train_end)
     if [ "${GPU_SESSION_GAN:-0}" = 0 ]; then
-        train_stage patn "$end" 0.7 --config synthetic_long --model.generator patn_small >/dev/null
+        train_stage "$name" "$end" "$frac" --config synthetic_long \
+            --model.generator "$generator" >/dev/null
         return
     fi
     mid=$(($(now) + (end - $(now)) * 54 / 100))
-    first=$(train_stage patn-stage1 "$mid" 0.7 --config synthetic_long \
-        --model.generator patn_small | tail -n 1) || return 1
-    train_stage patn "$end" 0.56 --config synthetic_gan --model.generator patn_small \
+    first=$(train_stage "$name-stage1" "$mid" "$frac" --config synthetic_long \
+        --model.generator "$generator" | tail -n 1) || return 1
+    train_stage "$name" "$end" 0.56 --config synthetic_gan --model.generator "$generator" \
         --train.init_from "$first" >/dev/null
 }
 
-# synthetic-apatn: synthetic_long with apatn_small (decay from 68% of it); with GPU_SESSION_GAN=1
-# then synthetic_gan from it (decay from 56%), the first stage getting 54% of the time (as the
-# CPU-trained model's stages had: 2467 + 2120 s).
-train_apatn() {
-    (($(gpu_count) > 0)) || [ "$SMOKE" = 1 ] || skip "no CUDA"
-    local end mid first
-    end=$(train_end)
-    if [ "${GPU_SESSION_GAN:-0}" = 0 ]; then
-        train_stage apatn "$end" 0.68 --config synthetic_long --model.generator apatn_small \
-            >/dev/null
-        return
-    fi
-    mid=$(($(now) + (end - $(now)) * 54 / 100))
-    first=$(train_stage apatn-stage1 "$mid" 0.68 --config synthetic_long \
-        --model.generator apatn_small | tail -n 1) || return 1
-    train_stage apatn "$end" 0.56 --config synthetic_gan --model.generator apatn_small \
-        --train.init_from "$first" >/dev/null
-}
+# synthetic-patn and synthetic-apatn (the recipe's decay fractions: 2800 of 4000, 1500 of 2200).
+train_patn() { train_bundled patn patn_small 0.7; }
+train_apatn() { train_bundled apatn apatn_small 0.68; }
 
 # The final checkpoint of a run, packed as NAME.tar.gz with paths relative to WORK (extract it
 # beside results.tar.gz to get the whole run back); without its optimiser state if too large.

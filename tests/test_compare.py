@@ -58,6 +58,14 @@ def test_every_path_is_measured_against_eager_fp32(report):
     assert fp32["plain"]["data_wait_share"] == 0 and fp32["train"]["gflop_per_step"] > 0
     peaks = {p["precision"]: p for p in result["conv_peak"]}
     assert peaks["fp32"]["gflop_per_s"] > 0
+    assert fp32["plain"]["vs_plain"] == 1 and fp32["before"]["vs_before"] == 1
+    train = fp32["train"]
+    assert train["vs_plain"] == pytest.approx(
+        train["samples_per_s"] / fp32["plain"]["samples_per_s"]
+    )
+    assert train["conv_peak_share"] == pytest.approx(
+        train["gflop_per_s"] / peaks["fp32"]["gflop_per_s"]
+    )
     loader = result["loader"][0]
     assert loader["pairs_per_s_per_core"] > 0 and not loader["body_masks"]
 

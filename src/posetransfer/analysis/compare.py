@@ -417,8 +417,11 @@ def run_compare(
                 if size not in roots:
                     roots[size] = _synthetic(Path(tmp) / f"{size[0]}x{size[1]}", *size)
                 for precision in precisions:
+                    peak = next(
+                        p["gflop_per_s"] for p in result["conv_peak"] if p["precision"] == precision
+                    )
                     result["training"] += training_paths(
-                        config, roots[size], dev, precision, train_steps, compile
+                        config, roots[size], dev, precision, train_steps, compile, peak
                     )
                     save()
     if hasattr(os, "getloadavg"):

@@ -256,9 +256,16 @@ def _sync(device: torch.device) -> None:
 
 
 def training_paths(
-    config: str, root: Path, device: torch.device, precision: str, steps: int, compile: bool
+    config: str,
+    root: Path,
+    device: torch.device,
+    precision: str,
+    steps: int,
+    compile: bool,
+    peak_gflop_per_s: float | None = None,
 ) -> list[dict[str, Any]]:
-    """The training rows of one recipe and precision (`posetransfer.analysis.train_speed`)."""
+    """The training rows of one recipe and precision, each with its samples/s against the plain
+    loop's and the ``before`` path's and its share of the convolution peak (`compare_rows`)."""
     paths = [p for p in PATHS if (p != "plain" or plain_loop_runs(config))]
     paths = [p for p in paths if compile or p != "compiled"]
     rows: list[dict[str, Any]] = []
@@ -275,6 +282,19 @@ def training_paths(
                 flops=int(flops) if flops and path == "compiled" else None,
             )
         )
+    return compare_rows(rows, peak_gflop_per_s)
+
+
+def compare_rows(
+    rows: list[dict[str, Any]], peak_gflop_per_s: float | None
+) -> list[dict[str, Any]]:
+    """Add ``vs_plain`` and ``vs_before`` (samples/s ratios) and ``conv_peak_share`` to the
+    rows of one recipe and precision."""
+    ref = {r["path"]: r["samples_per_s"] for r in rows}
+    for r in rows:
+        r["vs_plain"] = r["samples_per_s"] / ref["plain"] if "plain" in ref else None
+        r["vs_before"] = r["samples_per_s"] / ref["before"] if "before" in ref else None
+        r["conv_peak_share"] = r["gflop_per_s"] / peak_gflop_per_s if peak_gflop_per_s else None
     return rows
 
 
@@ -302,27 +322,14 @@ def format_training(result: dict[str, Any]) -> list[str]:
         "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for t in result["training"]:
-        same = [
-            r
-            for r in result["training"]
-            if (r["config"], r["precision"], r["batch"])
-            == (t["config"], t["precision"], t["batch"])
-        ]
-        ref = {r["path"]: r["samples_per_s"] for r in same}
-        peak = peaks.get(t["precision"])
-        vs = [
-            f"{t['samples_per_s'] / ref[k]:.2f}x" if k in ref else "" for k in ("plain", "before")
-        ]
+        vs = [f"{t[k]:.2f}x" if t.get(k) else "" for k in ("vs_plain", "vs_before")]
+        share = t.get("conv_peak_share")
         lines.append(
             f"| {t['config']} | {t['height']}x{t['width']} x{t['batch']} | {t['precision']} | "
             f"{TRAINING_PATHS.get(t.get('path', 'train'), t.get('path'))} | "
             f"{t['iterations_per_s']:.2f} | {t['samples_per_s']:.1f} | {vs[0]} | {vs[1]} | "
             f"{t['gflop_per_step']:.1f} | {t['gflop_per_s']:.0f} | "
-            f"{_share(t, peak)} | "
+            f"{f'{100 * share:.0f}' if share else ''} | "
             f"{100 * t['data_wait_share']:.0f}% | {t['warmup_s']:.1f} |"
         )
     return lines
-
-
-def _share(row: dict[str, Any], peak: float | None) -> str:
-    return f"{100 * row['gflop_per_s'] / peak:.0f}" if peak else ""

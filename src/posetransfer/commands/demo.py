@@ -27,7 +27,7 @@ class DemoOptions:
     minutes: float = option(
         8.0,
         help="training time cap in minutes; training normally ends earlier, at "
-        "train.iterations (700)",
+        "train.iterations (850)",
     )
     data: Path | None = option(None, help="synthetic dataset folder (default OUT/data)")
 
