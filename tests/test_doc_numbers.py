@@ -1,22 +1,50 @@
 """Numbers quoted in README.md and docs/*.md come from the code or from a measurement file.
 
-A passage of the docs that quotes measured or configured numbers is fenced by two invisible
-HTML comments naming where they come from::
+Every decimal number in the docs (``0.3125``, ``2.12x``, ``43.7``; not integers, which are
+mostly counts and sizes the reader can check, nor version strings like ``0.10.21``) outside a
+fenced code block (```` ``` ````: shell examples, sample output) stands in a passage fenced by
+two invisible HTML comments that say where its numbers come from. There are three kinds.
+
+1. From a source, checked against it::
 
     <!-- numbers from: docs/measured/demo.json, python:posetransfer.reid.config:ReidConfig -->
     ... the table or paragraph ...
     <!-- /numbers -->
 
-Sources: a JSON file (a measurement or a model card) or a recipe YAML
-(``src/posetransfer/configs/*.yaml``), named by its path from the repository's root, whose
-every number counts, at any depth; or ``python:MODULE:NAME`` (a constant, a dict, a dataclass,
-whose field defaults count, or a function or other class, whose parameters' defaults count).
-Every decimal number in the passage (``0.3125``, ``2.12x``, ``43.7``; not integers, which are
-mostly counts and sizes the reader can check, nor version strings like ``0.10.21``) must equal
-a source number rounded to the decimals shown, taken as it is, as a percentage (x100), for
-seconds in minutes (/60), in thousandths (microseconds in ms) or in millions (parameters). A
-measurement that is redone changes the file, and this test then names every passage whose
-numbers the new file no longer bears out.
+   Sources: a JSON file (a measurement or a model card) or a recipe YAML
+   (``src/posetransfer/configs/*.yaml``), named by its path from the repository's root, whose
+   every number counts, at any depth; or ``python:MODULE:NAME`` (a constant, a dict, a
+   dataclass, whose field defaults count, or a function or other class, whose parameters'
+   defaults count). Every decimal number in the passage must equal a source number rounded to
+   the decimals shown, taken as it is, as a percentage (x100), for seconds in minutes (/60), in
+   thousandths (microseconds in ms) or in millions (parameters). A measurement that is redone
+   changes the file, and this test then names every passage whose numbers the new file no
+   longer bears out.
+
+2. A dated past measurement that is not measured again::
+
+    <!-- numbers: history 1a2b3c4 -->
+    ... measured at commit 1a2b3c4 ...
+    <!-- /numbers -->
+
+   ``1a2b3c4`` must be a commit of this repository, and every decimal number of the passage
+   must already stand in that commit's version of the same document: the numbers were written
+   then, with the measurement, and have not been retyped since. (Without git or without that
+   history, a shallow clone, the commit check is skipped and says why.)
+
+3. Numbers that are no measurement at all (a paper's results quoted from the paper, a version
+   such as TensorFlow 1.4, an illustrative argument, a target set by an issue), with the
+   reason, which must not be empty::
+
+    <!-- numbers: not measured: the paper's Table 2 -->
+    ... the passage ...
+    <!-- /numbers -->
+
+   This kind is kept rare; nothing checks its numbers but the reason a reader sees in the
+   source.
+
+A decimal number outside code blocks and outside these passages fails
+``test_no_decimal_number_is_unfenced``, so none can be added silently.
 """
 
 from __future__ import annotations
@@ -27,6 +55,8 @@ import inspect
 import json
 import math
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -35,7 +65,11 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 DOCUMENTS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 OPEN = re.compile(r"<!--\s*numbers from:\s*(.+?)\s*-->")
+HISTORY = re.compile(r"<!--\s*numbers:\s*history\s+([0-9a-fA-F]{7,40})\s*-->")
+NOT_MEASURED = re.compile(r"<!--\s*numbers:\s*not measured\b\s*(?::(.*?))?-->", re.DOTALL)
+ANY_OPENING = re.compile(r"<!--\s*numbers\b.*?-->", re.DOTALL)  # any of the three, or a typo
 CLOSE = re.compile(r"<!--\s*/numbers\s*-->")
+CODE_FENCE = re.compile(r"^[ \t]*```", re.MULTILINE)
 # A decimal number not part of a version string (0.10.21) or of a word (v1.5, fp16).
 DECIMAL = re.compile(r"(?<![\w.])(\d+\.\d+)(?![\w.]*\d)")
 SCALES = (1.0, 100.0, 1 / 60, 1e-3, 1e-6)  # as is, %, s in min, us in ms, millions
@@ -90,19 +124,81 @@ def borne_out(token: str, numbers: list[float]) -> bool:
     return any(abs(n * scale - want) <= tolerance for n in numbers for scale in SCALES)
 
 
-def passages() -> list[tuple[str, int, list[str], str]]:
-    """(document, line, sources, text) of every fenced passage in the docs."""
+def code_blocks(text: str) -> list[tuple[int, int]]:
+    """(start, end) of every fenced code block (``` ... ```) in a Markdown text."""
+    marks = [m.start() for m in CODE_FENCE.finditer(text)]
+    return [(a, b) for a, b in zip(marks[::2], marks[1::2], strict=False)]
+
+
+def _inside(position: int, spans: list[tuple[int, int]]) -> bool:
+    return any(a <= position < b for a, b in spans)
+
+
+def fences(name: str, text: str) -> list[tuple[str, str, int, int, int, str]]:
+    """(kind, argument, start, end, line, body) of every numbers passage in one document.
+
+    kind is "from" (argument: its sources), "history" (argument: the commit) or
+    "not measured" (argument: the reason). Markers inside code blocks do not count.
+    """
+    code = code_blocks(text)
+    found = []
+    position = 0
+    for opening in ANY_OPENING.finditer(text):
+        if opening.start() < position or _inside(opening.start(), code):
+            continue
+        line = text.count("\n", 0, opening.start()) + 1
+        marker = opening.group(0)
+        if m := OPEN.fullmatch(marker):
+            kind, argument = "from", m.group(1)
+        elif m := HISTORY.fullmatch(marker):
+            kind, argument = "history", m.group(1)
+        elif m := NOT_MEASURED.fullmatch(marker):
+            kind, argument = "not measured", (m.group(1) or "").strip()
+        else:
+            raise AssertionError(
+                f"{name}:{line}: {marker} is none of <!-- numbers from: SOURCES -->, "
+                "<!-- numbers: history COMMIT -->, <!-- numbers: not measured: REASON -->"
+            )
+        closing = CLOSE.search(text, opening.end())
+        assert closing, f"{name}:{line}: {marker} without <!-- /numbers -->"
+        nested = ANY_OPENING.search(text, opening.end(), closing.start())
+        assert not nested, f"{name}:{line}: a numbers passage opened inside another"
+        body = text[opening.end() : closing.start()]
+        found.append((kind, argument, opening.start(), closing.end(), line, body))
+        position = closing.end()
+    return found
+
+
+def unfenced(name: str, text: str) -> list[tuple[int, str]]:
+    """(line, number) of every decimal number outside code blocks and numbers passages."""
+    covered = code_blocks(text) + [(a, b) for _, _, a, b, _, _ in fences(name, text)]
+    return [
+        (text.count("\n", 0, m.start()) + 1, m.group(1))
+        for m in DECIMAL.finditer(text)
+        if not _inside(m.start(), covered)
+    ]
+
+
+def _all_fences() -> list[tuple[str, str, str, int, str]]:
+    """(document, kind, argument, line, body) of every numbers passage in the docs."""
     found = []
     for doc in DOCUMENTS:
-        text = doc.read_text()
-        for opening in OPEN.finditer(text):
-            closing = CLOSE.search(text, opening.end())
-            line = text.count("\n", 0, opening.start()) + 1
-            name = doc.relative_to(REPO).as_posix()
-            assert closing, f"{name}:{line}: <!-- numbers from: --> without <!-- /numbers -->"
-            sources = [s.strip() for s in opening.group(1).split(",")]
-            found.append((name, line, sources, text[opening.end() : closing.start()]))
+        name = doc.relative_to(REPO).as_posix()
+        for kind, argument, _, _, line, body in fences(name, doc.read_text()):
+            found.append((name, kind, argument, line, body))
     return found
+
+
+FENCES = _all_fences()
+
+
+def passages() -> list[tuple[str, int, list[str], str]]:
+    """(document, line, sources, text) of every passage fenced by its sources."""
+    return [
+        (name, line, [s.strip() for s in argument.split(",")], body)
+        for name, kind, argument, line, body in FENCES
+        if kind == "from"
+    ]
 
 
 PASSAGES = passages()
@@ -149,3 +245,103 @@ def test_the_key_passages_are_checked() -> None:
     assert "README.md" in docs
     assert any(any("card.json" in source for source in s) for _, s in checked)
     assert any("docs/measured/demo.json" in s for _, s in checked)
+
+
+@pytest.mark.parametrize("document", DOCUMENTS, ids=[d.name for d in DOCUMENTS])
+def test_no_decimal_number_is_unfenced(document: Path) -> None:
+    """A number outside code blocks says where it comes from (one of the three fences)."""
+    name = document.relative_to(REPO).as_posix()
+    loose = unfenced(name, document.read_text())
+    assert not loose, (
+        f"{name}: decimal numbers outside any numbers passage: "
+        + ", ".join(f"line {line}: {token}" for line, token in loose)
+        + " (fence them: <!-- numbers from: SOURCE -->, <!-- numbers: history COMMIT -->"
+        " or <!-- numbers: not measured: REASON -->, closed by <!-- /numbers -->)"
+    )
+
+
+HISTORIES = [(d, a, line, b) for d, kind, a, line, b in FENCES if kind == "history"]
+
+
+def _git(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=False)
+
+
+@pytest.mark.parametrize(
+    ("document", "commit", "line", "text"),
+    HISTORIES,
+    ids=[f"{doc}:{line}" for doc, _, line, _ in HISTORIES],
+)
+def test_a_past_measurement_was_written_at_its_commit(
+    document: str, commit: str, line: int, text: str
+) -> None:
+    tokens = DECIMAL.findall(text)
+    assert tokens, f"{document}:{line}: a history passage without a decimal number"
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed: the commit of a past measurement cannot be checked")
+    if _git("rev-parse", "--git-dir").returncode != 0:
+        pytest.skip("not a git checkout: the commit of a past measurement cannot be checked")
+    if _git("cat-file", "-e", f"{commit}^{{commit}}").returncode != 0:
+        if _git("rev-parse", "--is-shallow-repository").stdout.strip() == "true":
+            pytest.skip(f"shallow clone: commit {commit} is not in the fetched history")
+        pytest.fail(f"{document}:{line}: {commit} is not a commit of this repository")
+    then = _git("show", f"{commit}:{document}")
+    assert then.returncode == 0, f"{document}:{line}: {document} did not exist at {commit}"
+    written = set(DECIMAL.findall(then.stdout))
+    retyped = sorted({t for t in tokens if t not in written}, key=text.index)
+    assert not retyped, (
+        f"{document}:{line}: {', '.join(retyped)} not in {document} at {commit} "
+        "(a past measurement names the commit that wrote its numbers)"
+    )
+
+
+NOT_MEASURED_PASSAGES = [(d, a, line) for d, kind, a, line, _ in FENCES if kind == "not measured"]
+
+
+@pytest.mark.parametrize(
+    ("document", "reason", "line"),
+    NOT_MEASURED_PASSAGES,
+    ids=[f"{doc}:{line}" for doc, _, line in NOT_MEASURED_PASSAGES],
+)
+def test_a_number_not_measured_says_why(document: str, reason: str, line: int) -> None:
+    assert reason, (
+        f"{document}:{line}: <!-- numbers: not measured --> needs a reason after a colon, "
+        "e.g. <!-- numbers: not measured: the paper's Table 2 -->"
+    )
+
+
+def test_the_fence_check_sees_every_kind() -> None:
+    text = "\n".join(
+        [
+            "Loose 1.5 here.",
+            "```",
+            "$ posetransfer train --lr 0.0002",
+            "<!-- numbers: bogus -->",
+            "```",
+            "<!-- numbers from: docs/measured/demo.json -->",
+            "Checked 2.5.",
+            "<!-- /numbers -->",
+            "<!-- numbers: history abc1234 -->",
+            "Past 3.5.",
+            "<!-- /numbers -->",
+            "<!-- numbers: not measured: the paper's Table 2 -->",
+            "Paper 4.5.",
+            "<!-- /numbers -->",
+            "<!-- numbers: not measured -->",
+            "No reason 5.5.",
+            "<!-- /numbers -->",
+            "Loose 6.5 again.",
+        ]
+    )
+    assert unfenced("x.md", text) == [(1, "1.5"), (18, "6.5")]
+    kinds = [(kind, argument) for kind, argument, *_ in fences("x.md", text)]
+    assert kinds == [
+        ("from", "docs/measured/demo.json"),
+        ("history", "abc1234"),
+        ("not measured", "the paper's Table 2"),
+        ("not measured", ""),
+    ]
+    with pytest.raises(AssertionError, match="none of"):
+        fences("x.md", "<!-- numbers: measured yesterday -->\n1.5\n<!-- /numbers -->")
+    with pytest.raises(AssertionError, match="without"):
+        fences("x.md", "<!-- numbers: history abc1234 -->\n1.5\n")
