@@ -737,3 +737,65 @@ def test_protocols_live_in_the_registry_and_the_runner_reexports_them():
 
     assert runner.PROTOCOLS is registry.PROTOCOLS
     assert set(registry.PROTOCOLS) == {"paper", "modern"}
+
+
+def test_per_pair_csv_has_every_per_pair_metric_and_its_means_are_the_report(tiny, tmp_path):
+    import csv
+
+    root, gen, ann, pairs_csv, pairs = tiny
+    path = tmp_path / "scores" / "per_pair.csv"
+    report = metrics.evaluate(
+        gen,
+        root,
+        ann,
+        pairs_csv,
+        metrics="all",
+        networks=_fake_networks(),
+        device="cpu",
+        batch_size=2,
+        progress=False,
+        per_pair=path,
+    )
+    assert report.per_pair_csv == str(path)
+    with path.open() as f:
+        rows = list(csv.DictReader(f))
+    # The 3 evaluated pairs (the missing and the wrong-size ones are not), in the pairs' order.
+    assert [(r["from"], r["to"]) for r in rows] == pairs[:3]
+    assert [r["pair"] for r in rows] == [generated_name(*p) for p in pairs[:3]]
+    columns = ["ssim", "mask_ssim", "l1", "mask_l1", "lpips", "ds", "pckh"]
+    assert list(rows[0]) == ["pair", "from", "to", *columns]  # IS and FID are set-level
+    for name in columns:
+        mean = np.mean([float(r[name]) for r in rows])
+        assert mean == pytest.approx(report.results[name]["value"], rel=1e-5), name
+    fake = np.asarray(Image.open(gen / rows[0]["pair"]))
+    real = np.asarray(Image.open(root / "test" / rows[0]["to"]).convert("RGB"))
+    assert float(rows[0]["ssim"]) == pytest.approx(metrics.ssim(fake, real), rel=1e-5)
+
+
+def test_per_pair_csv_may_not_be_an_input_or_the_report(tiny, tmp_path, capsys):
+    from posetransfer.cli import main
+
+    root, gen, ann, pairs_csv, _ = tiny
+    base = [
+        "evaluate",
+        "--generated",
+        str(gen),
+        "--dataset",
+        str(root),
+        "--pairs",
+        str(pairs_csv),
+        "--metrics",
+        "ssim",
+        "--device",
+        "cpu",
+        "--no-progress",
+    ]
+    before = pairs_csv.read_bytes()
+    assert main([*base, "--out", str(tmp_path / "r.json"), "--per-pair", str(pairs_csv)]) == 2
+    assert "--per-pair" in capsys.readouterr().err and pairs_csv.read_bytes() == before
+    out = tmp_path / "r.json"
+    assert main([*base, "--out", str(out), "--per-pair", str(out)]) == 2
+    assert "--per-pair" in capsys.readouterr().err and not out.exists()
+    assert main([*base, "--out", str(out), "--per-pair", str(tmp_path / "p.csv")]) == 0
+    assert (tmp_path / "p.csv").read_text().startswith("pair,from,to,ssim\n")
+    assert json.loads(out.read_text())["per_pair_csv"] == str(tmp_path / "p.csv")

@@ -36,6 +36,10 @@ example:
       --annotations data/fashion/fasion-resize-annotation-test.csv \\
       --pairs data/fashion/fasion-resize-pairs-test.csv --metrics ssim,fid,lpips,l1 \\
       --weights alexnet=~/weights/alexnet-owt-7be5be79.pth --out fashion_eval.json
+  # ... and one row per pair with every per-pair metric, to find the failure cases
+  posetransfer evaluate --generated results/market_patn --dataset data/market \\
+      --annotations data/market/market-annotation-test.csv \\
+      --pairs data/market/market-pairs-test.csv --per-pair per_pair.csv --out market_eval.json
 """
 
 
@@ -91,6 +95,12 @@ class EvaluateOptions:
     )
     device: str | None = option(None, help="cpu, cuda, cuda:1... (default: cuda if available)")
     batch_size: int = option(16, help="images per network call")
+    per_pair: str | None = option(
+        None,
+        help="also write one row per pair with every per-pair metric (SSIM, mask-SSIM, L1, "
+        "body L1, LPIPS, DS, PCKh): to find the failure cases",
+        metavar="CSV",
+    )
 
 
 OPTIONS = (EvaluateOptions, Progress)
@@ -115,6 +125,11 @@ def run(args: argparse.Namespace) -> int:
     o, progress = options_from_args(args, *OPTIONS)
     reads = ("generated", "dataset", "pairs", "annotations", "real_dir", "real_stats", "keypoints")
     check_report_path(o.out, {name: getattr(o, name) for name in reads})  # before the metrics
+    if o.per_pair is not None and Path(o.per_pair).resolve() in {
+        Path(o.out).resolve(),
+        Path(o.out).with_suffix(".md").resolve(),
+    }:
+        raise InputError(f"--per-pair {o.per_pair}: is the report's own file; name another")
     try:
         report = _evaluate(o, progress.progress)
     except InputError as e:  # name the flags, not the library's arguments
@@ -127,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 # The library's argument names, as this command's flags.
-_FLAGS = {"generated_dir": "--generated", "dataset_root": "--dataset"}
+_FLAGS = {"generated_dir": "--generated", "dataset_root": "--dataset", "per_pair": "--per-pair"}
 
 
 def _evaluate(o: EvaluateOptions, progress: bool):
@@ -150,6 +165,7 @@ def _evaluate(o: EvaluateOptions, progress: bool):
         batch_size=o.batch_size,
         download=o.download,
         progress=progress,
+        per_pair=o.per_pair,
     )
 
 

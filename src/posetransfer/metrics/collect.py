@@ -8,9 +8,10 @@ torch is imported where a network metric runs, not at import time.
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -57,7 +58,13 @@ def to_tensor(images: Sequence[np.ndarray], device: Any):
 
 
 class Metric:
-    """Base of the accumulators: ``update`` per batch, ``result`` once, ``close`` at the end."""
+    """Base of the accumulators: ``update`` per batch, ``result`` once, ``close`` at the end.
+
+    A metric defined per pair also keeps each pair's value in ``by_pair`` (sample name ->
+    value), for the per-pair CSV; set-level metrics (IS, FID) leave it empty.
+    """
+
+    by_pair: Mapping[str, float] = MappingProxyType({})
 
     def update(self, batch: list[Sample]) -> None:
         raise NotImplementedError
@@ -75,6 +82,7 @@ class PerPairMean(Metric):
     def __init__(self, fn: Callable[[Sample], float | None]) -> None:
         self.fn = fn
         self.values: list[float] = []
+        self.by_pair: dict[str, float] = {}
         self.skipped = 0
 
     def update(self, batch: list[Sample]) -> None:
@@ -84,6 +92,7 @@ class PerPairMean(Metric):
                 self.skipped += 1
             else:
                 self.values.append(v)
+                self.by_pair[s.name] = float(v)
 
     def result(self) -> dict[str, Any]:
         if not self.values:
@@ -284,6 +293,7 @@ class LPIPSMetric(Metric):
     def __init__(self, model: Callable, device: Any) -> None:
         self.model, self.device = model, device
         self.values: list[np.ndarray] = []
+        self.by_pair: dict[str, float] = {}
 
     def update(self, batch: list[Sample]) -> None:
         from posetransfer.metrics.perceptual import lpips_distance
@@ -291,7 +301,9 @@ class LPIPSMetric(Metric):
         for idx in groups_by_shape([s.fake for s in batch]):
             fake = to_tensor([batch[i].fake for i in idx], self.device)
             real = to_tensor([batch[i].real for i in idx], self.device)
-            self.values.append(lpips_distance(self.model, fake, real).detach().cpu().numpy())
+            values = lpips_distance(self.model, fake, real).detach().cpu().numpy().reshape(-1)
+            self.values.append(values)
+            self.by_pair.update((batch[i].name, float(v)) for i, v in zip(idx, values, strict=True))
 
     def result(self) -> dict[str, Any]:
         values = np.concatenate(self.values) if self.values else np.zeros(0)
@@ -304,13 +316,16 @@ class DetectionScoreMetric(Metric):
     def __init__(self, detector: Callable, device: Any) -> None:
         self.detector, self.device = detector, device
         self.values: list[np.ndarray] = []
+        self.by_pair: dict[str, float] = {}
 
     def update(self, batch: list[Sample]) -> None:
         from posetransfer.metrics.detect import top_person_scores
 
         for idx in groups_by_shape([s.fake for s in batch]):
             images = to_tensor([batch[i].fake for i in idx], self.device)
-            self.values.append(top_person_scores(self.detector, images))
+            values = np.asarray(top_person_scores(self.detector, images)).reshape(-1)
+            self.values.append(values)
+            self.by_pair.update((batch[i].name, float(v)) for i, v in zip(idx, values, strict=True))
 
     def result(self) -> dict[str, Any]:
         values = np.concatenate(self.values) if self.values else np.zeros(0)
@@ -330,6 +345,7 @@ class PCKhMetric(Metric):
         self.predict, self.source, self.alpha, self._close = predict, source, alpha, close
         self.correct = self.total = self.pairs = self.skipped = 0
         self.no_annotation = self.no_keypoints = self.no_person = 0
+        self.by_pair: dict[str, float] = {}
 
     def update(self, batch: list[Sample]) -> None:
         for s in batch:
@@ -350,6 +366,7 @@ class PCKhMetric(Metric):
             self.no_person += int(not visible(pred).any())
             self.correct += int(correct[0])
             self.total += int(total[0])
+            self.by_pair[s.name] = int(correct[0]) / int(total[0])
 
     def close(self) -> None:
         if self._close is not None:

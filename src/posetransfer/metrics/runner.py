@@ -20,6 +20,8 @@ Importing this module is cheap; torch and the networks are imported when a run n
 
 from __future__ import annotations
 
+import csv
+import io
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,7 +31,13 @@ from typing import Any
 import numpy as np
 
 from posetransfer.core.device import resolve_device
-from posetransfer.core.files import IMAGE_SUFFIXES, generated_name, image_size
+from posetransfer.core.files import (
+    IMAGE_SUFFIXES,
+    atomic_write,
+    check_output,
+    generated_name,
+    image_size,
+)
 from posetransfer.core.report import Report
 from posetransfer.data.generated import check_generated
 from posetransfer.errors import InputError, require_dir, require_file
@@ -147,6 +155,8 @@ class EvaluationReport(Report):
     """Per metric: ``{"value": ..., ...}`` or ``{"unavailable": "<why and how to fix>"}``."""
     device: str
     seconds: float
+    per_pair_csv: str | None = None
+    """The per-pair CSV written beside the report (``per_pair``), if any."""
 
 
 def _iter_batches(
@@ -226,6 +236,7 @@ def evaluate(
     batch_size: int = 16,
     download: bool = False,
     progress: bool = True,
+    per_pair: str | Path | None = None,
 ) -> EvaluationReport:
     """Evaluate a folder of generated images against the ground truth of a pairs file.
 
@@ -256,6 +267,10 @@ def evaluate(
         batch_size: images per network call.
         download: let missing weights be downloaded into torch hub's cache (needs internet).
         progress: show tqdm progress bars.
+        per_pair: also write this CSV: one row per evaluated pair (``pair``, ``from``, ``to``)
+            with every per-pair metric that ran (SSIM, mask-SSIM, L1, body L1, LPIPS, DS,
+            PCKh; an empty cell where a pair has no value, e.g. no annotation). IS and FID are
+            measures of the whole set and have no column.
 
     Returns:
         The report (`EvaluationReport`; ``to_dict()`` for JSON): ``results`` maps each metric
@@ -272,6 +287,17 @@ def evaluate(
     if batch_size < 1:
         raise InputError(f"batch_size={batch_size}: must be at least 1", arg="batch_size")
     device = resolve_device(device)  # the device really used is what the report records
+    if per_pair is not None:  # refused now, not after the metrics
+        reads = {
+            "generated_dir": generated_dir,
+            "dataset_root": dataset_root,
+            "annotations": annotations,
+            "pairs": pairs,
+            "real_dir": real_dir,
+            "real_stats": real_stats,
+            "keypoints": keypoints,
+        }
+        per_pair = check_output(per_pair, reads, arg="per_pair", kind="file")
     generated_dir = require_dir(generated_dir, "generated image folder")
     check_generated(generated_dir)  # a folder whose generate run was cut short is refused
     root = require_dir(dataset_root, "dataset root")
@@ -312,6 +338,7 @@ def evaluate(
     results: dict[str, dict[str, Any]] = {}
     problems: dict[str, list] = {kind: [] for kind in PROBLEM_KINDS}
     evaluated = 0
+    pairs_seen: list[tuple[str, str, str]] = []
     try:
         # Set up each metric, or record why it cannot run (a bad file given raises).
         for name in names:
@@ -325,6 +352,7 @@ def evaluate(
             pair_list, generated_dir, reference_dir, table, batch_size, problems, progress
         ):
             evaluated += len(batch)
+            pairs_seen += [(s.name, s.src, s.tgt) for s in batch]
             for metric in active.values():
                 metric.update(batch)
 
@@ -337,6 +365,8 @@ def evaluate(
                 results[name] = metric.result()
             except (MetricUnavailable, InputError) as e:
                 results[name] = {"unavailable": str(e)}
+        if per_pair is not None:
+            write_per_pair(per_pair, pairs_seen, {n: m.by_pair for n, m in active.items()})
     finally:
         for metric in active.values():
             metric.close()
@@ -354,4 +384,21 @@ def evaluate(
         results={name: results[name] for name in names},
         device=str(device),
         seconds=round(time.perf_counter() - t0, 2),
+        per_pair_csv=str(per_pair) if per_pair is not None else None,
     )
+
+
+def write_per_pair(
+    path: str | Path, pairs: list[tuple[str, str, str]], values: Mapping[str, Mapping[str, float]]
+) -> Path:
+    """The per-pair CSV: ``pair,from,to`` and one column per metric with per-pair values."""
+    columns = [name for name, by_pair in values.items() if by_pair]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["pair", "from", "to", *columns])
+    for name, src, tgt in pairs:
+        cells = [values[c].get(name) for c in columns]
+        writer.writerow([name, src, tgt, *("" if v is None else f"{v:.6g}" for v in cells)])
+    path = Path(path)
+    atomic_write(path, out.getvalue())
+    return path
