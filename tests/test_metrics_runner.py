@@ -96,9 +96,10 @@ def _fake_networks():
     }
 
 
-def test_evaluate_end_to_end_reports_problems_and_values(tiny):
-    root, gen, ann, pairs_csv, pairs = tiny
-    report = metrics.evaluate(
+def _evaluate_all(tiny, **kwargs):
+    """Every metric over the tiny set, with the stand-in networks, two pairs a batch."""
+    root, gen, ann, pairs_csv, _ = tiny
+    return metrics.evaluate(
         gen,
         root,
         ann,
@@ -108,7 +109,13 @@ def test_evaluate_end_to_end_reports_problems_and_values(tiny):
         device="cpu",
         batch_size=2,
         progress=False,
+        **kwargs,
     )
+
+
+def test_evaluate_end_to_end_reports_problems_and_values(tiny):
+    root, gen, ann, pairs_csv, pairs = tiny
+    report = _evaluate_all(tiny)
     missing = generated_name(*pairs[3])
     wrong = generated_name(*pairs[4])
     assert report.pairs == 5 and report.evaluated == 3
@@ -744,18 +751,7 @@ def test_per_pair_csv_has_every_per_pair_metric_and_its_means_are_the_report(tin
 
     root, gen, ann, pairs_csv, pairs = tiny
     path = tmp_path / "scores" / "per_pair.csv"
-    report = metrics.evaluate(
-        gen,
-        root,
-        ann,
-        pairs_csv,
-        metrics="all",
-        networks=_fake_networks(),
-        device="cpu",
-        batch_size=2,
-        progress=False,
-        per_pair=path,
-    )
+    report = _evaluate_all(tiny, per_pair=path)
     assert report.per_pair_csv == str(path)
     with path.open() as f:
         rows = list(csv.DictReader(f))
