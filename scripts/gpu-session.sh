@@ -533,6 +533,10 @@ train_end() {
 train_bundled() {
     (($(gpu_count) > 0)) || [ "$SMOKE" = 1 ] || skip "no CUDA"
     local name=$1 generator=$2 frac=$3 end mid first
+    case ${GPU_SESSION_GAN:-0} in
+        0 | 1) ;;
+        *) echo "GPU_SESSION_GAN=${GPU_SESSION_GAN}: use 0 (stage 1 alone) or 1" >&2; return 1 ;;
+    esac
     end=$(train_end)
     if [ "${GPU_SESSION_GAN:-0}" = 0 ]; then
         train_stage "$name" "$end" "$frac" --config synthetic_long \

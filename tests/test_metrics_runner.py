@@ -759,10 +759,13 @@ def test_per_pair_csv_has_every_per_pair_metric_and_its_means_are_the_report(tin
     assert [(r["from"], r["to"]) for r in rows] == pairs[:3]
     assert [r["pair"] for r in rows] == [generated_name(*p) for p in pairs[:3]]
     columns = ["ssim", "mask_ssim", "l1", "mask_l1", "lpips", "ds", "pckh"]
-    assert list(rows[0]) == ["pair", "from", "to", *columns]  # IS and FID are set-level
-    for name in columns:
+    # IS and FID are set-level; PCKh's report value is the ratio of its joint counts' sums.
+    assert list(rows[0]) == ["pair", "from", "to", *columns, "pckh_correct", "pckh_total"]
+    for name in columns[:-1]:
         mean = np.mean([float(r[name]) for r in rows])
         assert mean == pytest.approx(report.results[name]["value"], rel=1e-5), name
+    correct, total = (sum(int(r[f"pckh_{k}"]) for r in rows) for k in ("correct", "total"))
+    assert (correct, total) == (report.results["pckh"]["correct"], report.results["pckh"]["total"])
     fake = np.asarray(Image.open(gen / rows[0]["pair"]))
     real = np.asarray(Image.open(root / "test" / rows[0]["to"]).convert("RGB"))
     assert float(rows[0]["ssim"]) == pytest.approx(metrics.ssim(fake, real), rel=1e-5)

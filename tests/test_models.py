@@ -167,3 +167,12 @@ def test_fast_cpu_dropout_is_inverted_bernoulli_dropout():
     drop.eval()
     assert torch.equal(drop(x), x)
     assert torch.equal(Dropout(1.0).train()(x), torch.zeros_like(x))
+
+
+def test_fast_cpu_dropout_honours_inplace():
+    from posetransfer.models.blocks import Dropout
+
+    torch.manual_seed(0)
+    x = torch.ones(2, 8, 4, 4)
+    y = Dropout(0.5, inplace=True).train()(x)
+    assert y is x and set(x.unique().tolist()) <= {0.0, 2.0}

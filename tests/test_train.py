@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -87,22 +88,23 @@ def test_compile_wraps_the_generator_and_checkpoints_stay_plain(tiny_root, tmp_p
 
 
 @pytest.mark.slow
-def test_compile_without_a_cxx_compiler_says_so_once_and_trains_eager(
-    tiny_root, tmp_path, monkeypatch
-):
+def test_compile_without_a_cxx_compiler_says_so_once_and_trains_eager(tiny_root, tmp_path):
     import torch._inductor.config
 
-    monkeypatch.setattr(torch._inductor.config.cpp, "cxx", ("no-such-cxx",))
     over = {"train.compile": True, "train.iterations": 2}
-    with pytest.warns(InputWarning) as caught:
-        run = train(load_config("synthetic", tiny_overrides(tiny_root, tmp_path, **over)))
+    # inductor's own config patch: it restores the setting (a monkeypatch of a config module
+    # leaves it deleted)
+    with torch._inductor.config.patch({"cpp.cxx": ("no-such-cxx",)}):
+        with pytest.warns(InputWarning) as caught:
+            run = train(load_config("synthetic", tiny_overrides(tiny_root, tmp_path, **over)))
     messages = [str(w.message) for w in caught if issubclass(w.category, InputWarning)]
     assert len(messages) == 1 and "train.compile" in messages[0] and "eager" in messages[0]
     assert resolve_checkpoint(run).name == "step-0000002"
 
 
 @pytest.mark.parametrize(
-    ("precision", "compiled"), [("fp32", False), ("bf16", False), ("bf16", True)]
+    ("precision", "compiled"),
+    [("fp32", False), ("bf16", False), ("fp32", True), ("bf16", True)],
 )
 @pytest.mark.slow
 def test_resume_is_exact(tiny_root, tmp_path, precision, compiled):
@@ -118,7 +120,13 @@ def test_resume_is_exact(tiny_root, tmp_path, precision, compiled):
         "train.precision": precision,
         "train.compile": compiled,
     }
-    straight = train(load_config("synthetic", tiny_overrides(tiny_root, tmp_path / "a", **over)))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        straight = train(
+            load_config("synthetic", tiny_overrides(tiny_root, tmp_path / "a", **over))
+        )
+    # Compiled for real: `compiled` and the first step warn when it stays eager.
+    assert not [w for w in caught if "train.compile" in str(w.message)]
     stopped = train(
         load_config(
             "synthetic",

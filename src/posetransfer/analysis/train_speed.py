@@ -23,6 +23,7 @@ the row's precision).
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Any
@@ -129,11 +130,18 @@ def training_speed(
         extra.append("data.cache_mb=0")
     extra.append(f"train.compile={path == 'compiled'}")
     cfg = _config(config, root, device, precision, extra)
-    step, warm = (_plain_step if path == "plain" else _project_step)(cfg, device)
+    from posetransfer.train.build import compile_failures
+
+    failures = compile_failures()
+    if path == "plain":
+        step, warm = _plain_step(cfg, device)
+    else:
+        step, warm = _project_step(cfg, device, stock=path == "before")
     setup = time.perf_counter()
     for _ in range(2 if path == "compiled" else 1):
         step()
     setup_s = time.perf_counter() - setup
+    eager_only = path == "compiled" and compile_failures() > failures
     if flops is None:
         flops = step_flops(step)
     wait = work = 0.0
@@ -157,6 +165,7 @@ def training_speed(
         "gflop_per_step": flops / 1e9,
         "gflop_per_s": flops / 1e9 * it_s,
         "warmup_s": setup_s,
+        **({"note": "torch.compile failed here: this row timed eager code"} if eager_only else {}),
     }
 
 
@@ -171,15 +180,18 @@ class _Closer:
         self.close = close or (lambda: None)
 
 
-def _project_step(cfg, device: torch.device):
+def _project_step(cfg, device: torch.device, stock: bool = False):
     """One step of `posetransfer.train` as it trains: next batch from the loader, then the step."""
-    from posetransfer.train.build import batches, build, distribute
+    from posetransfer.train.build import batches, build, compile_settings, distribute
     from posetransfer.train.run import Stats
     from posetransfer.train.step import train_step
 
     t = build(cfg, 0, 1, device)
-    if not cfg.data.cache_mb:  # the "before" path
+    if stock:  # the "before" path
         stock_dropout(t.generator)
+    settings = contextlib.ExitStack()
+    if cfg.train.compile:
+        settings.enter_context(compile_settings())
     distribute(t)  # one process: the networks themselves (compiled when configured)
     if cfg.data.cache_mb:  # as after the first few hundred steps of a run: images in memory
         for i in range(len(t.train_set)):
@@ -198,7 +210,11 @@ def _project_step(cfg, device: torch.device):
         _sync(device)
         return t1 - t0, time.perf_counter() - t1
 
-    return step, _Closer(data.close)
+    def close() -> None:
+        data.close()
+        settings.close()
+
+    return step, _Closer(close)
 
 
 def _plain_step(cfg, device: torch.device):
@@ -326,7 +342,8 @@ def format_training(result: dict[str, Any]) -> list[str]:
         share = t.get("conv_peak_share")
         lines.append(
             f"| {t['config']} | {t['height']}x{t['width']} x{t['batch']} | {t['precision']} | "
-            f"{TRAINING_PATHS.get(t.get('path', 'train'), t.get('path'))} | "
+            f"{TRAINING_PATHS.get(t.get('path', 'train'), t.get('path'))}"
+            f"{' (compile failed: eager)' if t.get('note') else ''} | "
             f"{t['iterations_per_s']:.2f} | {t['samples_per_s']:.1f} | {vs[0]} | {vs[1]} | "
             f"{t['gflop_per_step']:.1f} | {t['gflop_per_s']:.0f} | "
             f"{f'{100 * share:.0f}' if share else ''} | "

@@ -54,8 +54,10 @@ class DataConfig:
     num_workers: int = 2
     """DataLoader worker processes per training process."""
     cache_mb: int = 512
-    """Decoded training images (and body masks) kept in memory, in MB per loading process
-    (the training process with num_workers 0, else each worker); 0 decodes every time."""
+    """Decoded training images (and body masks) kept in memory, in MB per loading process; 0
+    decodes every time. With num_workers 0 the training process keeps them for the whole run;
+    DataLoader workers are started anew each epoch, so each worker's cache (up to cache_mb
+    each) lasts one epoch and holds the images of its share of the pairs."""
 
     def __post_init__(self):
         if self.dataset not in ("market", "fashion", "synthetic"):

@@ -346,6 +346,8 @@ class PCKhMetric(Metric):
         self.correct = self.total = self.pairs = self.skipped = 0
         self.no_annotation = self.no_keypoints = self.no_person = 0
         self.by_pair: dict[str, float] = {}
+        self.counts_by_pair: dict[str, tuple[int, int]] = {}
+        """(correct, total) joints of each pair: the report's PCKh is their sums' ratio."""
 
     def update(self, batch: list[Sample]) -> None:
         for s in batch:
@@ -367,6 +369,7 @@ class PCKhMetric(Metric):
             self.correct += int(correct[0])
             self.total += int(total[0])
             self.by_pair[s.name] = int(correct[0]) / int(total[0])
+            self.counts_by_pair[s.name] = (int(correct[0]), int(total[0]))
 
     def close(self) -> None:
         if self._close is not None:

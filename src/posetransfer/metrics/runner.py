@@ -296,6 +296,7 @@ def evaluate(
             "real_dir": real_dir,
             "real_stats": real_stats,
             "keypoints": keypoints,
+            **{f"weights[{k}]": v for k, v in (weights or {}).items()},
         }
         per_pair = check_output(per_pair, reads, arg="per_pair", kind="file")
     generated_dir = require_dir(generated_dir, "generated image folder")
@@ -366,7 +367,7 @@ def evaluate(
             except (MetricUnavailable, InputError) as e:
                 results[name] = {"unavailable": str(e)}
         if per_pair is not None:
-            write_per_pair(per_pair, pairs_seen, {n: m.by_pair for n, m in active.items()})
+            write_per_pair(per_pair, pairs_seen, _per_pair_columns(active))
     finally:
         for metric in active.values():
             metric.close()
@@ -386,6 +387,19 @@ def evaluate(
         seconds=round(time.perf_counter() - t0, 2),
         per_pair_csv=str(per_pair) if per_pair is not None else None,
     )
+
+
+def _per_pair_columns(active: Mapping[str, Metric]) -> dict[str, Mapping[str, float]]:
+    """The per-pair CSV's columns: each metric's values per pair; PCKh also its joint counts,
+    since its report value is their sums' ratio, not the mean of the pairs' ratios."""
+    columns: dict[str, Mapping[str, float]] = {}
+    for name, metric in active.items():
+        columns[name] = metric.by_pair
+        counts = getattr(metric, "counts_by_pair", None)
+        if counts:
+            columns[f"{name}_correct"] = {k: c for k, (c, _) in counts.items()}
+            columns[f"{name}_total"] = {k: n for k, (_, n) in counts.items()}
+    return columns
 
 
 def write_per_pair(

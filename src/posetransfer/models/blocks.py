@@ -47,8 +47,9 @@ class Dropout(nn.Dropout):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or not 0 < self.p < 1 or x.device.type != "cpu":
             return super().forward(x)
-        keep = torch.rand(x.shape, dtype=torch.float32) >= self.p
-        return x * keep.to(x.dtype) * (1.0 / (1.0 - self.p))
+        keep = torch.rand(x.shape, dtype=torch.float32, device=x.device) >= self.p
+        scaled = keep.to(x.dtype) * (1.0 / (1.0 - self.p))
+        return x.mul_(scaled) if self.inplace else x * scaled
 
 
 def dropout_layer(p: float) -> nn.Module:

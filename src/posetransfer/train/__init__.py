@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -38,13 +39,15 @@ from tqdm import tqdm
 
 from posetransfer.checkpoint.format import CHECKPOINTS_DIR
 from posetransfer.config import Config
-from posetransfer.errors import InputError
+from posetransfer.errors import InputError, InputWarning
 from posetransfer.runtime.load import load_generator
 from posetransfer.train.build import (
     Training,
     batches,
     build,
     check_generator_name,
+    compile_failures,
+    compile_settings,
     distribute,
     setup_processes,
 )
@@ -113,6 +116,9 @@ def train(cfg: Config, checkpoint: Path | None = None) -> Path:
         if rank == 0:
             begin_run(run, cfg, t.step)
             tqdm.write(describe_training(t))
+        if cfg.train.compile:
+            stack.enter_context(compile_settings())
+        failures = compile_failures() if cfg.train.compile else 0
         distribute(t)
         resumed_step = run.step if run.checkpoint is not None else None
         stats = Stats(run.dir if rank == 0 else None, resumed_step)
@@ -139,6 +145,15 @@ def train(cfg: Config, checkpoint: Path | None = None) -> Path:
             got = time.perf_counter()
             train_step(t, batch, stats)
             timer.add(got - started, time.perf_counter() - got)
+            if failures is not None and cfg.train.compile:  # after the first step: compiled?
+                if compile_failures() > failures and _is_compiled(t) and rank == 0:
+                    warnings.warn(
+                        "train.compile: torch could not compile the generator (its log above "
+                        "says why); training runs eager",
+                        InputWarning,
+                        stacklevel=2,
+                    )
+                failures = None
             t.step += 1
             bar.update(1)
             log_step(t, stats, bar, timer)
@@ -187,6 +202,13 @@ def init_generator(generator: torch.nn.Module, source: str) -> None:
             f"({str(e).splitlines()[0]})",
             arg="train.init_from",
         ) from None
+
+
+def _is_compiled(t: Training) -> bool:
+    """Is the trained generator a `torch.compile` module (not left eager by `compiled`)?"""
+    import torch._dynamo
+
+    return isinstance(t.ddp_generator, torch._dynamo.eval_frame.OptimizedModule)
 
 
 def _barrier() -> None:

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -250,31 +251,64 @@ def distribute(t: Training) -> None:
 def compiled(module: nn.Module, device: torch.device) -> nn.Module:
     """``module`` under `torch.compile` (inductor), or ``module`` itself where that cannot run.
 
-    Inductor builds C++ kernels on a CPU: without a working C++ compiler the module is returned
-    as it is, with one `InputWarning` saying so. Compiling is lazy (at the first step); should
-    inductor fail there on an operator, torch runs that graph eagerly instead of ending the run
-    (``suppress_errors``) and logs why.
+    Inductor builds C++ kernels on a CPU and Triton kernels on CUDA: without a working C++
+    compiler, or without Triton, the module is returned as it is, with one `InputWarning`
+    saying so. Compiling is lazy (at the first step), inside `compile_settings`: should inductor
+    fail there, torch runs that graph eagerly instead of ending the run, and `compiled_graphs`
+    then counts the frame that failed.
+    """
+    why = _cannot_compile(device)
+    if why is not None:
+        warnings.warn(f"train.compile: {why}; training runs eager", InputWarning, stacklevel=2)
+        return module
+    return torch.compile(module, dynamic=False)  # one shape per run: never symbolic shapes
+
+
+def _cannot_compile(device: torch.device) -> str | None:
+    """Why inductor cannot build kernels for ``device`` here, or None."""
+    try:
+        import torch._dynamo  # loads inductor's config, which the checks below read
+        import torch._inductor.config  # noqa: F401
+
+        if device.type == "cuda":
+            from torch.utils._triton import has_triton
+
+            return None if has_triton() else "torch.compile needs Triton on CUDA, not installed"
+        from torch._inductor.cpp_builder import get_cpp_compiler
+
+        get_cpp_compiler()
+    except Exception as e:  # InvalidCxxCompiler, a broken toolchain, a torch without these
+        return f"torch.compile cannot build kernels here ({str(e).splitlines()[0][:120]})"
+    return None
+
+
+@contextlib.contextmanager
+def compile_settings() -> Iterator[None]:
+    """Torch's settings while a `compiled` module trains, put back afterwards.
+
+    A graph inductor fails on runs eagerly instead of ending the run (``suppress_errors``), and
+    the warning torch's C++-extension helper logs about CUDA_HOME on every machine without the
+    CUDA toolkit (it concerns extensions, not this compile) is not shown.
     """
     import torch._dynamo
 
-    if device.type == "cpu":
-        from torch._inductor.cpp_builder import get_cpp_compiler
+    logger = logging.getLogger("torch.utils.cpp_extension")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with torch._dynamo.config.patch(suppress_errors=True):
+            yield
+    finally:
+        logger.setLevel(level)
 
-        try:
-            get_cpp_compiler()
-        except Exception as e:  # InvalidCxxCompiler, or a broken toolchain
-            warnings.warn(
-                f"train.compile: torch.compile needs a C++ compiler on the CPU and found none "
-                f"({str(e).splitlines()[0][:120]}); training runs eager",
-                InputWarning,
-                stacklevel=2,
-            )
-            return module
-    torch._dynamo.config.suppress_errors = True
-    # Inductor imports torch's C++-extension helper, which logs a warning about CUDA_HOME on
-    # every machine without the CUDA toolkit: it concerns extensions, not this compile.
-    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
-    return torch.compile(module, dynamic=False)  # one shape per run: never symbolic shapes
+
+def compile_failures() -> int:
+    """Frames dynamo tried and could not compile in this process so far (grows when a
+    compiled module falls back to eager; unchanged when it reuses what it compiled before)."""
+    import torch._dynamo.utils
+
+    frames = torch._dynamo.utils.counters["frames"]
+    return int(frames["total"] - frames["ok"])
 
 
 def _to_device(value: Any, t: Training) -> Any:
