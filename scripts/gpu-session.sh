@@ -46,6 +46,18 @@ WORK=${GPU_SESSION_WORK:-$OUT/work}
 SMOKE=${GPU_SESSION_SMOKE:-0}
 MINUTES=${GPU_SESSION_MINUTES:-8.5}
 [ "$SMOKE" = 1 ] && MINUTES=${GPU_SESSION_MINUTES:-2.5}
+# Settings checked before anything runs: a typo must not cost a rented machine's minutes.
+case ${GPU_SESSION_GAN:-0} in
+    0 | 1) ;;
+    *)
+        echo "gpu-session: GPU_SESSION_GAN=${GPU_SESSION_GAN}: use 0 (stage 1 alone) or 1" >&2
+        exit 2
+        ;;
+esac
+if ! [[ ${GPU_SESSION_TRAIN_BATCH:-32} =~ ^[1-9][0-9]*$ ]]; then
+    echo "gpu-session: GPU_SESSION_TRAIN_BATCH=${GPU_SESSION_TRAIN_BATCH}: a positive integer" >&2
+    exit 2
+fi
 
 # Each step runs as this script again (`SELF OUT __step FUNCTION`), in its own process group
 # under `timeout`; the session's start travels in the environment so that all share one clock.
@@ -533,10 +545,6 @@ train_end() {
 train_bundled() {
     (($(gpu_count) > 0)) || [ "$SMOKE" = 1 ] || skip "no CUDA"
     local name=$1 generator=$2 frac=$3 end mid first
-    case ${GPU_SESSION_GAN:-0} in
-        0 | 1) ;;
-        *) echo "GPU_SESSION_GAN=${GPU_SESSION_GAN}: use 0 (stage 1 alone) or 1" >&2; return 1 ;;
-    esac
     end=$(train_end)
     if [ "${GPU_SESSION_GAN:-0}" = 0 ]; then
         train_stage "$name" "$end" "$frac" --config synthetic_long \

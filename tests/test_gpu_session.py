@@ -103,3 +103,38 @@ def test_smoke_session_runs_every_step_and_packs_the_results(tmp_path):
     assert not any(n.endswith("train_state.pt") for n in names), names
     _, info = load_generator(str(tmp_path / "slim" / run.relative_to(out / "work")), device="cpu")
     assert info.name == "patn_small"
+
+
+@pytest.mark.slow
+def test_default_session_trains_stage_one_alone_and_refuses_a_bad_gan_switch(tmp_path):
+    out = tmp_path / "session"
+    env = {
+        **os.environ,
+        "GPU_SESSION_SMOKE": "1",
+        "GPU_SESSION_PYTHON": sys.executable,
+        "GPU_SESSION_STEPS": "train-patn",
+        "GPU_SESSION_MINUTES": "1.5",
+        "OMP_NUM_THREADS": "1",
+        "CUDA_VISIBLE_DEVICES": "",
+    }
+    for name in ("GPU_SESSION_GAN", "GPU_SESSION_WORK", "_GPU_SESSION_START"):
+        env.pop(name, None)
+    run = ["bash", str(SCRIPT), str(out)]
+    proc = subprocess.run(run, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    summary = _summary(proc.stdout)
+    assert summary["train-patn"].startswith("ok") and "LR decay" in summary["train-patn"]
+    assert sorted(p.name for p in out.iterdir() if p.is_file()) == [
+        "patn.tar.gz",
+        "results.tar.gz",
+    ]
+    assert not (out / "work" / "train" / "patn-stage1").exists()  # one stage, no GAN run
+    config = next((out / "work" / "train" / "patn").glob("*/config.yaml")).read_text()
+    assert "lambda_gan: 0.0" in config
+
+    # A mistyped setting stops the session before any step, with one line.
+    for name, value in (("GPU_SESSION_GAN", "yes"), ("GPU_SESSION_TRAIN_BATCH", "0")):
+        bad = {**env, name: value}
+        proc = subprocess.run(run, cwd=REPO, env=bad, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2 and f"{name}={value}:" in proc.stderr
+        assert "start" not in proc.stdout

@@ -729,7 +729,7 @@ def test_report_is_a_dataclass_whose_dict_is_the_json_file(tiny, tmp_path):
     assert isinstance(report, metrics.runner.EvaluationReport)
     d = report.to_dict()
     keys = "protocol padding metrics generated_dir reference_dir pairs_file pairs evaluated"
-    assert list(d) == [*keys.split(), "problems", "results", "device", "seconds"]
+    assert list(d) == [*keys.split(), "problems", "results", "device", "seconds", "per_pair_csv"]
     assert d["metrics"] == ["l1"] and d["evaluated"] == report.evaluated == 3
     json_path, _ = metrics.write_report(d, tmp_path / "r.json")
     assert json.loads(json_path.read_text()) == d
