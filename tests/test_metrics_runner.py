@@ -96,6 +96,15 @@ def _fake_networks():
     }
 
 
+def _cli(tiny, metric_names: str, *flags: str) -> list[str]:
+    """``posetransfer evaluate`` of the tiny set on the CPU, without annotations, plus flags."""
+    root, gen, _, pairs_csv, _ = tiny
+    return [
+        "evaluate", "--generated", str(gen), "--dataset", str(root), "--pairs", str(pairs_csv),
+        "--metrics", metric_names, "--device", "cpu", "--no-progress", *flags,
+    ]  # fmt: skip
+
+
 def _evaluate_all(tiny, **kwargs):
     """Every metric over the tiny set, with the stand-in networks, two pairs a batch."""
     root, gen, ann, pairs_csv, _ = tiny
@@ -546,24 +555,7 @@ def test_cli_prints_the_fid_warning(tiny, tmp_path, capsys, monkeypatch):
     stand_in.write_bytes(b"x")
     monkeypatch.setattr(inception, "load_fid_network", lambda path, device: _fake_networks()["fid"])
     code = main(
-        [
-            "evaluate",
-            "--generated",
-            str(gen),
-            "--dataset",
-            str(root),
-            "--pairs",
-            str(pairs_csv),
-            "--metrics",
-            "fid",
-            "--weights",
-            f"fid={stand_in}",
-            "--device",
-            "cpu",
-            "--no-progress",
-            "--out",
-            str(tmp_path / "r.json"),
-        ]
+        _cli(tiny, "fid", "--weights", f"fid={stand_in}", "--out", str(tmp_path / "r.json"))
     )
     assert code == 0
     assert "warning: FID: computed from only 3 generated images" in capsys.readouterr().out
@@ -774,21 +766,8 @@ def test_per_pair_csv_has_every_per_pair_metric_and_its_means_are_the_report(tin
 def test_per_pair_csv_may_not_be_an_input_or_the_report(tiny, tmp_path, capsys):
     from posetransfer.cli import main
 
-    root, gen, ann, pairs_csv, _ = tiny
-    base = [
-        "evaluate",
-        "--generated",
-        str(gen),
-        "--dataset",
-        str(root),
-        "--pairs",
-        str(pairs_csv),
-        "--metrics",
-        "ssim",
-        "--device",
-        "cpu",
-        "--no-progress",
-    ]
+    pairs_csv = tiny[3]
+    base = _cli(tiny, "ssim")
     before = pairs_csv.read_bytes()
     assert main([*base, "--out", str(tmp_path / "r.json"), "--per-pair", str(pairs_csv)]) == 2
     assert "--per-pair" in capsys.readouterr().err and pairs_csv.read_bytes() == before

@@ -134,9 +134,9 @@ def training_speed(
 
     failures = compile_failures()
     if path == "plain":
-        step, warm = _plain_step(cfg, device)
+        step, close = _plain_step(cfg, device)
     else:
-        step, warm = _project_step(cfg, device, stock=path == "before")
+        step, close = _project_step(cfg, device, stock=path == "before")
     setup = time.perf_counter()
     for _ in range(2 if path == "compiled" else 1):
         step()
@@ -148,7 +148,7 @@ def training_speed(
     for _ in range(steps):
         waited, worked = step()
         wait, work = wait + waited, work + worked
-    warm.close()
+    close()
     it_s = steps / (wait + work)
     return {
         "config": config,
@@ -173,11 +173,6 @@ def _resolved(precision: str, device: torch.device) -> str:
     from posetransfer.core.precision import check_precision
 
     return check_precision(precision, device)
-
-
-class _Closer:
-    def __init__(self, close=None):
-        self.close = close or (lambda: None)
 
 
 def _project_step(cfg, device: torch.device, stock: bool = False):
@@ -214,7 +209,7 @@ def _project_step(cfg, device: torch.device, stock: bool = False):
         data.close()
         settings.close()
 
-    return step, _Closer(close)
+    return step, close
 
 
 def _plain_step(cfg, device: torch.device):
@@ -252,7 +247,7 @@ def _plain_step(cfg, device: torch.device):
         _sync(device)
         return 0.0, time.perf_counter() - t0
 
-    return step, _Closer()
+    return step, lambda: None
 
 
 def stock_dropout(module: nn.Module) -> nn.Module:

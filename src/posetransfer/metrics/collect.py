@@ -76,6 +76,11 @@ class Metric:
         """Release what the metric holds (e.g. a MediaPipe graph)."""
 
 
+def _record(by_pair: dict[str, float], batch: list[Sample], idx: list[int], values) -> None:
+    """Store ``values`` (one per ``batch[i]`` for i in ``idx``) under the samples' names."""
+    by_pair.update((batch[i].name, float(v)) for i, v in zip(idx, values, strict=True))
+
+
 class PerPairMean(Metric):
     """Mean of a per-pair function (SSIM, mask-SSIM, L1)."""
 
@@ -303,7 +308,7 @@ class LPIPSMetric(Metric):
             real = to_tensor([batch[i].real for i in idx], self.device)
             values = lpips_distance(self.model, fake, real).detach().cpu().numpy().reshape(-1)
             self.values.append(values)
-            self.by_pair.update((batch[i].name, float(v)) for i, v in zip(idx, values, strict=True))
+            _record(self.by_pair, batch, idx, values)
 
     def result(self) -> dict[str, Any]:
         values = np.concatenate(self.values) if self.values else np.zeros(0)
@@ -325,7 +330,7 @@ class DetectionScoreMetric(Metric):
             images = to_tensor([batch[i].fake for i in idx], self.device)
             values = np.asarray(top_person_scores(self.detector, images)).reshape(-1)
             self.values.append(values)
-            self.by_pair.update((batch[i].name, float(v)) for i, v in zip(idx, values, strict=True))
+            _record(self.by_pair, batch, idx, values)
 
     def result(self) -> dict[str, Any]:
         values = np.concatenate(self.values) if self.values else np.zeros(0)
@@ -345,7 +350,6 @@ class PCKhMetric(Metric):
         self.predict, self.source, self.alpha, self._close = predict, source, alpha, close
         self.correct = self.total = self.pairs = self.skipped = 0
         self.no_annotation = self.no_keypoints = self.no_person = 0
-        self.by_pair: dict[str, float] = {}
         self.counts_by_pair: dict[str, tuple[int, int]] = {}
         """(correct, total) joints of each pair: the report's PCKh is their sums' ratio."""
 
@@ -368,8 +372,12 @@ class PCKhMetric(Metric):
             self.no_person += int(not visible(pred).any())
             self.correct += int(correct[0])
             self.total += int(total[0])
-            self.by_pair[s.name] = int(correct[0]) / int(total[0])
             self.counts_by_pair[s.name] = (int(correct[0]), int(total[0]))
+
+    @property
+    def by_pair(self) -> dict[str, float]:
+        """Each pair's share of correct joints."""
+        return {name: c / n for name, (c, n) in self.counts_by_pair.items()}
 
     def close(self) -> None:
         if self._close is not None:

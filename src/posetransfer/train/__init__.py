@@ -118,7 +118,7 @@ def train(cfg: Config, checkpoint: Path | None = None) -> Path:
             tqdm.write(describe_training(t))
         if cfg.train.compile:
             stack.enter_context(compile_settings())
-        failures = compile_failures() if cfg.train.compile else 0
+        failures = compile_failures() if cfg.train.compile else None
         distribute(t)
         resumed_step = run.step if run.checkpoint is not None else None
         stats = Stats(run.dir if rank == 0 else None, resumed_step)
@@ -145,7 +145,7 @@ def train(cfg: Config, checkpoint: Path | None = None) -> Path:
             got = time.perf_counter()
             train_step(t, batch, stats)
             timer.add(got - started, time.perf_counter() - got)
-            if failures is not None and cfg.train.compile:  # after the first step: compiled?
+            if failures is not None:  # after the first compiled step: did it compile?
                 if compile_failures() > failures and _is_compiled(t) and rank == 0:
                     warnings.warn(
                         "train.compile: torch could not compile the generator (its log above "
