@@ -119,17 +119,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from posetransfer.core.files import check_output
     from posetransfer.errors import InputError
     from posetransfer.metrics.report import check_report_path, format_table, write_report
 
     o, progress = options_from_args(args, *OPTIONS)
     reads = ("generated", "dataset", "pairs", "annotations", "real_dir", "real_stats", "keypoints")
-    check_report_path(o.out, {name: getattr(o, name) for name in reads})  # before the metrics
-    if o.per_pair is not None and Path(o.per_pair).resolve() in {
-        Path(o.out).resolve(),
-        Path(o.out).with_suffix(".md").resolve(),
-    }:
-        raise InputError(f"--per-pair {o.per_pair}: is the report's own file; name another")
+    inputs = {name: getattr(o, name) for name in reads}
+    check_report_path(o.out, inputs)  # before the metrics
+    if o.per_pair is not None:
+        check_output(o.per_pair, inputs, arg="per_pair", kind="file")
+        if Path(o.per_pair).resolve() in {
+            Path(o.out).resolve(),
+            Path(o.out).with_suffix(".md").resolve(),
+        }:
+            raise InputError(f"--per-pair {o.per_pair}: is the report's own file; name another")
     try:
         report = _evaluate(o, progress.progress)
     except InputError as e:  # name the flags, not the library's arguments
