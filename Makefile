@@ -12,11 +12,22 @@ TORCH  := torch==2.14.1 torchvision==0.29.1
 
 install: $(STAMP)
 
+# A download cut short by the network is retried: pip itself retries and resumes (up to 20
+# times), and each install is tried again three times, 20 s apart, before the set-up fails.
+PIP_INSTALL = $(BIN)/python -m pip install -q --retries 10 --timeout 60
+define retried
+for attempt in 1 2 3; do \
+	$(1) && exit 0; \
+	echo "install failed (attempt $$attempt of 3): $(1)" >&2; \
+	[ $$attempt = 3 ] || sleep 20; \
+done; exit 1
+endef
+
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q $(TORCH)
-	$(BIN)/python -m pip install -q -e '.[all]' $(TORCH)
+	$(call retried,$(PIP_INSTALL) --upgrade pip)
+	$(call retried,$(PIP_INSTALL) --resume-retries 20 $(TORCH))
+	$(call retried,$(PIP_INSTALL) --resume-retries 20 -e '.[all]' $(TORCH))
 	touch $@
 
 # Real photos for the keypoint tests (Debian's opencv-doc) and Chromium for the browser test.
