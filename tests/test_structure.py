@@ -33,6 +33,7 @@ LAYERS: tuple[str, ...] = (
     "pretrained",  # a run made into a bundled model, measured
     "export",  # ONNX / OpenVINO / int8 files, checked
     "analysis",  # attention maps, the benchmark, the path comparison
+    "experiments",  # the paper's tables and figures, one command each
     "app",  # applications: the web app and its tabs
     "demo",  # the demo
     "commands",  # one module per subcommand

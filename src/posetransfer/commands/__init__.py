@@ -59,4 +59,5 @@ COMMANDS: tuple[str, ...] = (
     "reid",
     "export",
     "bench",
+    "reproduce",
 )

@@ -115,7 +115,7 @@ def comparison_grid(
     """
     h, w = src_imgs[0].shape[:2]
     labels = ["condition", "target pose", *fakes, "truth"]
-    header = hstack([_label(text, w) for text in labels])
+    header = hstack([text_strip(text, w) for text in labels])
     cells = [
         hstack([s, draw_skeleton(k, h, w), *(f[i] for f in fakes.values()), t])
         for i, (s, k, t) in enumerate(zip(src_imgs, tgt_kps, tgt_imgs))
@@ -129,7 +129,7 @@ def comparison_grid(
     return hstack(cols, gap=8)
 
 
-def _label(text: str, width: int, height: int = 14) -> np.ndarray:
+def text_strip(text: str, width: int, height: int = 14) -> np.ndarray:
     """``text`` in black on white, centred in a ``height x width`` strip (PIL's default font)."""
     from PIL import Image, ImageDraw
 
