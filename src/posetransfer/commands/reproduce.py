@@ -48,8 +48,9 @@ class RunOptions:
     experiment: str = option(
         help="table1 ... fig12 (reproduce list)", positional=True, choices=_experiments
     )
-    out: str = option(help="the run's folder (new, empty, or this same run to continue)",
-                      metavar="DIR")
+    out: str = option(
+        help="the run's folder (new, empty, or this same run to continue)", metavar="DIR"
+    )
     preset: str = option("cpu", help="smoke, cpu or paper", choices=_presets)
     data: str | None = option(
         None,
@@ -174,7 +175,8 @@ def _print(table: dict, out: str) -> None:
 
     print((Path(out) / "table.md").read_text())
     done = sum(r["status"] == "done" for r in table["rows"])
-    print(f"{done} of {len(table['rows'])} rows done; wrote {Path(out) / 'table.md'} and table.json")
+    where = Path(out) / "table.md"
+    print(f"{done} of {len(table['rows'])} rows done; wrote {where} and table.json")
 
 
 def _run(o: RunOptions, device: Device, progress: Progress) -> int:

@@ -27,11 +27,11 @@ from typing import Any
 
 from posetransfer.core.device import device_description, resolve_device
 from posetransfer.core.files import atomic_write, check_output, claim_folder
-from posetransfer.data.synthetic import make_synthetic_dataset, write_reid_layout
+from posetransfer.data.synthetic import SyntheticConfig, make_synthetic_dataset, write_reid_layout
 from posetransfer.errors import InputError
 from posetransfer.experiments.figures import draw_attention, draw_failures, draw_grid
 from posetransfer.experiments.launch import LAUNCHERS, Slurm, run_rows
-from posetransfer.experiments.measured import run_blocks, run_reid, run_speed
+from posetransfer.experiments.measured import REID_GRIDS, run_blocks, run_reid, run_speed
 from posetransfer.experiments.presets import PRESETS, Preset, dataset_of, get_preset
 from posetransfer.experiments.rows import (
     ROW_DONE,
@@ -42,6 +42,7 @@ from posetransfer.experiments.rows import (
 )
 from posetransfer.experiments.spec import Experiment, experiment_names, load_experiment
 from posetransfer.experiments.table import (
+    NOT_GIVEN,
     RUN_FILE,
     collect_table,
     quality_columns,
@@ -84,11 +85,19 @@ def source_commit() -> str | None:
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "--short=12", "HEAD"],
-            cwd=here, capture_output=True, text=True, timeout=10, check=True,
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--", str(here.parent)],
-            cwd=here, capture_output=True, text=True, timeout=10, check=True,
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
@@ -101,8 +110,6 @@ def _columns(exp: Experiment, preset: Preset, dataset: str) -> list[str]:
     if exp.kind == "blocks":
         return ["us"]
     if exp.kind == "reid":
-        from posetransfer.experiments.measured import REID_GRIDS
-
         grid = REID_GRIDS[preset.name]
         return [f"{p:.1f}" for p in grid["portions"]] + [f"x{k}" for k in grid["ratios"]]
     return quality_columns(dataset)
@@ -130,15 +137,20 @@ def _settings(preset: Preset, dataset: str, root: Path) -> dict[str, Any]:
 
 
 def _prepare_data(
-    preset: Preset, data: str | Path | None, out: Path, progress: bool, check_only: bool = False
+    preset: Preset,
+    data: str | Path | None,
+    out: Path,
+    progress: bool,
+    check_only: bool = False,
+    people: SyntheticConfig | None = None,
 ) -> Path | None:
     """The dataset folder: checked (a real one), or built (the synthetic people)."""
     if preset.synthetic is None:
         if data is None:
             raise InputError(
-                "data=None: the paper preset runs on a prepared dataset; give --data ROOT "
+                "data: the paper preset runs on a prepared dataset; give data ROOT "
                 "(posetransfer prepare market|fashion --out ROOT)",
-                arg="data",
+                names=("data",),
             )
         root = Path(data)
         if not root.is_dir():
@@ -147,7 +159,7 @@ def _prepare_data(
     if check_only:
         return None
     root = Path(data) if data is not None else out / "data"
-    make_synthetic_dataset(root, preset.synthetic, progress=progress)
+    make_synthetic_dataset(root, people or preset.synthetic, progress=progress)
     return root
 
 
@@ -239,10 +251,13 @@ def run_experiment(
     _prepare_data(p, data, out, progress, check_only=True)  # before anything is written
     request = {"experiment": exp.name, "preset": p.name, "dataset": ds}
     claim_folder(out, RUN_FILE, request, "an experiment run", key="request")
-    root = _prepare_data(p, data, out, progress)
-    if exp.kind == "reid" and p.synthetic is not None:
-        write_reid_layout(root)
-    skipped = {r.row: "not given (--external NAME=DIR)" for r in exp.rows if r.external}
+    if exp.kind == "reid":
+        root = _prepare_data(p, data, out, progress, people=REID_GRIDS[p.name]["people"])
+        if p.synthetic is not None:
+            write_reid_layout(root)
+    else:
+        root = _prepare_data(p, data, out, progress)
+    skipped = {r.row: NOT_GIVEN for r in exp.rows if r.external}
     for name in external:
         skipped.pop(name)
     dev = resolve_device(device, "device")
@@ -282,14 +297,14 @@ def run_experiment(
         run_reid(out, p, root, annotations, gens, device, progress)
     else:
         jobs = [
-            RowJob(
-                out=str(out),
+            RowJob(  # absolute paths: a job may run in another folder (SLURM)
+                out=str(out.resolve()),
                 experiment=exp.name,
                 row=r.row,
                 preset=p.name,
                 dataset=ds,
-                data_root=str(root),
-                external=str(external[r.row]) if r.row in external else None,
+                data_root=str(root.resolve()),
+                external=str(external[r.row].resolve()) if r.row in external else None,
                 device=device,
                 progress=progress,
             )
@@ -341,7 +356,9 @@ def _figures(
     figure = load_experiment(exp.figure) if exp.figure else exp
     records = []
     for r in exp.rows:
-        if (figure.use_rows and r.row not in figure.use_rows) or (r.real and figure.kind != "failures"):
+        if figure.use_rows and r.row not in figure.use_rows:
+            continue
+        if r.real and figure.kind != "failures":  # the real targets are the grid's last column
             continue
         record = read_row(out / "rows" / r.slug)
         if record is not None:

@@ -22,8 +22,14 @@ from posetransfer.config import DataConfig
 from posetransfer.core.files import generated_name, read_image
 from posetransfer.errors import InputError
 from posetransfer.pose import drop_outside, read_annotations, read_pairs, visible
-from posetransfer.pose.draw import comparison_grid, draw_skeleton, hstack, save_png, vstack
-from posetransfer.pose.draw import text_strip
+from posetransfer.pose.draw import (
+    comparison_grid,
+    draw_skeleton,
+    hstack,
+    save_png,
+    text_strip,
+    vstack,
+)
 from posetransfer.runtime.load import load_generator
 
 LOWER_IS_BETTER = ("l1", "mask_l1", "lpips")

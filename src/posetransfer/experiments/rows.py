@@ -23,9 +23,9 @@ from typing import Any
 
 from posetransfer.checkpoint import read_checkpoint_config, resolve_checkpoint
 from posetransfer.config import DataConfig
+from posetransfer.core.files import atomic_write, generated_name, read_image, save_image
 from posetransfer.data.prepare.layout import DATASET_FILES, IMAGE_SIZE, SPLITS
 from posetransfer.data.synthetic.dataset import ANNOTATION_FILES, PAIRS_FILES
-from posetransfer.core.files import atomic_write, generated_name, read_image, save_image
 from posetransfer.errors import InputError
 from posetransfer.experiments.presets import Preset, get_preset, row_config
 from posetransfer.experiments.spec import Row, load_experiment

@@ -52,9 +52,7 @@ class Model:
             raise InputError(f"model.n_blocks must be at least 1, got {self.n_blocks}")
         if self.variant is not None and self.variant not in VARIANTS[self.family]:
             known = ", ".join(VARIANTS[self.family]) or "none"
-            raise InputError(
-                f"model.variant={self.variant!r}: {self.family} variants are {known}"
-            )
+            raise InputError(f"model.variant={self.variant!r}: {self.family} variants are {known}")
 
     def generator(self, dataset: str) -> tuple[str, dict[str, int]]:
         """The registered generator name and its overrides, with the norm of ``dataset``.

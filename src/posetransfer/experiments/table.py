@@ -16,6 +16,9 @@ from posetransfer.core.files import atomic_write
 from posetransfer.experiments.rows import read_row
 from posetransfer.experiments.spec import EXTRA_METRICS, QUALITY_METRICS, Experiment
 
+NOT_GIVEN = "not given (--external NAME=DIR)"
+"""The status of an external row whose outputs were not given: not counted as missing."""
+
 RUN_FILE = "experiment.json"
 """The run's request and settings, written when it starts."""
 
@@ -97,7 +100,7 @@ def collect_table(out: Path, exp: Experiment, run: dict[str, Any]) -> dict[str, 
         "dataset": dataset,
         "paper_dataset": "fashion" if dataset == "fashion" else "market",
         "columns": columns,
-        "complete": all(r["status"] == "done" for r in rows if r["status"] != "not given"),
+        "complete": all(r["status"] == "done" for r in rows if r["status"] != NOT_GIVEN),
         "rows": rows,
         "settings": run.get("settings", {}),
         "commit": run.get("commit"),
@@ -116,8 +119,9 @@ def _digits(metric: str) -> int:
 
 
 def _table_lines(table: dict[str, Any], cols: list[str], status: bool) -> list[str]:
+    header = " | ".join(LABELS.get(c, c) for c in cols)
     lines = [
-        "| row | " + " | ".join(LABELS.get(c, c) for c in cols) + (" | status |" if status else " |"),
+        f"| row | {header} |" + (" status |" if status else ""),
         "|---|" + "---:|" * len(cols) + ("---|" if status else ""),
     ]
     for r in table["rows"]:
