@@ -85,6 +85,7 @@ NEEDS = {
     "install": ("pip installing into the environment", lambda: "pip install (make install)"),
     "server": ("a server that runs until Ctrl-C", lambda: "serves until stopped (test_app.py)"),
     "hub-account": ("a Hugging Face account", lambda: "a Hugging Face login (run by hand)"),
+    "slurm": ("a SLURM cluster", lambda: None if shutil.which("sbatch") else "sbatch (SLURM)"),
 }
 
 

@@ -264,6 +264,22 @@ def test_killed_run_continues_where_it_stopped(tmp_path, smoke_data):
     assert table["complete"] and all(r["status"] == "done" for r in table["rows"])
 
 
+def test_a_row_job_runs_alone_as_under_torchrun(tmp_path, smoke_data, monkeypatch):
+    """`python -m posetransfer.experiments.job JOB` (rank 0): the row, trained and scored."""
+    from posetransfer.experiments import job
+
+    out = tmp_path / "t1"
+    run_experiment("table1", "smoke", out, data=smoke_data, progress=False)
+    done = out / "rows" / "apatn" / "row.json"
+    record = json.loads(done.read_text())
+    done.unlink()
+    monkeypatch.setenv("RANK", "0")
+    assert job.main([json.dumps(record["job"])]) == 0
+    again = json.loads(done.read_text())
+    assert again["results"]["ssim"] == record["results"]["ssim"]
+    assert again["training"]["resumed"]  # the finished run was found, not trained anew
+
+
 def test_another_experiment_in_the_same_folder_is_refused(table1, smoke_data):
     with pytest.raises(InputError, match="holds another experiment run"):
         run_experiment("table4", "smoke", table1, data=smoke_data, progress=False)

@@ -82,6 +82,13 @@ class RunOptions:
         nargs="*",
         metavar="NAME=CHECKPOINT",
     )
+    weights: tuple[str, ...] = option(
+        (),
+        help="evaluate's network weights where not in the libraries' caches (inception, fid, "
+        "alexnet, ssd)",
+        nargs="*",
+        metavar="NAME=PATH",
+    )
     launcher: str = option("local", help="local or slurm", choices=("local", "slurm"))
     partition: str | None = option(None, help="slurm: the partition", metavar="NAME")
     gpus_per_row: int = option(1, help="slurm: GPUs of each row's job", minimum=1, metavar="N")
@@ -192,6 +199,7 @@ def _run(o: RunOptions, device: Device, progress: Progress) -> int:
         external=_pairs(o.external, "--external"),
         reuse=o.reuse,
         generators=_pairs(o.generator, "--generator") or None,
+        weights=_pairs(o.weights, "--weights"),
         device=device.device,
         slurm=Slurm(
             partition=o.partition,

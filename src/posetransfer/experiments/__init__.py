@@ -27,6 +27,7 @@ from typing import Any
 
 from posetransfer.core.device import device_description, resolve_device
 from posetransfer.core.files import atomic_write, check_output, claim_folder
+from posetransfer.data.prepare.layout import DATASET_FILES
 from posetransfer.data.synthetic import SyntheticConfig, make_synthetic_dataset, write_reid_layout
 from posetransfer.errors import InputError
 from posetransfer.experiments.figures import draw_attention, draw_failures, draw_grid
@@ -143,8 +144,10 @@ def _prepare_data(
     progress: bool,
     check_only: bool = False,
     people: SyntheticConfig | None = None,
+    reid: bool = False,
 ) -> Path | None:
-    """The dataset folder: checked (a real one), or built (the synthetic people)."""
+    """The dataset folder: checked (a real one; Table 6 also takes Market-1501's zip), or built
+    (the synthetic people)."""
     if preset.synthetic is None:
         if data is None:
             raise InputError(
@@ -153,7 +156,7 @@ def _prepare_data(
                 names=("data",),
             )
         root = Path(data)
-        if not root.is_dir():
+        if not root.exists() or (not root.is_dir() and not reid):
             raise InputError(f"data={str(data)!r}: no such folder", arg="data")
         return root
     if check_only:
@@ -173,7 +176,13 @@ def _fingerprint(job: RowJob) -> dict[str, Any]:
         "model": dataclasses.asdict(row.model) if row.model else None,
         "real": row.real,
         "external": job.external,
+        "weights": [list(w) for w in job.weights],
     }
+
+
+def _job(d: dict[str, Any]) -> RowJob:
+    """A row job from its JSON form (lists back to tuples)."""
+    return RowJob(**{**d, "weights": tuple(tuple(w) for w in d.get("weights", ()))})
 
 
 def _reuse(job: RowJob, sources: Sequence[Path]) -> bool:
@@ -182,7 +191,7 @@ def _reuse(job: RowJob, sources: Sequence[Path]) -> bool:
     for source in sources:
         for done in sorted(Path(source).glob(f"rows/*/{ROW_DONE}")):
             record = read_row(done.parent)
-            if record is None or _fingerprint(RowJob(**record["job"])) != want:
+            if record is None or _fingerprint(_job(record["job"])) != want:
                 continue
             dest = job.row_dir
             shutil.rmtree(dest, ignore_errors=True)
@@ -207,6 +216,7 @@ def run_experiment(
     external: Mapping[str, str | Path] | None = None,
     reuse: Sequence[str | Path] = (),
     generators: Mapping[str, str] | None = None,
+    weights: Mapping[str, str | Path] | None = None,
     device: str = "auto",
     slurm: Slurm | None = None,
     progress: bool = True,
@@ -227,6 +237,8 @@ def run_experiment(
             instead of trained again (Table 1's PATN is Table 4's "PATN, 9 blocks").
         generators: Table 6: row name (PATN, APATN) -> checkpoint; default the bundled
             synthetic models on the synthetic presets.
+        weights: `evaluate`'s networks, ``{name: path}`` (inception, fid, alexnet, ssd), where
+            they are not in the libraries' caches.
         device: "auto", "cpu", "cuda", ...
         slurm: the slurm launcher's settings.
         progress: show progress bars.
@@ -248,11 +260,23 @@ def run_experiment(
             raise InputError(f"external {name}={str(folder)!r}: no such folder", arg="external")
     check_output(out, {**{f"external {k}": v for k, v in external.items()}, "data": data}, "out")
     out = Path(out)
-    _prepare_data(p, data, out, progress, check_only=True)  # before anything is written
+    measures = exp.kind in ("speed", "blocks")  # no dataset: random inputs of the paper's size
+    if exp.kind == "reid" and generators is None and p.synthetic is None:
+        raise InputError(
+            "generators: the paper preset's Table 6 needs the PATN and APATN checkpoints "
+            "(generators PATN=RUN APATN=RUN)",
+            names=("generators",),
+        )
+    if not measures:
+        # Checked before anything is written.
+        _prepare_data(p, data, out, progress, check_only=True, reid=exp.kind == "reid")
     request = {"experiment": exp.name, "preset": p.name, "dataset": ds}
     claim_folder(out, RUN_FILE, request, "an experiment run", key="request")
-    if exp.kind == "reid":
-        root = _prepare_data(p, data, out, progress, people=REID_GRIDS[p.name]["people"])
+    if measures:
+        root = None
+    elif exp.kind == "reid":
+        people = REID_GRIDS[p.name]["people"]
+        root = _prepare_data(p, data, out, progress, people=people, reid=True)
         if p.synthetic is not None:
             write_reid_layout(root)
     else:
@@ -267,8 +291,8 @@ def run_experiment(
             {
                 "request": request,
                 "columns": _columns(exp, p, ds),
-                "data_root": str(root),
-                "settings": _settings(p, ds, root),
+                "data_root": str(root) if root else None,
+                "settings": _settings(p, ds, root) if root else {"preset": p.describe()},
                 "skipped": skipped,
                 "commit": source_commit(),
                 "machine": device_description(dev),
@@ -285,15 +309,15 @@ def run_experiment(
     elif exp.kind == "blocks":
         run_blocks(out, exp, p, device)
     elif exp.kind == "reid":
-        if generators is None and p.synthetic is None:
-            raise InputError(
-                "generators: the paper preset's Table 6 needs the PATN and APATN checkpoints "
-                "(--generator PATN=RUN --generator APATN=RUN)",
-                arg="generators",
-            )
         gens = dict(generators or {"PATN": "synthetic-patn", "APATN": "synthetic-apatn"})
-        prefix = "synthetic" if p.synthetic is not None else ds
-        annotations = root / f"{prefix}-annotation-train.csv"
+        # The training keypoints: the synthetic people's, or market-annotation-train.csv in
+        # the Market-1501 folder or beside its zip.
+        name = (
+            "synthetic-annotation-train.csv"
+            if p.synthetic
+            else DATASET_FILES["market"]["annotations"]["train"]
+        )
+        annotations = (root if root.is_dir() else root.parent) / name
         run_reid(out, p, root, annotations, gens, device, progress)
     else:
         jobs = [
@@ -305,6 +329,7 @@ def run_experiment(
                 dataset=ds,
                 data_root=str(root.resolve()),
                 external=str(external[r.row].resolve()) if r.row in external else None,
+                weights=tuple((k, str(Path(v).resolve())) for k, v in (weights or {}).items()),
                 device=device,
                 progress=progress,
             )

@@ -15,7 +15,8 @@ from posetransfer.experiments.rows import RowJob, run_row, train_row
 
 
 def main(argv: list[str] | None = None) -> int:
-    job = RowJob(**json.loads((argv or sys.argv[1:])[0]))
+    d = json.loads((argv or sys.argv[1:])[0])
+    job = RowJob(**{**d, "weights": tuple(tuple(w) for w in d.get("weights", ()))})
     if int(os.environ.get("RANK", "0")) == 0:
         run_row(job)
     else:

@@ -53,6 +53,8 @@ class RowJob:
     data_root: str
     external: str | None = None
     """External rows: the folder of the other method's outputs."""
+    weights: tuple[tuple[str, str], ...] = ()
+    """`evaluate`'s network weights, (name, path) pairs (inception, fid, alexnet, ssd)."""
     device: str = "auto"
     progress: bool = True
 
@@ -148,6 +150,7 @@ def run_row(job: RowJob) -> dict[str, Any]:
         metrics=list(preset.metrics),
         protocol=preset.protocol,
         real_stats=out / "fid-real-stats.npz",
+        weights=dict(job.weights),
         device=job.device,
         progress=job.progress,
         per_pair=row_dir / "per_pair.csv",

@@ -82,6 +82,9 @@ def collect_table(out: Path, exp: Experiment, run: dict[str, Any]) -> dict[str, 
                         why[m] = f"not measured by the {run['preset']} preset"
             if why:
                 entry["unavailable"] = why
+            warn = {m: r["warning"] for m, r in results.items() if "warning" in r}
+            if warn:
+                entry["warnings"] = warn
             for key in ("training", "evaluated", "pairs", "note"):
                 if key in record:
                     entry[key] = record[key]
@@ -152,10 +155,11 @@ def format_table(table: dict[str, Any]) -> str:
     paper_name = "DeepFashion" if table["paper_dataset"] == "fashion" else "Market-1501"
     s = table.get("settings", {})
     preset = s.get("preset", {})
+    where = f"on {table['dataset']}" if s.get("data") else "on this machine, random inputs"
     lines = [
         f"# {table['title']}",
         "",
-        f"Preset `{table['preset']}` on {table['dataset']}; the paper's numbers are its "
+        f"Preset `{table['preset']}` {where}; the paper's numbers are its "
         f"{paper_name} ones. Each cell: ours / the paper's (ours minus the paper's); "
         "- = not measured, n/a = unavailable (below).",
     ]
@@ -176,6 +180,13 @@ def format_table(table: dict[str, Any]) -> str:
     if notes:
         lines += ["", "Unavailable (n/a):", ""]
         lines += [f"- {why} (rows: {', '.join(rows)})" for why, rows in notes.items()]
+    warnings = [
+        f"- {r['row']}, {LABELS.get(m, m)}: {text}"
+        for r in table["rows"]
+        for m, text in r.get("warnings", {}).items()
+    ]
+    if warnings:
+        lines += ["", "Warnings of the evaluation:", "", *warnings]
     machine = table.get("machine") or {}
     lines += [
         "",
