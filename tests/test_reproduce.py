@@ -25,18 +25,7 @@ from posetransfer.experiments import (
 )
 from posetransfer.experiments.spec import QUALITY_METRICS, load_spec
 
-CONTRACT_METRICS = {
-    "ssim",
-    "mask_ssim",
-    "is",
-    "mask_is",
-    "ds",
-    "pckh",
-    "fid",
-    "lpips",
-    "l1",
-    "mask_l1",
-}
+CONTRACT_METRICS = {*"ssim mask_ssim is mask_is ds pckh fid lpips l1 mask_l1".split()}
 
 
 @pytest.fixture(scope="module")

@@ -157,6 +157,25 @@ def _add(parser, f: dataclasses.Field, o: Option, hint: Any) -> None:
     parser.add_argument(*names, **kw)
 
 
+def add_actions(
+    parser: argparse.ArgumentParser,
+    options: dict[str, tuple[type, ...]],
+    helps: dict[str, str],
+    epilog: str,
+) -> None:
+    """Sub-actions of a command (``reid augment``, ``reproduce run``): one parser per action
+    with the flags of its option classes, chosen as ``args.action``."""
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    for action, classes in options.items():
+        a = actions.add_parser(
+            action,
+            help=helps[action],
+            epilog=epilog,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        add_options(a, *classes)
+
+
 def options_from_args(args: argparse.Namespace, *classes: type) -> Any:
     """An instance of each of ``classes`` from the parsed flags (one class: the instance)."""
     out = []

@@ -6,7 +6,7 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from posetransfer.commands.options import Progress, add_options, options_from_args
+from posetransfer.commands.options import Progress, add_actions, options_from_args
 from posetransfer.core.options import option
 
 EXAMPLE = """\
@@ -99,20 +99,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     helps = {
         "list": "print the bundled models' cards",
         "export": "write a bundled model from a run (float16) and measure it on held-out data, "
         "and/or write it as a Hugging Face Hub folder",
     }
-    for action, classes in OPTIONS.items():
-        a = actions.add_parser(
-            action,
-            help=helps[action],
-            epilog=EXAMPLE,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        add_options(a, *classes)
+    add_actions(p, OPTIONS, helps, EXAMPLE)
     p.set_defaults(func=run)
 
 

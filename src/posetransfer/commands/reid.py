@@ -10,7 +10,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from posetransfer.commands import checkpoint_or_bundled
-from posetransfer.commands.options import Device, Progress, add_options, options_from_args
+from posetransfer.commands.options import (
+    Device,
+    Progress,
+    add_actions,
+    options_from_args,
+)
 from posetransfer.core.options import option
 from posetransfer.reid.config import TARGET_POSES, ReidConfig
 
@@ -170,21 +175,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     helps = {
         "augment": "write an augmented training set",
         "train": "train and rank one re-ID model",
         "evaluate": "rank a trained re-ID model",
         "study": "the Table 6 sweep over portions and generators",
     }
-    for action, classes in OPTIONS.items():
-        a = actions.add_parser(
-            action,
-            help=helps[action],
-            epilog=EXAMPLE,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        add_options(a, *classes)
+    add_actions(p, OPTIONS, helps, EXAMPLE)
     p.set_defaults(func=run)
 
 

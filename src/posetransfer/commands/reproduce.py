@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
-from posetransfer.commands.options import Device, Progress, add_options, options_from_args
+from posetransfer.commands.options import (
+    Device,
+    Progress,
+    add_actions,
+    options_from_args,
+)
 from posetransfer.core.options import option
 
 EXAMPLE = """\
@@ -27,6 +32,9 @@ A run writes into --out: experiment.json (every setting that moves a number), ro
 table.json and the figure. Running the same command again continues where it stopped.
 See docs/reproduce.md.
 """
+
+
+_FLAGS = {"generators": "--generator"}
 
 
 def _experiments() -> tuple[str, ...]:
@@ -127,20 +135,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     helps = {
         "list": "every experiment",
         "run": "run (or continue) one experiment",
         "table": "render the table and figure of a finished or partial run",
     }
-    for action, classes in OPTIONS.items():
-        a = actions.add_parser(
-            action,
-            help=helps[action],
-            epilog=EXAMPLE,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        add_options(a, *classes)
+    add_actions(p, OPTIONS, helps, EXAMPLE)
     p.set_defaults(func=run)
 
 
@@ -164,8 +164,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         return {"list": _list, "run": _run, "table": _table}[args.action](*options)
     except InputError as e:  # the library names its arguments; say the flags
-        flags = {"generators": "--generator", "dir": "DIR"}
-        raise InputError(e.flag_message(flags)) from None
+        raise InputError(e.flag_message(_FLAGS)) from None
 
 
 def _list(_: ListOptions) -> int:

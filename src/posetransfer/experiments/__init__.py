@@ -83,23 +83,16 @@ def list_experiments() -> list[tuple[str, str, str]]:
 def source_commit() -> str | None:
     """The git commit of the code that runs (with ``+changes`` when the tree is modified)."""
     here = Path(__file__).resolve().parent
+
+    def git(*args: str) -> str:
+        done = subprocess.run(
+            ["git", *args], cwd=here, capture_output=True, text=True, timeout=10, check=True
+        )
+        return done.stdout.strip()
+
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"],
-            cwd=here,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", str(here.parent)],
-            cwd=here,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
+        commit = git("rev-parse", "--short=12", "HEAD")
+        dirty = git("status", "--porcelain", "--", str(here.parent))
     except (OSError, subprocess.SubprocessError):
         return None
     return commit + ("+changes" if dirty else "")
@@ -359,9 +352,7 @@ def render_table(out: str | Path, metric: str | None = None) -> dict[str, Any]:
     try:
         run = read_run(out)
     except (OSError, ValueError):
-        raise InputError(
-            f"dir={str(out)!r}: not an experiment run (no readable {RUN_FILE})", arg="dir"
-        ) from None
+        raise InputError(f"{out}: not an experiment run (no readable {RUN_FILE})") from None
     request = run["request"]
     exp = load_experiment(request["experiment"])
     table = collect_table(out, exp, {**run, **request})
