@@ -16,7 +16,7 @@ from functools import cache
 from pathlib import Path
 
 from posetransfer.cli import build_parser
-from posetransfer.commands import COMMANDS
+from posetransfer.commands import COMMANDS, command_module
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "posetransfer"
 FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9_.-]*[a-z0-9]")
@@ -136,9 +136,9 @@ def test_error_messages_name_only_the_commands_flags():
     for command in COMMANDS:
         own = flags[command]
         # the command's own translations of argument names (InputError.flag_message(_FLAGS))
-        module = importlib.import_module(f"posetransfer.commands.{command}")
+        module = importlib.import_module(command_module(command))
         translate = getattr(module, "_FLAGS", {})
-        for path in sorted(reachable(SRC / "commands" / f"{command}.py")):
+        for path in sorted(reachable(SRC / "commands" / f"{command.replace('-', '_')}.py")):
             for line, flag, how in raised_flags(path):
                 if not flag.startswith("--"):
                     flag = translate.get(flag) or "--" + (

@@ -10,7 +10,7 @@ import json
 import pytest
 
 from posetransfer import cli
-from posetransfer.commands import COMMANDS
+from posetransfer.commands import COMMANDS, command_module
 from posetransfer.commands.options import parser_fields
 from posetransfer.config import CONFIG_DIR
 from posetransfer.core.options import from_dict, option_of
@@ -51,7 +51,7 @@ def _check(parser: argparse.ArgumentParser, classes) -> None:
 
 @pytest.mark.parametrize("name", COMMANDS)
 def test_every_flag_is_a_field_of_the_command_options(name):
-    module = importlib.import_module(f"posetransfer.commands.{name}")
+    module = importlib.import_module(command_module(name))
     parser = _parsers()[name]
     options = module.OPTIONS
     if isinstance(options, dict):  # actions: reid augment|train|..., pretrained list|export

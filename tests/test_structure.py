@@ -34,6 +34,7 @@ LAYERS: tuple[str, ...] = (
     "export",  # ONNX / OpenVINO / int8 files, checked
     "analysis",  # attention maps, the benchmark, the path comparison
     "experiments",  # the paper's tables and figures, one command each
+    "userstudy",  # Table 3's real-or-generated server and its report
     "app",  # applications: the web app and its tabs
     "demo",  # the demo
     "commands",  # one module per subcommand

@@ -10,7 +10,7 @@ import sys
 import warnings
 from collections.abc import Callable
 
-from posetransfer.commands import COMMANDS
+from posetransfer.commands import COMMANDS, command_module
 from posetransfer.core import __version__
 from posetransfer.core.scratch import terminate_as_interrupt
 from posetransfer.errors import InputError, InputWarning, os_error_message
@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"posetransfer {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        importlib.import_module(f"posetransfer.commands.{name}").register(sub)
+        importlib.import_module(command_module(name)).register(sub)
     return parser
 
 

@@ -60,4 +60,10 @@ COMMANDS: tuple[str, ...] = (
     "export",
     "bench",
     "reproduce",
+    "user-study",
 )
+
+
+def command_module(name: str) -> str:
+    """The module of command ``name`` (``user-study`` -> ``posetransfer.commands.user_study``)."""
+    return f"posetransfer.commands.{name.replace('-', '_')}"
