@@ -273,6 +273,7 @@ def test_thirty_raters_at_once_store_every_answer_exactly_once(tmp_path, folders
             except Exception as e:  # noqa: BLE001 - reported below
                 errors.append(f"rater{k}: {e!r}")
 
+    started = time.monotonic()
     try:
         threads = [threading.Thread(target=rater, args=(k,)) for k in range(30)]
         for t in threads:
@@ -280,6 +281,7 @@ def test_thirty_raters_at_once_store_every_answer_exactly_once(tmp_path, folders
         for t in threads:
             t.join(120)
         assert not any(t.is_alive() for t in threads), "a rater did not finish in 120 s"
+        elapsed = time.monotonic() - started
     finally:
         proc.kill()
         proc.wait(10)
@@ -291,6 +293,29 @@ def test_thirty_raters_at_once_store_every_answer_exactly_once(tmp_path, folders
     assert tuple(counts) == (30 * 12, 30 * 12, 30 * 12)
     assert db.execute("SELECT COUNT(*) FROM raters").fetchone()[0] == 30
     assert np.median(latencies) < 2.0  # a trial's three requests, 30 raters at once
+    record = os.environ.get("POSETRANSFER_MEASURE_STUDY_LOAD")
+    if record:  # docs/user-study.md quotes this run
+        ms = 1000 * np.array(latencies)
+        Path(record).write_text(
+            json.dumps(
+                {
+                    "raters": 30,
+                    "trials_per_rater": 12,
+                    "answers": int(counts[2]),
+                    "trial_ms_median": round(float(np.median(ms)), 1),
+                    "trial_ms_p95": round(float(np.percentile(ms, 95)), 1),
+                    "trial_ms_max": round(float(ms.max()), 1),
+                    "seconds": round(elapsed, 2),
+                    "load_average_1min": round(os.getloadavg()[0], 2),
+                    "cpu_cores": os.cpu_count(),
+                    "what": "one trial = GET /api/next + GET the image + POST /api/answer, 30 raters in "
+                    "threads on loopback against `posetransfer user-study serve` (uvicorn, "
+                    "SQLite WAL, synchronous=FULL)",
+                },
+                indent=2,
+            )
+            + "\n"
+        )
 
 
 @pytest.mark.slow

@@ -63,9 +63,10 @@ __all__ = [
 ]
 
 USER_STUDY = (
-    "table3 is a study with human raters (real or generated, about a second per image), not a "
-    "computation: draw its images from a run's generated folder and the dataset's real ones, "
-    "and have raters judge them (docs/reproduce.md, 'Table 3')"
+    "table3 is a study with human raters, run with `posetransfer user-study`: create a study "
+    "from the real test images and a run's generated ones (e.g. --generated "
+    "DIR/rows/patn/generated), serve it to raters, then report R2G and G2R beside the paper's "
+    "(docs/user-study.md)"
 )
 TABLE_KINDS = ("quality", "speed", "blocks", "reid")
 
