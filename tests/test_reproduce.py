@@ -23,6 +23,7 @@ from posetransfer.experiments import (
     render_table,
     run_experiment,
 )
+from posetransfer.experiments.rows import RowJob
 from posetransfer.experiments.spec import QUALITY_METRICS, load_spec
 
 CONTRACT_METRICS = {*"ssim mask_ssim is mask_is ds pckh fid lpips l1 mask_l1".split()}
@@ -135,6 +136,21 @@ def test_quality_tables_run_every_row_and_draw_their_figure(tmp_path, smoke_data
     generators = {r["training"]["generator"] for r in table["rows"]}
     assert len(generators) == len({r.model.generator("synthetic")[0] for r in exp.rows})
     assert (tmp_path / name / f"{exp.figure}.png").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["fig7", "fig8", "fig9"])
+def test_figures_of_table4_and_table5_rows(tmp_path, smoke_data, name):
+    exp = load_experiment(name)
+    table = run_experiment(name, "smoke", tmp_path / name, data=smoke_data, progress=False)
+    assert [r["row"] for r in table["rows"]] == [r.row for r in exp.rows]
+    assert (tmp_path / name / f"{name}.png").is_file()
+    if name == "fig9":
+        assert [r["row"] for r in table["rows"]][1:] == [
+            "APATB cat -> add",
+            "APATB w/o cat",
+            "APATB w/o res",
+        ]
 
 
 @pytest.mark.slow
@@ -251,6 +267,23 @@ def test_killed_run_continues_where_it_stopped(tmp_path, smoke_data):
     assert first.stat().st_mtime_ns == stamp
     table = json.loads((out / "table.json").read_text())
     assert table["complete"] and all(r["status"] == "done" for r in table["rows"])
+
+
+@pytest.mark.slow
+def test_local_launcher_runs_one_queue_of_rows_per_gpu(tmp_path, smoke_data):
+    """Several GPUs: one process per GPU takes every other row (here "cpu" for each GPU)."""
+    from posetransfer.experiments.launch import per_gpu
+
+    out = tmp_path / "t1"
+    run_experiment("table1", "smoke", out, data=smoke_data, progress=False)
+    jobs = []
+    for slug in ("patn", "apatn", "real-data"):
+        record = json.loads((out / "rows" / slug / "row.json").read_text())
+        (out / "rows" / slug / "row.json").unlink()
+        jobs.append(RowJob(**record["job"]))
+    records = per_gpu(jobs, 2, device="cpu")
+    assert [r["row"] for r in records] == ["PATN", "APATN", "Real data"]
+    assert all((out / "rows" / s / "row.json").is_file() for s in ("patn", "apatn", "real-data"))
 
 
 def test_a_row_job_runs_alone_as_under_torchrun(tmp_path, smoke_data, monkeypatch):

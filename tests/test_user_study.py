@@ -308,9 +308,9 @@ def test_thirty_raters_at_once_store_every_answer_exactly_once(tmp_path, folders
                     "seconds": round(elapsed, 2),
                     "load_average_1min": round(os.getloadavg()[0], 2),
                     "cpu_cores": os.cpu_count(),
-                    "what": "one trial = GET /api/next + GET the image + POST /api/answer, 30 raters in "
-                    "threads on loopback against `posetransfer user-study serve` (uvicorn, "
-                    "SQLite WAL, synchronous=FULL)",
+                    "what": "one trial = GET /api/next + GET the image + POST /api/answer; "
+                    "30 raters in threads on loopback against `posetransfer user-study "
+                    "serve` (uvicorn, SQLite WAL, synchronous=FULL)",
                 },
                 indent=2,
             )

@@ -57,7 +57,7 @@ def run_rows(
     if launcher == "slurm":
         return _slurm(jobs, out, slurm or Slurm())
     if gpus > 1 and len(jobs) > 1:
-        return _per_gpu(jobs, gpus)
+        return per_gpu(jobs, gpus)
     return [run_row(job) for job in jobs]
 
 
@@ -65,10 +65,11 @@ def _queue(jobs: Sequence[RowJob]) -> list[dict[str, Any]]:
     return [run_row(job) for job in jobs]
 
 
-def _per_gpu(jobs: Sequence[RowJob], gpus: int) -> list[dict[str, Any]]:
-    """One process per GPU, each running its share of the rows in turn."""
+def per_gpu(jobs: Sequence[RowJob], gpus: int, device: str = "cuda:{}") -> list[dict[str, Any]]:
+    """One process per GPU (``device`` with the GPU's index), each running its share of the
+    rows in turn; the records in the order of ``jobs``."""
     queues = [
-        [dataclasses.replace(j, device=f"cuda:{g}", progress=False) for j in jobs[g::gpus]]
+        [dataclasses.replace(j, device=device.format(g), progress=False) for j in jobs[g::gpus]]
         for g in range(gpus)
     ]
     with ProcessPoolExecutor(gpus, mp_context=get_context("spawn")) as pool:
