@@ -75,7 +75,9 @@ def test_table_json_follows_the_contract(table1):
     assert rows["PATN"]["training"]["steps"] == 2
     md = (table1 / "table.md").read_text()
     assert "| PATN | " in md and "(ours minus the paper's)" in md
-    assert (table1 / "fig5.png").is_file()
+    assert (table1 / "fig5.png").is_file() and (table1 / "fig12.png").is_file()
+    assert not (table1 / "fig4.png").exists()  # DeepFashion's figure; these people are 128x64
+    assert len(list((table1 / "fig10").glob("pair-*"))) == 3
 
 
 def test_every_row_keeps_its_run_images_report_and_per_pair_scores(table1):
@@ -135,7 +137,8 @@ def test_quality_tables_run_every_row_and_draw_their_figure(tmp_path, smoke_data
     assert all(r["ours"]["mask_ssim"] is not None for r in table["rows"])
     generators = {r["training"]["generator"] for r in table["rows"]}
     assert len(generators) == len({r.model.generator("synthetic")[0] for r in exp.rows})
-    assert (tmp_path / name / f"{exp.figure}.png").is_file()
+    for figure in exp.figures:
+        assert (tmp_path / name / f"{figure}.png").is_file()
 
 
 @pytest.mark.slow

@@ -366,31 +366,45 @@ def render_table(out: str | Path, metric: str | None = None) -> dict[str, Any]:
 def _figures(
     out: Path, exp: Experiment, run: dict, request: dict, metric: str | None
 ) -> list[Path]:
-    """The experiment's figure (a quality table's companion figure, or the figure itself)."""
+    """The experiment's figures: a quality table's companion figures (those of its dataset:
+    Fig. 4 is DeepFashion's, Fig. 5 Market-1501's and the synthetic people's), or the figure
+    itself."""
     preset = get_preset(request["preset"])
     data = data_config(request["dataset"], Path(run["data_root"]))
     pairs = eval_pairs_file(out, data, preset)
-    figure = load_experiment(exp.figure) if exp.figure else exp
-    records = []
-    for r in exp.rows:
-        if figure.use_rows and r.row not in figure.use_rows:
-            continue
-        if r.real and figure.kind != "failures":  # the real targets are the grid's last column
-            continue
-        record = read_row(out / "rows" / r.slug)
-        if record is not None:
-            record["per_pair_csv"] = str(out / "rows" / r.slug / "per_pair.csv")
-            records.append(record)
+    paper_dataset = "fashion" if request["dataset"] == "fashion" else "market"
     written: list[Path] = []
+    for figure in [load_experiment(n) for n in exp.figures] or [exp]:
+        if figure is not exp and figure.dataset not in (None, paper_dataset):
+            continue
+        records = []
+        for r in exp.rows:
+            if figure.use_rows and r.row not in figure.use_rows:
+                continue
+            if r.real and figure.kind != "failures":  # the real targets: the grid's last column
+                continue
+            record = read_row(out / "rows" / r.slug)
+            if record is not None:
+                record["per_pair_csv"] = str(out / "rows" / r.slug / "per_pair.csv")
+                records.append(record)
+        written += _draw(out, figure, records, data, pairs, metric)
+    return written
+
+
+def _draw(
+    out: Path, figure: Experiment, records: list, data: Any, pairs: Path, metric: str | None
+) -> list[Path]:
+    """One figure of the finished ``records``."""
     if figure.kind == "grid":
         path = draw_grid(out / f"{figure.name}.png", records, data, pairs, figure.pairs)
-        written += [path] if path else []
-    elif figure.kind == "attention":
-        for record in records:
-            written += draw_attention(out / figure.name, record, data, pairs, figure.pairs)
-    elif figure.kind == "failures":
-        path = draw_failures(
-            out / f"{figure.name}.png", records, data, metric or figure.metric, figure.pairs
-        )
-        written += [path] if path else []
-    return written
+        return [path] if path else []
+    if figure.kind == "attention":
+        return [
+            p
+            for record in records
+            for p in draw_attention(out / figure.name, record, data, pairs, figure.pairs)
+        ]
+    path = draw_failures(
+        out / f"{figure.name}.png", records, data, metric or figure.metric, figure.pairs
+    )
+    return [path] if path else []

@@ -118,8 +118,8 @@ class Experiment:
     """Figures: the experiment whose rows they draw."""
     use_rows: tuple[str, ...] = ()
     """Figures: only these rows of ``rows_from`` (all when empty)."""
-    figure: str | None = None
-    """Quality tables: the figure drawn from the same rows after the table."""
+    figures: tuple[str, ...] = ()
+    """Quality tables: the figures drawn from the same rows after the table."""
     dataset: str | None = None
     """Fixes the dataset of the ``paper`` preset (Fig. 4: DeepFashion)."""
     pairs: int = 8
@@ -160,6 +160,7 @@ def load_spec(text: str, where: str) -> Experiment:
     d = dict(d)
     rows = _rows(d.pop("rows", []), where)
     d["use_rows"] = tuple(d.get("use_rows", ()))
+    d["figures"] = tuple(d.get("figures", ()))
     try:
         exp = Experiment(**d, rows=rows)
     except TypeError as e:

@@ -179,7 +179,11 @@ def format_table(table: dict[str, Any]) -> str:
             notes.setdefault(f"{LABELS.get(metric, metric)}: {why}", []).append(r["row"])
     if notes:
         lines += ["", "Unavailable (n/a):", ""]
-        lines += [f"- {why} (rows: {', '.join(rows)})" for why, rows in notes.items()]
+        done = [r["row"] for r in table["rows"] if r["status"] == "done"]
+        lines += [
+            f"- {why} ({'every row' if rows == done else 'rows: ' + ', '.join(rows)})"
+            for why, rows in notes.items()
+        ]
     warnings = [
         f"- {r['row']}, {LABELS.get(m, m)}: {text}"
         for r in table["rows"]
