@@ -176,6 +176,23 @@ def add_actions(
         add_options(a, *classes)
 
 
+def run_action(
+    args: argparse.Namespace,
+    options: dict[str, tuple[type, ...]],
+    handlers: dict[str, Callable[..., int]],
+    flags: dict[str, str] | None = None,
+) -> int:
+    """Call the handler of ``args.action`` with its options (one per class); an `InputError`
+    from the library comes back with its argument names written as ``flags``."""
+    from posetransfer.errors import InputError
+
+    found = options_from_args(args, *options[args.action])
+    try:
+        return handlers[args.action](*(found if isinstance(found, tuple) else (found,)))
+    except InputError as e:
+        raise InputError(e.flag_message(flags)) from None
+
+
 def options_from_args(args: argparse.Namespace, *classes: type) -> Any:
     """An instance of each of ``classes`` from the parsed flags (one class: the instance)."""
     out = []

@@ -14,7 +14,7 @@ from posetransfer.commands.options import (
     Device,
     Progress,
     add_actions,
-    options_from_args,
+    run_action,
 )
 from posetransfer.core.options import option
 from posetransfer.reid.config import TARGET_POSES, ReidConfig
@@ -186,16 +186,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from posetransfer.errors import InputError
-
-    options = options_from_args(args, *OPTIONS[args.action])
-    try:
-        return {"augment": _augment, "train": _train, "evaluate": _evaluate, "study": _study}[
-            args.action
-        ](*options)
-    except InputError as e:  # the library names its arguments; say the flags
-        flags = {**_FLAGS, "checkpoint": "--generators"} if args.action == "study" else _FLAGS
-        raise InputError(e.flag_message(flags)) from None
+    handlers = {"augment": _augment, "train": _train, "evaluate": _evaluate, "study": _study}
+    # the library names its arguments; say the flags
+    flags = {**_FLAGS, "checkpoint": "--generators"} if args.action == "study" else _FLAGS
+    return run_action(args, OPTIONS, handlers, flags)
 
 
 def _augment(inputs: SetInputs, o: AugmentOptions, device: Device, progress: Progress) -> int:

@@ -9,7 +9,7 @@ from posetransfer.commands.options import (
     Device,
     Progress,
     add_actions,
-    options_from_args,
+    run_action,
 )
 from posetransfer.core.options import option
 
@@ -157,14 +157,7 @@ def _pairs(items: tuple[str, ...], flag: str) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from posetransfer.errors import InputError
-
-    options = options_from_args(args, *OPTIONS[args.action])
-    options = options if isinstance(options, tuple) else (options,)
-    try:
-        return {"list": _list, "run": _run, "table": _table}[args.action](*options)
-    except InputError as e:  # the library names its arguments; say the flags
-        raise InputError(e.flag_message(_FLAGS)) from None
+    return run_action(args, OPTIONS, {"list": _list, "run": _run, "table": _table}, _FLAGS)
 
 
 def _list(_: ListOptions) -> int:

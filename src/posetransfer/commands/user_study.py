@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
-from posetransfer.commands.options import add_actions, options_from_args
+from posetransfer.commands.options import add_actions, run_action
 from posetransfer.core.options import option
 
 EXAMPLE = """\
@@ -88,13 +88,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from posetransfer.errors import InputError
-
-    o = options_from_args(args, *OPTIONS[args.action])
-    try:
-        return {"create": _create, "serve": _serve, "report": _report}[args.action](o)
-    except InputError as e:
-        raise InputError(e.flag_message(_FLAGS)) from None
+    handlers = {"create": _create, "serve": _serve, "report": _report}
+    return run_action(args, OPTIONS, handlers, _FLAGS)
 
 
 def _create(o: CreateOptions) -> int:
