@@ -111,6 +111,22 @@ def test_external_outputs_are_scored_as_their_row(tmp_path, table1, smoke_data):
     assert record["generated_dir"] == str(out / "rows" / "patn" / "generated")
 
 
+def test_rows_reused_through_a_relative_path_point_into_the_new_run(
+    tmp_path, table1, smoke_data, monkeypatch
+):
+    monkeypatch.chdir(table1.parent)
+    run_experiment(
+        "fig12", "smoke", tmp_path / "f12", data=smoke_data, reuse=["table1"], progress=False
+    )
+    again = run_experiment(
+        "fig12", "smoke", "f12b", data=smoke_data, reuse=[tmp_path / "f12"], progress=False
+    )
+    record = json.loads((table1.parent / "f12b" / "rows" / "patn" / "row.json").read_text())
+    assert record["generated_dir"] == str(table1.parent / "f12b" / "rows" / "patn" / "generated")
+    assert record["training"]["run_dir"].startswith(str(table1.parent / "f12b" / "rows"))
+    assert again["complete"] and (table1.parent / "f12b" / "fig12.png").is_file()
+
+
 def test_unknown_external_row_is_refused_by_its_flag(tmp_path, capsys):
     code = _cli(
         "run",

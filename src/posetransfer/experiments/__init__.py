@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import re
 import shutil
 import subprocess
 import time
@@ -179,6 +181,15 @@ def _job(d: dict[str, Any]) -> RowJob:
     return RowJob(**{**d, "weights": tuple(tuple(w) for w in d.get("weights", ()))})
 
 
+def _moved(text: str, source: Path, dest: Path) -> str:
+    """A row record's paths moved from ``source`` to ``dest``: absolute ones, and the paths
+    relative to where that run was started (records of runs started with a relative --out)."""
+    text = text.replace(str(source.resolve()), str(dest.resolve()))
+    for form in {str(source), os.path.relpath(source)} - {str(source.resolve())}:
+        text = re.sub(r'(?<=")' + re.escape(form), lambda _: str(dest.resolve()), text)
+    return text
+
+
 def _reuse(job: RowJob, sources: Sequence[Path]) -> bool:
     """Copy a finished row with the same fingerprint from another run's folder."""
     want = _fingerprint(job)
@@ -190,8 +201,7 @@ def _reuse(job: RowJob, sources: Sequence[Path]) -> bool:
             dest = job.row_dir
             shutil.rmtree(dest, ignore_errors=True)
             shutil.copytree(done.parent, dest, ignore=shutil.ignore_patterns(ROW_DONE))
-            text = (done.parent / ROW_DONE).read_text().replace(str(done.parent), str(dest))
-            record = json.loads(text)
+            record = json.loads(_moved((done.parent / ROW_DONE).read_text(), done.parent, dest))
             record["job"] = dataclasses.asdict(job)
             record["reused_from"] = str(done.parent)
             atomic_write(dest / ROW_DONE, json.dumps(record, indent=2) + "\n")
