@@ -34,7 +34,13 @@ from posetransfer.data.synthetic import SyntheticConfig, make_synthetic_dataset,
 from posetransfer.errors import InputError
 from posetransfer.experiments.figures import draw_attention, draw_failures, draw_grid
 from posetransfer.experiments.launch import LAUNCHERS, Slurm, run_rows
-from posetransfer.experiments.measured import REID_GRIDS, run_blocks, run_reid, run_speed
+from posetransfer.experiments.measured import (
+    REID_GRIDS,
+    plot_blocks,
+    run_blocks,
+    run_reid,
+    run_speed,
+)
 from posetransfer.experiments.presets import PRESETS, Preset, dataset_of, get_preset
 from posetransfer.experiments.rows import (
     ROW_DONE,
@@ -370,6 +376,8 @@ def render_table(out: str | Path, metric: str | None = None) -> dict[str, Any]:
     write_table(out, table)
     if exp.kind in ("quality", "grid", "attention", "failures"):
         _figures(out, exp, run, request, metric)
+    elif exp.kind == "blocks":
+        plot_blocks(out, exp)
     return table
 
 

@@ -86,14 +86,19 @@ def plot_blocks(out: Path, exp: Experiment) -> Path | None:
     if not all(records):
         return None
     ops = sorted({op for r in records for op in r["breakdown_us"]})
-    fig, ax = plt.subplots(figsize=(6, 3.2))
+    fig, ax = plt.subplots(figsize=(6.4, 2.8))
     left = [0.0] * len(records)
     for op in ops:
-        values = [r["breakdown_us"].get(op, 0.0) for r in records]
+        values = [r["breakdown_us"].get(op, 0.0) / 1000 for r in records]
         ax.barh([r["row"] for r in records], values, left=left, label=op)
         left = [a + b for a, b in zip(left, values)]
-    ax.set_xlabel("µs per call (torch.profiler, by operation)")
-    ax.legend(fontsize=8, ncol=3, loc="lower right")
+    for y, total in enumerate(left):
+        ax.text(total, y, f" {total:.1f} ms", va="center", fontsize=8)
+    ax.set_xlim(0, max(left) * 1.18)
+    ax.set_xlabel("ms per call on this device, by operation (torch.profiler)")
+    ax.legend(
+        fontsize=8, ncol=len(ops), loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False
+    )
     fig.tight_layout()
     path = out / "fig6.png"
     fig.savefig(path, dpi=120)

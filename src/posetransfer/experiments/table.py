@@ -19,6 +19,9 @@ from posetransfer.experiments.spec import EXTRA_METRICS, QUALITY_METRICS, Experi
 NOT_GIVEN = "not given (--external NAME=DIR)"
 """The status of an external row whose outputs were not given: not counted as missing."""
 
+MEASURED_HERE = ("speed", "blocks")
+"""Kinds measured on this device with random inputs (the paper's: one Titan Xp)."""
+
 RUN_FILE = "experiment.json"
 """The run's request and settings, written when it starts."""
 
@@ -72,7 +75,7 @@ def collect_table(out: Path, exp: Experiment, run: dict[str, Any]) -> dict[str, 
             entry["ours"] = {m: None for m in columns}
         else:
             results = record.get("results", {})
-            entry["status"] = "done"
+            entry["status"] = "paper only" if record.get("note") else "done"
             entry["ours"] = {m: _number(results.get(m)) for m in columns}
             why = {m: r["unavailable"] for m, r in results.items() if "unavailable" in r}
             measured = run.get("settings", {}).get("metrics")
@@ -89,9 +92,11 @@ def collect_table(out: Path, exp: Experiment, run: dict[str, Any]) -> dict[str, 
                 if key in record:
                     entry[key] = record[key]
         entry["paper"] = {m: paper.get(m) for m in columns}
+        # Speeds measured on another device than the paper's: no difference is meaningful.
+        comparable = exp.kind not in MEASURED_HERE
         entry["difference"] = {
             m: round(entry["ours"][m] - paper[m], 4)
-            if entry["ours"][m] is not None and paper.get(m) is not None
+            if comparable and entry["ours"][m] is not None and paper.get(m) is not None
             else None
             for m in columns
         }
@@ -103,7 +108,10 @@ def collect_table(out: Path, exp: Experiment, run: dict[str, Any]) -> dict[str, 
         "dataset": dataset,
         "paper_dataset": "fashion" if dataset == "fashion" else "market",
         "columns": columns,
-        "complete": all(r["status"] == "done" for r in rows if r["status"] != NOT_GIVEN),
+        "kind": exp.kind,
+        "complete": all(
+            r["status"] in ("done", "paper only") for r in rows if r["status"] != NOT_GIVEN
+        ),
         "rows": rows,
         "settings": run.get("settings", {}),
         "commit": run.get("commit"),
@@ -155,15 +163,34 @@ def format_table(table: dict[str, Any]) -> str:
     paper_name = "DeepFashion" if table["paper_dataset"] == "fashion" else "Market-1501"
     s = table.get("settings", {})
     preset = s.get("preset", {})
-    where = f"on {table['dataset']}" if s.get("data") else "on this machine, random inputs"
-    lines = [
-        f"# {table['title']}",
-        "",
-        f"Preset `{table['preset']}` {where}; the paper's numbers are its "
-        f"{paper_name} ones. Each cell: ours / the paper's (ours minus the paper's); "
-        "- = not measured, n/a = unavailable (below).",
-    ]
-    if preset.get("iterations"):
+    if table.get("kind") in MEASURED_HERE:
+        machine = table.get("machine") or {}
+        intro = (
+            f"Preset `{table['preset']}`, measured on this machine ({machine.get('name', '?')}, "
+            f"{machine.get('type', '?')}) with random inputs; the paper's on one Titan Xp (GPU "
+            "time only). Each cell: ours / the paper's; the devices differ, so no difference "
+            "is given."
+        )
+        if table["kind"] == "speed":
+            h, w = preset["speed_size"]
+            intro += (
+                f" fps: images/s of the eager float32 network at {h}x{w}, batch 1, median of "
+                f"{preset['speed_repeats']} calls (`bench --compare` times the faster paths)."
+            )
+        else:
+            intro += (
+                f" One block on a 1x{preset['block_dim']}x{preset['block_size'][0]}x"
+                f"{preset['block_size'][1]} code, median of {preset['speed_repeats']} calls; "
+                "by operation in fig6.png."
+            )
+    else:
+        intro = (
+            f"Preset `{table['preset']}` on {table['dataset']}; the paper's numbers are its "
+            f"{paper_name} ones. Each cell: ours / the paper's (ours minus the paper's); "
+            "- = not measured, n/a = unavailable (below)."
+        )
+    lines = [f"# {table['title']}", "", intro]
+    if preset.get("iterations") and table.get("kind") == "quality":
         lines[-1] += (
             f" Every trained row: {preset['iterations']} iterations of batch "
             f"{preset['batch_size']}"
