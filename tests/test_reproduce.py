@@ -123,6 +123,7 @@ def test_rows_reused_through_a_relative_path_point_into_the_new_run(
     )
     record = json.loads((table1.parent / "f12b" / "rows" / "patn" / "row.json").read_text())
     assert record["generated_dir"] == str(table1.parent / "f12b" / "rows" / "patn" / "generated")
+    assert record["row"] == "PATN"
     assert record["training"]["run_dir"].startswith(str(table1.parent / "f12b" / "rows"))
     assert again["complete"] and (table1.parent / "f12b" / "fig12.png").is_file()
 

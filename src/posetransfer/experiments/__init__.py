@@ -209,6 +209,7 @@ def _reuse(job: RowJob, sources: Sequence[Path]) -> bool:
             shutil.copytree(done.parent, dest, ignore=shutil.ignore_patterns(ROW_DONE))
             record = json.loads(_moved((done.parent / ROW_DONE).read_text(), done.parent, dest))
             record["job"] = dataclasses.asdict(job)
+            record["row"] = job.row  # this experiment's label (Table 1's "PATN", not "PATN, 9")
             record["reused_from"] = str(done.parent)
             atomic_write(dest / ROW_DONE, json.dumps(record, indent=2) + "\n")
             return True
