@@ -37,9 +37,10 @@ LOWER_IS_BETTER = ("l1", "mask_l1", "lpips")
 
 
 def short_label(row: str, limit: int = 11) -> str:
-    """A row label that fits a 64-pixel column: "PATB w/o add" -> "PATB -add"."""
+    """A row label that fits a 64-pixel column: "PATB w/o add" -> "PATB -add", "APATB cat -> add"
+    -> "APATB c>add"."""
     text = row.replace(" blocks", "").replace(" block", "").replace(",", "")
-    text = text.replace("w/o ", "-").replace("cat -> add", "add").replace("Real data", "real")
+    text = text.replace("w/o ", "-").replace("cat -> add", "c>add").replace("Real data", "real")
     return text if len(text) <= limit else text[: limit - 1] + "."
 
 
