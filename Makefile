@@ -43,12 +43,12 @@ system-deps:
 demo: $(STAMP)
 	$(BIN)/posetransfer demo --out demo_out
 
-# Every test, as CI runs them: about 4 minutes on 2 CPU cores.
+# Every test, as CI runs them: about 12 minutes on 2 CPU cores (14 with the installation).
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q
 
 # Without the tests marked slow (export, torch.compile, torchrun and other subprocesses, the
-# browser, the bundled models' cards, anything over ~3 s): about 1.5 minutes on 2 CPU cores.
+# browser, the bundled models' cards, anything over ~3 s): about 2 minutes on 2 CPU cores.
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
