@@ -76,7 +76,6 @@ USER_STUDY = (
     "DIR/rows/patn/generated), serve it to raters, then report R2G and G2R beside the paper's "
     "(docs/user-study.md)"
 )
-TABLE_KINDS = ("quality", "speed", "blocks", "reid")
 
 
 def list_experiments() -> list[tuple[str, str, str]]:

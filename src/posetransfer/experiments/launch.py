@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -116,7 +115,6 @@ def _slurm(jobs: Sequence[RowJob], out: Path, s: Slurm) -> list[dict[str, Any] |
     if s.partition and executor.cluster == "slurm":
         params["slurm_partition"] = s.partition
     executor.update_parameters(**params)
-    env = {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")}
     submitted = [
         executor.submit(run_job, dataclasses.replace(j, progress=False), s.gpus_per_row)
         for j in jobs
@@ -127,7 +125,6 @@ def _slurm(jobs: Sequence[RowJob], out: Path, s: Slurm) -> list[dict[str, Any] |
             {
                 "cluster": executor.cluster,
                 "jobs": {j.row: job.job_id for j, job in zip(jobs, submitted)},
-                "environment": {k: v for k, v in env.items() if v},
             },
             indent=2,
         )

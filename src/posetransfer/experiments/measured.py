@@ -18,7 +18,7 @@ from posetransfer.experiments.presets import Preset
 from posetransfer.experiments.rows import ROW_DONE, read_row
 from posetransfer.experiments.spec import Experiment, slugify
 from posetransfer.reid.config import ReidConfig
-from posetransfer.reid.study import generator_label, read_results, run_study
+from posetransfer.reid.study import generator_label, run_study
 
 NOT_OURS = "not in posetransfer: only the paper's numbers are shown"
 
@@ -184,8 +184,3 @@ def _reid_rows(out: Path, rows: list[dict], generators: dict[str, str]) -> None:
         table.setdefault(name, {})[column] = {"value": round(100 * r["rank1"], 1)}
     for name, results in table.items():
         _write_row(out, slugify(name), {"row": name, "results": results})
-
-
-def collect_reid(out: Path) -> list[dict]:
-    """The finished cells of the study in ``out/study``."""
-    return read_results(out / "study" / "results.jsonl")

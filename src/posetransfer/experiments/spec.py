@@ -12,6 +12,7 @@ A figure (``grid``, ``attention``, ``failures``) draws the rows of another exper
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from importlib import resources
@@ -127,11 +128,6 @@ class Experiment:
     metric: str = "mask_ssim"
     """Fig. 12: the per-pair metric whose worst pairs are shown."""
 
-    @property
-    def about(self) -> str:
-        """One line for `reproduce list`."""
-        return self.title
-
 
 def _rows(items: Any, where: str) -> tuple[Row, ...]:
     if not isinstance(items, list):
@@ -185,8 +181,12 @@ def experiment_names() -> list[str]:
     return sorted(_spec_files(), key=_order)
 
 
+@functools.cache
 def load_experiment(name: str) -> Experiment:
-    """The experiment ``name`` (``table1`` ... ``fig12``), its figure rows resolved."""
+    """The experiment ``name`` (``table1`` ... ``fig12``), its figure rows resolved.
+
+    Read once per process: a row job asks for its spec many times, and a long run keeps the
+    specs it started with even if the files change meanwhile."""
     files = _spec_files()
     if name not in files:
         raise InputError(
